@@ -1,0 +1,203 @@
+"""The ``digitlab`` command line. Every subcommand has ``--help``; errors are one line, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import DigitlabError, ImageError
+
+EXIT_USAGE = 2
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $DIGITLAB_DATA, then the cache)")
+
+
+def _parse_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _params(pairs: list[str] | None) -> dict:
+    out = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise DigitlabError(f"--param expects NAME=VALUE, got {pair!r}")
+        k, v = pair.split("=", 1)
+        out[k.strip()] = _parse_value(v)
+    return out
+
+
+# -- predict ----------------------------------------------------------------------------------------
+def cmd_predict(args) -> int:
+    from .recognize import expand_paths, get_model, predict_source
+
+    model = get_model(args.model)
+    failures = 0
+    paths = expand_paths(args.paths)
+    if not paths:
+        raise DigitlabError("no image files found in " + ", ".join(args.paths))
+    for path in paths:
+        try:
+            pred = predict_source(model, path, name=str(path))
+        except ImageError as exc:
+            failures += 1
+            if args.json:
+                print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+            else:
+                print(f"{path}: error: {exc}", file=sys.stderr, flush=True)
+            continue
+        if args.json:
+            print(json.dumps({"file": str(path), **pred.as_dict()}), flush=True)
+        else:
+            print(f"{path}\t{pred.digit}\t{pred.confidence:.4f}", flush=True)
+    return EXIT_USAGE if failures else 0
+
+
+# -- evaluate ---------------------------------------------------------------------------------------
+def cmd_evaluate(args) -> int:
+    from .data import load_mnist, subset
+    from .recognize import get_model
+
+    model = get_model(args.model)
+    test = subset(load_mnist("test", args.data_dir), args.subset)
+    t0 = time.perf_counter()
+    pred = model.predict(test.images)
+    seconds = time.perf_counter() - t0
+    acc = float((pred == test.labels).mean())
+    result = {"model": model.name, "n": len(test), "accuracy": acc, "errors": int((pred != test.labels).sum()),
+              "predict_seconds": round(seconds, 3)}
+    print(json.dumps(result) if args.json else
+          f"{model.name}: MNIST test accuracy {acc:.2%} ({result['errors']} errors of {len(test)}), "
+          f"predicted in {seconds:.2f} s")
+    return 0
+
+
+# -- train ------------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from .training import init_distributed
+    from .trainer import train_model
+
+    distributed = init_distributed()
+    params = _params(args.param)
+    if args.method == "cnn":
+        for key in ("epochs", "time_budget", "ensemble", "seed", "device", "width", "augment", "batch_size", "lr"):
+            val = getattr(args, key, None)
+            if val is not None:
+                params[key] = val
+    out = train_model(args.method, params, data_dir=args.data_dir, out=args.out, subset_n=args.subset,
+                      resume=args.resume, progress=not args.quiet)
+    if out is not None:
+        print(f"saved {args.method} model to {out['path']}: test accuracy {out['test_accuracy']:.2%}, "
+              f"trained in {out['fit_seconds']:.1f} s")
+    if distributed:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+# -- models -----------------------------------------------------------------------------------------
+def cmd_models(args) -> int:
+    from .models.base import REGISTRY, available, read_header
+    from .recognize import DEFAULT_MODEL, models_dir
+
+    available()
+    rows = []
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
+        trained = [p for p in (models_dir() / f"{name}.dlm", DEFAULT_MODEL if name == "cnn" else None) if p and p.exists()]
+        acc = None
+        if trained:
+            header, _ = read_header(trained[0])
+            acc = header.get("metadata", {}).get("test_accuracy")
+        rows.append({"name": name, "description": cls.description, "trained": str(trained[0]) if trained else None,
+                     "test_accuracy": acc})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            acc = f"{r['test_accuracy']:.2%}" if r["test_accuracy"] else "-"
+            print(f"{r['name']:8} {acc:>7}  {r['description']}" + ("" if r["trained"] else "  (not trained)"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digitlab", description="Read handwritten digits, numbers and arithmetic.")
+    parser.add_argument("--version", action="version", version=f"digitlab {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("predict", help="recognise one digit per image file", description="Recognise one digit per image.")
+    p.add_argument("paths", nargs="+", help="image files or folders")
+    p.add_argument("--model", default=None, help="model name (cnn, svm, ...) or .dlm file; default: shipped CNN")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("evaluate", help="accuracy of a model on the MNIST test set")
+    p.add_argument("--model", default=None, help="model name or .dlm file (default: shipped CNN)")
+    p.add_argument("--subset", type=int, default=None, help="only the first N test digits (random, seeded)")
+    p.add_argument("--json", action="store_true")
+    _data_args(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train a model on MNIST and save it",
+                       description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
+    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans")
+    p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
+    p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
+    p.add_argument("--subset", type=int, default=None, help="train on N training digits only")
+    p.add_argument("--epochs", type=float, help="CNN: epochs")
+    p.add_argument("--time-budget", type=float, help="CNN: seconds of training; the schedule ends on time")
+    p.add_argument("--ensemble", type=int, help="CNN: number of members to train and average")
+    p.add_argument("--width", type=int, help="CNN: channels of the first layer")
+    p.add_argument("--augment", choices=["none", "light", "full"], help="CNN: data augmentation")
+    p.add_argument("--batch-size", type=int, help="CNN: batch size")
+    p.add_argument("--lr", type=float, help="CNN: peak learning rate")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="CNN: device")
+    p.add_argument("--resume", action="store_true", help="CNN: continue from the last epoch checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _data_args(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("models", help="list the registered models and the trained ones")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
+    _add_optional_commands(sub)
+    return parser
+
+
+def _add_optional_commands(sub) -> None:
+    """Subcommands whose modules register themselves here (kept in their own modules)."""
+    from . import commands
+
+    commands.register(sub)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        print("digitlab: interrupted", file=sys.stderr)
+        return 130
+    except (DigitlabError, ValueError, OSError) as exc:
+        if args.debug or os.environ.get("DIGITLAB_DEBUG"):
+            raise
+        print(f"digitlab: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Turn any user image into what an MNIST model expects, the way MNIST itself was made.
+
+Pipeline (``preprocess_digit``): decode (any mode, EXIF orientation, transparency) -> greyscale ->
+ink map (polarity detected from the border, background flattened, contrast stretched) -> crop to
+the ink -> longest side scaled to 20 px with anti-aliasing -> centred by centre of mass in 28x28.
+Optionally deskewed from image moments (used by the classic models).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+MAX_SIDE = 8192  # larger images are refused before decoding (decompression bombs)
+MAX_PIXELS = 40_000_000
+BOX = 20  # MNIST: digits fitted into a 20x20 box ...
+SIZE = 28  # ... centred by mass in a 28x28 field
+
+
+class NoDigitFound(ImageError):
+    """The image holds no ink that could be a digit."""
+
+
+# Pillow's own bomb check would fire late (after the header) and only as a warning below 2x its
+# limit; we check the header size ourselves and make Pillow's check an error as a backstop.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.simplefilter("error", Image.DecompressionBombWarning)
+
+
+def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
+    """Decode ``source`` (path, bytes, file object or PIL image) to float32 greyscale "ink" in [0,1].
+
+    The result is a luminance image where 1 is white, except that for images with real
+    transparency the alpha channel is taken as the ink (canvas exports), returned inverted so
+    the rest of the pipeline sees dark ink on light paper as usual.
+    """
+    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    try:
+        if isinstance(source, Image.Image):
+            img = source
+        else:
+            if isinstance(source, (bytes, bytearray, memoryview)):
+                if len(source) == 0:
+                    raise ImageError(f"{label}: empty file")
+                source = io.BytesIO(source)
+            elif isinstance(source, (str, os.PathLike)):
+                path = Path(source)
+                if not path.is_file():
+                    raise ImageError(f"{label}: no such file")
+                if path.stat().st_size == 0:
+                    raise ImageError(f"{label}: empty file")
+            img = Image.open(source)
+        w, h = img.size
+        if w == 0 or h == 0:
+            raise ImageError(f"{label}: image has zero size ({w}x{h})")
+        if max(w, h) > max_side or w * h > MAX_PIXELS:
+            raise ImageError(f"{label}: image too large ({w}x{h}; at most {max_side} px a side)")
+        img.seek(0)  # animated images: the first frame
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        return _to_grey(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image (or a format that cannot be read)") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{label}: image too large (refused as a possible decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{label}: cannot decode image ({exc})") from None
+
+
+def _to_grey(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max() > 255 else 255.0
+        return np.clip(arr / top, 0, 1).astype(np.float32)
+    if mode == "P":
+        img = img.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = np.asarray(img.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3]
+        if alpha.min() < 0.5:
+            # Real transparency (a canvas export): the paint is the ink whatever its colour,
+            # and transparent pixels often carry black RGB, so colour cannot be trusted here.
+            return (1.0 - alpha).astype(np.float32)
+        lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return lum.astype(np.float32)
+    if mode == "CMYK":
+        img = img.convert("RGB")
+    return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+
+
+def ink_map(grey: np.ndarray) -> np.ndarray:
+    """Greyscale (1 = white) -> ink in [0,1] (1 = ink) with the background at 0.
+
+    Polarity comes from the border: whatever colour dominates the border is paper. Uneven light
+    is flattened by subtracting a large median-blurred background before stretching contrast.
+    """
+    g = np.asarray(grey, dtype=np.float32)
+    if g.ndim != 2:
+        raise ImageError(f"expected a 2-D greyscale array, got shape {g.shape}")
+    if g.size == 0:
+        raise NoDigitFound("empty image")
+    g = np.nan_to_num(g, nan=1.0, posinf=1.0, neginf=0.0)
+    if g.max() > 1.0:
+        g = g / 255.0
+    border = np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+    # Paper dominates the border: light paper means dark ink, and the other way round.
+    ink = 1.0 - g if np.median(border) >= 0.5 else g
+    h, w = ink.shape
+    if min(h, w) >= 64:
+        # Paper with shadows varies slowly while strokes are thin: a median over a window much
+        # wider than a stroke (on a 4x smaller copy, for speed) estimates the paper alone.
+        small = cv2.resize(ink, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+        u8 = (small * 255).astype(np.uint8)
+        k = max(3, (min(small.shape) // 4) | 1)
+        bg = cv2.medianBlur(u8, min(k, 255)).astype(np.float32) / 255.0
+        ink = ink - cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+    else:
+        ink = ink - float(np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])))
+    ink = np.clip(ink, 0, 1)
+    hi = float(np.percentile(ink, 99.5))
+    if hi < 0.15:
+        raise NoDigitFound("no digit found (the image has no ink)")
+    return np.clip(ink / hi, 0, 1).astype(np.float32)
+
+
+def ink_mask(ink: np.ndarray, min_area_frac: float = 0.0005) -> np.ndarray:
+    """Binary ink mask (Otsu on the ink map) with specks smaller than ``min_area_frac`` removed."""
+    u8 = (np.clip(ink, 0, 1) * 255).astype(np.uint8)
+    thr, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = (u8 > max(thr, 50)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return mask.astype(bool)
+    min_area = max(2, int(min_area_frac * mask.size))
+    biggest = stats[1:, cv2.CC_STAT_AREA].max()
+    keep = np.zeros(n, dtype=bool)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min(min_area, biggest)
+    return keep[labels]
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1) exclusive bounding box of a boolean mask, or None if it is empty."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return None
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def fit_to_mnist(ink: np.ndarray, box: int = BOX, size: int = SIZE) -> np.ndarray:
+    """Scale an ink crop so its longest side is ``box`` px and centre its mass in ``size``x``size``."""
+    h, w = ink.shape
+    if h == 0 or w == 0 or float(ink.max()) <= 0:
+        raise NoDigitFound("no digit found (the image has no ink)")
+    scale = box / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    # INTER_AREA anti-aliases when shrinking; upscaling tiny crops wants a smooth kernel instead.
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    small = np.clip(cv2.resize(ink, (nw, nh), interpolation=interp), 0, 1)
+    if small.sum() <= 1e-6:
+        small = np.ones_like(small)
+    out = np.zeros((size, size), dtype=np.float32)
+    ys, xs = np.indices(small.shape)
+    total = small.sum()
+    cy, cx = (ys * small).sum() / total, (xs * small).sum() / total
+    oy = int(round(size / 2 - cy))
+    ox = int(round(size / 2 - cx))
+    oy = min(max(oy, 0), size - nh)
+    ox = min(max(ox, 0), size - nw)
+    out[oy : oy + nh, ox : ox + nw] = small
+    return out
+
+
+def deskew(img: np.ndarray) -> np.ndarray:
+    """Moment-based deskew of a 28x28 image (shear so the principal axis is vertical)."""
+    img = np.asarray(img, dtype=np.float32)
+    m = cv2.moments(img)
+    if abs(m["mu02"]) < 1e-2:
+        return img.copy()
+    skew = m["mu11"] / m["mu02"]
+    h, w = img.shape
+    M = np.float32([[1, skew, -0.5 * h * skew], [0, 1, 0]])
+    return cv2.warpAffine(img, M, (w, h), flags=cv2.WARP_INVERSE_MAP | cv2.INTER_LINEAR)
+
+
+def deskew_batch(images: np.ndarray) -> np.ndarray:
+    """Deskew every image of an (N,28,28) batch (uint8 or float)."""
+    f = np.asarray(images, dtype=np.float32)
+    return np.stack([deskew(x) for x in f]) if len(f) else f
+
+
+def crop_and_fit(ink: np.ndarray) -> np.ndarray:
+    """Ink map -> 28x28 MNIST-style float32 image in [0,1]."""
+    mask = ink_mask(ink)
+    if not mask.any():
+        raise NoDigitFound("no digit found (the image has no ink)")
+    # MNIST's 20 px box includes the anti-aliased fringe, so the box is taken over all ink near
+    # the strokes (the Otsu mask grown a little), not over the thresholded core alone.
+    near = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, min(ink.shape) // 100))
+    ink = ink * near
+    x0, y0, x1, y1 = bbox(ink > 0.1)
+    return fit_to_mnist(ink[y0:y1, x0:x1])
+
+
+def preprocess_digit(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
+    """Any image (path, bytes, PIL image, or 2-D array with 0=black) -> 28x28 float32 in [0,1]."""
+    if isinstance(source, np.ndarray):
+        grey = np.asarray(source, dtype=np.float32)
+        if grey.ndim == 3:
+            grey = grey[..., :3].mean(axis=-1) if grey.shape[-1] in (3, 4) else grey[..., 0]
+        if grey.size and grey.max() > 1.0:
+            grey = grey / 255.0
+    else:
+        grey = load_image(source, max_side=max_side, name=name)
+    return crop_and_fit(ink_map(grey))
+
+
+def preprocess_mnist_like(arr: np.ndarray) -> np.ndarray:
+    """A 28x28 array already in MNIST form (0 background, 255 or 1.0 ink): re-fit it like MNIST.
+
+    Used for the API's 28x28 input and for canvas drawings, so a digit drawn in a corner still
+    reaches the model centred.
+    """
+    a = np.asarray(arr, dtype=np.float32)
+    if a.max() > 1.0:
+        a = a / 255.0
+    if float(a.max()) < 0.05:
+        raise NoDigitFound("no digit found (the image has no ink)")
+    return crop_and_fit(a / a.max())

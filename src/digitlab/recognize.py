@@ -1,0 +1,91 @@
+"""Recognising digits in user images with a model: the default shipped CNN or any saved model."""
+
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+from .models.base import DigitModel, load
+from .preprocess import preprocess_digit
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+DEFAULT_MODEL = WEIGHTS_DIR / "cnn.dlm"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+
+
+def models_dir() -> Path:
+    """Where trained models are kept (``DIGITLAB_MODELS`` or ``~/.cache/digitlab/models``)."""
+    from .data import cache_dir
+
+    return Path(os.environ.get("DIGITLAB_MODELS", cache_dir() / "models"))
+
+
+def model_path(name_or_path: str | os.PathLike | None) -> Path:
+    """Resolve a model name ("cnn", "svm", ...) or a file path to a model file."""
+    if name_or_path is None or str(name_or_path) in ("default", "cnn") and not (models_dir() / "cnn.dlm").exists():
+        return DEFAULT_MODEL
+    p = Path(name_or_path)
+    if p.suffix == ".dlm" or p.exists():
+        return p
+    for base in (models_dir(), WEIGHTS_DIR):
+        candidate = base / f"{name_or_path}.dlm"
+        if candidate.exists():
+            return candidate
+    raise ModelError(
+        f"no trained model named {str(name_or_path)!r}: train one with `digitlab train {name_or_path}` "
+        f"(looked in {models_dir()} and the shipped weights)"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _cached(path: str, mtime: float) -> DigitModel:
+    return load(path)
+
+
+def get_model(name_or_path=None) -> DigitModel:
+    """Load (once, then cached) a model by name or path; the shipped CNN by default."""
+    path = model_path(name_or_path)
+    if not path.exists():
+        raise ModelError(f"model file {path} not found")
+    return _cached(str(path), path.stat().st_mtime)
+
+
+@dataclass
+class Prediction:
+    digit: int
+    confidence: float
+    probabilities: list[float]
+    image: np.ndarray = field(repr=False)  # the 28x28 input the model saw
+
+    def as_dict(self) -> dict:
+        return {"digit": self.digit, "confidence": round(self.confidence, 6),
+                "probabilities": [round(p, 6) for p in self.probabilities]}
+
+
+def predict_images(model: DigitModel, images: np.ndarray) -> list[Prediction]:
+    """Predict a batch of preprocessed 28x28 images."""
+    proba = model.predict_proba(np.asarray(images, dtype=np.float32))
+    return [Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], img) for p, img in zip(proba, images)]
+
+
+def predict_source(model: DigitModel, source, name: str | None = None, max_side: int | None = None) -> Prediction:
+    kw = {"name": name}
+    if max_side:
+        kw["max_side"] = max_side
+    return predict_images(model, preprocess_digit(source, **kw)[None])[0]
+
+
+def expand_paths(paths) -> list[Path]:
+    """Files as given; folders expanded to the image files they hold (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out

@@ -1,0 +1,58 @@
+"""Train any registered model on MNIST and save it with its provenance (config, data, accuracy)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .data import SHA256, load_mnist, subset, train_val_split
+from .models.base import create
+from .recognize import models_dir
+
+
+def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: int | None = None,
+                resume: bool = False, progress: bool = True, val_size: int = 5000) -> dict | None:
+    """Fit ``method`` on the MNIST training set (minus a validation split), test it, save it.
+
+    Returns a summary dict on the process that saved (rank 0), ``None`` on other DDP ranks.
+    """
+    import torch.distributed as dist
+
+    rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    model = create(method, **params)
+    full = subset(load_mnist("train", data_dir), subset_n)
+    test = load_mnist("test", data_dir)
+    val_n = min(val_size, len(full) // 10) if method == "cnn" else 0
+    train, val = train_val_split(full, val_n) if val_n else (full, None)
+    out = Path(out) if out else models_dir() / f"{method}.dlm"
+    fit_kw = {}
+    if method == "cnn":
+        fit_kw = {"progress": progress, "resume": resume, "checkpoint": str(out) + ".ckpt"}
+        if val is not None:
+            fit_kw.update(X_val=val.images.astype(np.float32) / 255.0, y_val=val.labels)
+    t0 = time.perf_counter()
+    model.fit(train.images, train.labels, **fit_kw)
+    fit_seconds = time.perf_counter() - t0
+    if rank != 0:
+        return None
+    t0 = time.perf_counter()
+    acc = float((model.predict(test.images) == test.labels).mean())
+    predict_seconds = time.perf_counter() - t0
+    import sklearn
+    import torch
+
+    model.metadata.update({
+        "test_accuracy": acc, "fit_seconds": round(fit_seconds, 2), "predict_seconds": round(predict_seconds, 3),
+        "train_size": len(train), "val_size": val_n,
+        "data_sha256": {k: v for k, v in SHA256.items()},
+        "versions": {"torch": torch.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()},
+        "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+    })
+    path = model.save(out)
+    ckpt = Path(str(out) + ".ckpt")
+    for stale in [ckpt, *ckpt.parent.glob(ckpt.name + ".m*")]:
+        stale.unlink(missing_ok=True)  # the finished model supersedes its checkpoints
+    return {"path": str(path), "test_accuracy": acc, "fit_seconds": fit_seconds}
