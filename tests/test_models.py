@@ -5,7 +5,7 @@ from digitlab.errors import ModelError, NotFittedError
 from digitlab.models import available, create, load
 
 FAST = {
-    "cnn": {"epochs": 1, "width": 8, "augment": "light"},
+    "cnn": {"epochs": 4, "width": 8, "augment": "light"},
     "linear": {"max_iter": 50},
     "knn": {},
     "svm": {},

@@ -1,0 +1,36 @@
+"""Export the CNN to ONNX (probabilities averaged over ensemble members, as in PyTorch)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from .data import MEAN, STD
+from .errors import ModelError
+from .fileio import atomic_write
+from .models.cnn import CNNClassifier
+
+
+class _Exported(torch.nn.Module):
+    """Input: (N,1,28,28) float in [0,1]; output: (N,10) probabilities."""
+
+    def __init__(self, nets) -> None:
+        super().__init__()
+        self.nets = torch.nn.ModuleList(nets)
+
+    def forward(self, x):
+        x = (x - MEAN) / STD
+        return torch.stack([torch.softmax(n(x), 1) for n in self.nets]).mean(0)
+
+
+def export_onnx(model, out) -> Path:
+    if not isinstance(model, CNNClassifier):
+        raise ModelError("only the CNN can be exported to ONNX")
+    wrapper = _Exported(model.nets).eval()
+    buf = io.BytesIO()
+    torch.onnx.export(wrapper, (torch.zeros(1, 1, 28, 28),), buf, input_names=["image"], output_names=["probabilities"],
+                      dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+    return atomic_write(out, buf.getvalue())

@@ -1,0 +1,226 @@
+"use strict";
+// digitlab page: drawing pads, live prediction, number reading, homework checking, network view.
+
+const $ = (id) => document.getElementById(id);
+let lastDigitImage = null; // data URL of the last drawing, for the network view
+
+function debounce(fn, ms) {
+  let t = null;
+  return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+}
+
+async function api(path, body) {
+  const opts = body instanceof FormData ? { method: "POST", body }
+    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const resp = await fetch(path, opts);
+  const data = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+  if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);
+  return data;
+}
+
+// A drawing pad: strokes kept as point lists so undo can redraw everything.
+class Pad {
+  constructor(canvas, onChange, lineWidth) {
+    this.canvas = canvas; this.ctx = canvas.getContext("2d");
+    this.strokes = []; this.current = null; this.onChange = onChange;
+    this.lineWidth = lineWidth;
+    canvas.style.setProperty("--ar", canvas.width / canvas.height);
+    canvas.addEventListener("pointerdown", (e) => this.down(e));
+    canvas.addEventListener("pointermove", (e) => this.move(e));
+    for (const ev of ["pointerup", "pointercancel", "pointerleave"]) canvas.addEventListener(ev, (e) => this.up(e));
+    canvas.addEventListener("keydown", (e) => {
+      if (e.key === "Delete" || e.key === "Escape") { this.clear(); e.preventDefault(); }
+      if ((e.ctrlKey || e.metaKey) && e.key === "z") { this.undo(); e.preventDefault(); }
+    });
+    this.redraw();
+  }
+  pos(e) {
+    const r = this.canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) * this.canvas.width / r.width, (e.clientY - r.top) * this.canvas.height / r.height];
+  }
+  down(e) { this.canvas.setPointerCapture?.(e.pointerId); this.current = [this.pos(e)]; this.strokes.push(this.current); this.redraw(); }
+  move(e) { if (!this.current) return; this.current.push(this.pos(e)); this.redraw(); this.onChange(this, false); }
+  up() { if (!this.current) return; this.current = null; this.onChange(this, true); }
+  undo() { this.strokes.pop(); this.redraw(); this.onChange(this, true); }
+  clear() { this.strokes = []; this.redraw(); this.onChange(this, true); }
+  empty() { return this.strokes.length === 0; }
+  redraw() {
+    const c = this.ctx;
+    c.fillStyle = "#fff"; c.fillRect(0, 0, this.canvas.width, this.canvas.height);
+    c.strokeStyle = "#000"; c.lineWidth = this.lineWidth; c.lineCap = "round"; c.lineJoin = "round";
+    for (const s of this.strokes) {
+      c.beginPath(); c.moveTo(s[0][0], s[0][1]);
+      for (const [x, y] of s.slice(1)) c.lineTo(x, y);
+      if (s.length === 1) c.lineTo(s[0][0] + 0.1, s[0][1]);
+      c.stroke();
+    }
+  }
+  dataURL() { return this.canvas.toDataURL("image/png"); }
+}
+
+// ---- tabs -----------------------------------------------------------------------------------
+function showMode(mode) {
+  for (const tab of document.querySelectorAll("nav [role=tab]")) {
+    const on = tab.dataset.mode === mode;
+    tab.setAttribute("aria-selected", on); $("mode-" + tab.dataset.mode).hidden = !on;
+  }
+  if (mode === "study") $("study-frame").src = "/report";
+  if (mode === "network") renderNetwork();
+}
+for (const tab of document.querySelectorAll("nav [role=tab]")) tab.addEventListener("click", () => showMode(tab.dataset.mode));
+
+// ---- digit mode -----------------------------------------------------------------------------
+function renderPrediction(r) {
+  $("result-digit").textContent = r.digit;
+  $("result-conf").textContent = `${(r.confidence * 100).toFixed(1)}%`;
+  const order = r.probabilities.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]);
+  $("top3").textContent = "top 3: " + order.slice(0, 3).map(([p, d]) => `${d} (${(p * 100).toFixed(1)}%)`).join(", ");
+  const bars = $("bars"); bars.innerHTML = "";
+  r.probabilities.forEach((p, d) => {
+    const label = document.createElement("span"); label.textContent = d;
+    const bar = document.createElement("div"); bar.className = "bar"; bar.style.width = `${Math.max(p * 100, 0.5)}%`;
+    const pct = document.createElement("span"); pct.textContent = `${(p * 100).toFixed(1)}%`;
+    if (d === r.digit) { label.className = "best"; pct.className = "best"; }
+    bars.append(label, bar, pct);
+  });
+  drawArray($("thumb"), r.input28);
+  const table = $("compare-table");
+  if (r.compare) {
+    const body = table.querySelector("tbody"); body.innerHTML = "";
+    for (const [name, a] of Object.entries(r.compare)) {
+      const tr = document.createElement("tr");
+      tr.innerHTML = `<td>${name}</td><td>${a.digit}</td><td>${(a.confidence * 100).toFixed(1)}%</td>`;
+      body.append(tr);
+    }
+    table.hidden = false;
+  } else table.hidden = true;
+}
+
+function drawArray(canvas, arr) {
+  const h = arr.length, w = arr[0].length, ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(w, h);
+  arr.flat().forEach((v, i) => { const g = Math.round(Math.max(0, Math.min(1, v)) * 255); img.data.set([g, g, g, 255], i * 4); });
+  const tmp = document.createElement("canvas"); tmp.width = w; tmp.height = h; tmp.getContext("2d").putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = false; ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
+}
+
+function resetDigit(message) {
+  $("result-digit").textContent = "–"; $("result-conf").textContent = ""; $("top3").textContent = message || "";
+  $("bars").innerHTML = ""; $("compare-table").hidden = true;
+}
+
+async function predictDigit(body) {
+  $("draw-error").textContent = "";
+  try {
+    const r = await api("/api/predict", body);
+    renderPrediction(r);
+  } catch (err) { resetDigit(); $("draw-error").textContent = err.message; }
+}
+
+const predictSoon = debounce((pad) => {
+  if (pad.empty()) { resetDigit("draw a digit"); lastDigitImage = null; return; }
+  lastDigitImage = pad.dataURL();
+  predictDigit({ image: lastDigitImage, model: $("model-select").value || "cnn", compare: $("compare-toggle").checked });
+}, 120);
+
+const drawPad = new Pad($("draw-canvas"), (pad) => predictSoon(pad), 18);
+$("draw-undo").onclick = () => drawPad.undo();
+$("draw-clear").onclick = () => drawPad.clear();
+$("compare-toggle").onchange = () => predictSoon(drawPad);
+$("model-select").onchange = () => predictSoon(drawPad);
+$("draw-upload").onchange = (e) => {
+  const f = e.target.files[0]; if (!f) return;
+  const fd = new FormData(); fd.append("file", f); fd.append("model", $("model-select").value || "cnn");
+  fd.append("compare", $("compare-toggle").checked);
+  const reader = new FileReader(); reader.onload = () => { lastDigitImage = reader.result; }; reader.readAsDataURL(f);
+  predictDigit(fd); e.target.value = "";
+};
+
+fetch("/api/models").then((r) => r.json()).then((models) => {
+  const sel = $("model-select");
+  for (const m of models) {
+    const o = document.createElement("option"); o.value = m.name;
+    o.textContent = m.name + (m.test_accuracy ? ` (${(m.test_accuracy * 100).toFixed(2)}%)` : "");
+    sel.append(o);
+  }
+  sel.value = "cnn";
+}).catch(() => {});
+
+// ---- number mode ----------------------------------------------------------------------------
+async function readNumber(body, pad) {
+  $("number-error").textContent = "";
+  try {
+    const r = await api("/api/read", body);
+    $("number-result").textContent = r.text;
+    if (pad) {
+      pad.redraw();
+      const c = pad.ctx; c.lineWidth = 2; c.strokeStyle = "#2f6fdf"; c.fillStyle = "#2f6fdf"; c.font = "bold 20px system-ui";
+      for (const d of r.digits) {
+        const [x0, y0, x1, y1] = d.box; c.strokeRect(x0 - 3, y0 - 3, x1 - x0 + 6, y1 - y0 + 6);
+        c.fillText(String(d.digit), x0, Math.max(18, y0 - 6));
+      }
+    }
+  } catch (err) { $("number-result").textContent = "–"; $("number-error").textContent = err.message; }
+}
+const readSoon = debounce((pad) => pad.empty() ? ($("number-result").textContent = "–") : readNumber({ image: pad.dataURL() }, pad), 300);
+const numberPad = new Pad($("number-canvas"), (pad, done) => { if (done) readSoon(pad); }, 14);
+$("number-undo").onclick = () => numberPad.undo();
+$("number-clear").onclick = () => numberPad.clear();
+$("number-upload").onchange = (e) => {
+  const f = e.target.files[0]; if (!f) return;
+  const fd = new FormData(); fd.append("file", f); readNumber(fd, null); e.target.value = "";
+};
+
+// ---- homework mode --------------------------------------------------------------------------
+async function checkSheet(body) {
+  $("check-error").textContent = ""; const ul = $("check-result"); ul.innerHTML = "";
+  try {
+    const r = await api("/api/check", body);
+    for (const line of r.lines) {
+      const li = document.createElement("li");
+      if (line.error) { li.className = "unreadable"; li.textContent = `${line.expression || "?"} `; }
+      else { li.className = line.correct ? "ok" : "bad"; li.textContent = `${line.expression} `; }
+      const note = document.createElement("small");
+      note.textContent = line.error ? `unreadable: ${line.error}` : line.correct ? "correct" : `should be ${line.value}`;
+      li.append(note); ul.append(li);
+    }
+    if (!r.lines.length) $("check-error").textContent = "no lines found";
+  } catch (err) { $("check-error").textContent = err.message; }
+}
+const checkPad = new Pad($("check-canvas"), () => {}, 10);
+$("check-undo").onclick = () => checkPad.undo();
+$("check-clear").onclick = () => { checkPad.clear(); $("check-result").innerHTML = ""; };
+$("check-run").onclick = () => { if (!checkPad.empty()) checkSheet({ image: checkPad.dataURL() }); };
+$("check-upload").onchange = (e) => {
+  const f = e.target.files[0]; if (!f) return;
+  const fd = new FormData(); fd.append("file", f); checkSheet(fd); e.target.value = "";
+};
+
+// ---- network view ---------------------------------------------------------------------------
+async function renderNetwork() {
+  const view = $("network-view"); view.innerHTML = "";
+  if (!lastDigitImage) { view.textContent = "Nothing drawn yet."; return; }
+  try {
+    const r = await api("/api/visualize", { image: lastDigitImage });
+    const head = document.createElement("p");
+    head.textContent = `prediction ${r.prediction.digit} (${(r.prediction.confidence * 100).toFixed(1)}%), ${r.total_params.toLocaleString()} parameters`;
+    view.append(head);
+    const row = document.createElement("div"); row.className = "maps";
+    for (const [title, arr] of [["input", r.input], ["saliency", r.saliency]]) {
+      const c = document.createElement("canvas"); c.width = 112; c.height = 112; c.title = title; drawArray(c, arr); row.append(c);
+    }
+    view.append(row);
+    for (const layer of r.layers) {
+      const box = document.createElement("div"); box.className = "layer";
+      const h = document.createElement("h3"); h.textContent = `${layer.name}: ${layer.type} → ${layer.shape.join("×")} (${layer.params.toLocaleString()} params)`;
+      box.append(h);
+      if (layer.maps) {
+        const maps = document.createElement("div"); maps.className = "maps";
+        for (const m of layer.maps) { const c = document.createElement("canvas"); c.width = 56; c.height = 56; drawArray(c, m); maps.append(c); }
+        box.append(maps);
+      }
+      view.append(box);
+    }
+  } catch (err) { view.textContent = err.message; }
+}

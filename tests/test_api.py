@@ -1,0 +1,172 @@
+"""The JSON API, including every bad-input case: always a 4xx with {"error": ...}, never a 500."""
+
+import base64
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from digitlab.server import create_app
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+def png_bytes(arr, fmt="PNG", **kw):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def seven(mnist_test):
+    return 255 - np.pad(mnist_test.images[0], 12)  # dark ink on white, a 7
+
+
+def err(resp, status):
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"} and body["error"]
+    return body["error"]
+
+
+def test_health_and_models(client):
+    assert client.get("/api/health").json()["status"] == "ok"
+    models = client.get("/api/models").json()
+    cnn = next(m for m in models if m["name"] == "cnn")
+    assert cnn["test_accuracy"] >= 0.995
+
+
+def test_predict_multipart(client, seven):
+    r = client.post("/api/predict", files={"file": ("seven.png", png_bytes(seven), "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["digit"] == 7 and len(body["probabilities"]) == 10
+    assert np.asarray(body["input28"]).shape == (28, 28)
+
+
+def test_predict_base64_and_pixels(client, seven, mnist_test):
+    b64 = "data:image/png;base64," + base64.b64encode(png_bytes(seven)).decode()
+    assert client.post("/api/predict", json={"image": b64}).json()["digit"] == 7
+    pixels = mnist_test.images[1].tolist()
+    r = client.post("/api/predict", json={"pixels": pixels, "compare": True})
+    body = r.json()
+    assert body["digit"] == int(mnist_test.labels[1])
+    assert "cnn" in body["compare"]
+
+
+def test_read_number(client, mnist_test):
+    digits = [mnist_test.images[i] for i in (1, 2, 3)]  # 2, 1, 0
+    row = np.concatenate([np.pad(d, 6) for d in digits], axis=1)
+    r = client.post("/api/read", files={"file": ("n.png", png_bytes(255 - row), "image/png")})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["text"] == "".join(str(mnist_test.labels[i]) for i in (1, 2, 3))
+    xs = [d["box"][0] for d in body["digits"]]
+    assert xs == sorted(xs)
+
+
+def _bomb():
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 600000)) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize("name, raw, status", [
+    ("empty.png", b"", 422),
+    ("text.png", b"hello world", 422),
+    ("fake.png", b"%PDF-1.4 not a png", 422),
+    ("bomb.png", None, 422),
+    ("big.png", "big", 422),
+    ("white.png", "white", 422),
+    ("black.png", "black", 422),
+    ("tiny.png", "tiny", 422),
+])
+def test_bad_uploads(client, name, raw, status, seven):
+    if raw is None:
+        raw = _bomb()
+    elif raw == "big":
+        raw = png_bytes(np.full((10, 5000), 255, np.uint8))
+    elif raw == "white":
+        raw = png_bytes(np.full((60, 60), 255, np.uint8))
+    elif raw == "black":
+        raw = png_bytes(np.zeros((60, 60), np.uint8))
+    elif raw == "tiny":
+        raw = png_bytes(np.zeros((1, 1), np.uint8))
+    msg = err(client.post("/api/predict", files={"file": (name, raw, "image/png")}), status)
+    assert len(msg) < 300
+
+
+def test_truncated_png_and_jpeg(client, seven):
+    for fmt in ("PNG", "JPEG"):
+        raw = png_bytes(seven, fmt)
+        err(client.post("/api/predict", files={"file": ("t", raw[: len(raw) // 2], "image/png")}), 422)
+
+
+def test_upload_over_5mb_is_413(client):
+    raw = b"\x89PNG" + b"\0" * (5 * 1024 * 1024 + 100_000)
+    err(client.post("/api/predict", files={"file": ("huge.png", raw, "image/png")}), 413)
+
+
+@pytest.mark.parametrize("body, status", [
+    ({"image": "!!!not base64!!!"}, 422),
+    ({"image": base64.b64encode(b"plain text").decode()}, 422),
+    ({"pixels": [[0] * 28] * 27}, 422),
+    ({"pixels": [[300] * 28] * 28}, 422),
+    ({"pixels": [[-1] * 28] * 28}, 422),
+    ({"pixels": [["a"] * 28] * 28}, 422),
+    ({"pixels": [[0] * 28] * 28}, 422),
+    ({}, 422),
+    ({"image": 5}, 422),
+])
+def test_bad_json(client, body, status):
+    err(client.post("/api/predict", json=body), status)
+
+
+def test_not_json_and_wrong_content_type(client):
+    err(client.post("/api/predict", content=b"{nope", headers={"content-type": "application/json"}), 422)
+    err(client.post("/api/predict", content=b"[1,2]", headers={"content-type": "application/json"}), 422)
+    err(client.post("/api/predict", content=b"x", headers={"content-type": "text/plain"}), 415)
+    err(client.post("/api/predict", files={"other": ("a", b"b")}), 422)
+
+
+def test_unknown_model(client, seven):
+    msg = err(client.post("/api/predict", json={"pixels": np.pad(np.full((10, 4), 255), ((9, 9), (12, 12))).tolist(),
+                                                "model": "nope"}), 404)
+    assert "nope" in msg
+
+
+def test_unknown_route_is_json(client):
+    err(client.get("/api/nothing"), 404)
+
+
+def test_visualize(client, seven):
+    r = client.post("/api/visualize", files={"file": ("s.png", png_bytes(seven), "image/png")})
+    body = r.json()
+    assert body["prediction"]["digit"] == 7
+    assert any("maps" in layer for layer in body["layers"])
+    assert np.asarray(body["saliency"]).shape == (28, 28)
+
+
+def test_server_keeps_serving_after_bad_input(client, seven):
+    for _ in range(3):
+        client.post("/api/predict", content=b"garbage", headers={"content-type": "application/json"})
+    r = client.post("/api/predict", files={"file": ("seven.png", png_bytes(seven), "image/png")})
+    assert r.status_code == 200 and r.json()["digit"] == 7
+
+
+def test_page_and_docs_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "draw-canvas" in page.text
+    assert "cdn" not in page.text.lower() and "https://" not in page.text
+    assert client.get("/static/app.js").status_code == 200
+    assert client.get("/openapi.json").json()["paths"]["/api/predict"]

@@ -1,0 +1,133 @@
+"""End to end in a real headless Chromium (Debian's, driven by Playwright): draw with the mouse."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/api/health", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode())
+            time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(server, artifacts):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+                                           "--disable-component-update", "--disable-sync", "--no-first-run"])
+        pg = browser.new_page(viewport={"width": 1000, "height": 800})
+        errors = []
+        pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server)
+        pg.errors = errors
+        yield pg
+        browser.close()
+
+
+def stroke(page, selector, points, steps=6):
+    box = page.locator(selector).bounding_box()
+    sx, sy = box["width"] / 280, box["height"] / 280
+    page.mouse.move(box["x"] + points[0][0] * sx, box["y"] + points[0][1] * sy)
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x * sx, box["y"] + y * sy, steps=steps)
+    page.mouse.up()
+
+
+def scaled(points, dx=0, scale=1.0):
+    return [(x * scale + dx, y * scale) for x, y in points]
+
+
+SEVEN = [[(70, 60), (210, 60), (120, 240)]]
+ZERO = [[(140, 45), (95, 70), (80, 140), (95, 215), (140, 240), (185, 215), (200, 140), (185, 70), (140, 45), (132, 50)]]
+FOUR = [[(150, 40), (70, 170), (220, 170)], [(170, 100), (170, 250)]]
+TWO = [[(80, 90), (110, 50), (170, 50), (200, 95), (180, 150), (80, 240), (220, 240)]]
+
+
+def draw_digit(page, strokes):
+    page.click("#draw-clear")
+    for s in strokes:
+        stroke(page, "#draw-canvas", s)
+    page.wait_for_function("document.getElementById('result-digit').textContent !== '–'", timeout=10000)
+    page.wait_for_timeout(600)  # let the last debounced answer land
+    return page.text_content("#result-digit")
+
+
+@pytest.mark.parametrize("name, strokes, expected", [("seven", SEVEN, "7"), ("zero", ZERO, "0")])
+def test_draw_digit(page, artifacts, name, strokes, expected):
+    assert draw_digit(page, strokes) == expected
+    assert len(page.locator("#bars .bar").all()) == 10
+    page.screenshot(path=str(artifacts / f"browser_draw_{name}.png"))
+
+
+def test_draw_number_42(page, artifacts):
+    page.click("#tab-number")
+    page.click("#number-clear")
+    box = page.locator("#number-canvas").bounding_box()
+    # The number pad is 560x200 in canvas units; strokes are given in a 280x280 digit frame.
+    for strokes, dx in ((FOUR, 40), (TWO, 300)):
+        for s in strokes:
+            pts = [(dx + x * 0.6, 20 + y * 0.6) for x, y in s]
+            page.mouse.move(box["x"] + pts[0][0] * box["width"] / 560, box["y"] + pts[0][1] * box["height"] / 200)
+            page.mouse.down()
+            for x, y in pts[1:]:
+                page.mouse.move(box["x"] + x * box["width"] / 560, box["y"] + y * box["height"] / 200, steps=6)
+            page.mouse.up()
+    page.wait_for_function("document.getElementById('number-result').textContent.length >= 2", timeout=10000)
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(artifacts / "browser_number_42.png"))
+    assert page.text_content("#number-result") == "42"
+
+
+def test_network_view_and_no_console_errors(page, artifacts):
+    page.click("#tab-draw")
+    draw_digit(page, SEVEN)
+    page.click("#tab-network")
+    page.wait_for_selector("#network-view .layer canvas", timeout=10000)
+    page.screenshot(path=str(artifacts / "browser_network.png"), full_page=True)
+    assert not page.errors, page.errors
+
+
+def test_phone_width(server, page, artifacts):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.click("#tab-draw")
+    assert page.locator("#draw-canvas").bounding_box()["width"] <= 390
+    page.screenshot(path=str(artifacts / "browser_phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1000, "height": 800})
