@@ -14,7 +14,7 @@ def _mnist(split):
     from digitlab.data import load_mnist
 
     try:
-        return load_mnist(split, download=False)
+        return load_mnist(split)
     except DataError as exc:
         if os.environ.get("CI"):
             raise

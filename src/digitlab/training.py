@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -133,8 +134,8 @@ def train_net(X: np.ndarray, y: np.ndarray, cfg: TrainConfig, X_val=None, y_val=
         start_epoch, elapsed_before = int(state["epoch"]), float(state["elapsed"])
         history = list(state.get("history_acc", []))
         gen.set_state(state["gen"])
-        if progress and rank == 0:
-            print(f"resumed from {checkpoint} after epoch {start_epoch}")
+        if rank == 0:
+            print(f"resumed from {checkpoint} after epoch {start_epoch}", file=sys.stderr)
     model = torch.nn.parallel.DistributedDataParallel(net) if distributed else net
 
     Xt = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).unsqueeze(1)
@@ -191,6 +192,11 @@ def train_net(X: np.ndarray, y: np.ndarray, cfg: TrainConfig, X_val=None, y_val=
             _save_checkpoint(checkpoint, net, opt, epoch + 1, time.perf_counter() - t0, gen, history, cfg)
         if done:
             break
+    if distributed:
+        # DDP keeps parameters in step but broadcasts BatchNorm statistics only at the start of
+        # each forward; one last broadcast makes every replica identical, buffers included.
+        for buf in net.buffers():
+            dist.broadcast(buf, src=0)
     net.eval()
     return net, history
 
