@@ -76,7 +76,7 @@ class CNNClassifier(DigitModel):
             ckpt = None if checkpoint is None else f"{checkpoint}.m{member}" if p["ensemble"] > 1 else checkpoint
             net, hist = train_net(X, y, cfg, X_val, y_val, checkpoint=ckpt, resume=resume, progress=progress,
                                   desc=f"cnn {member + 1}/{p['ensemble']}" if p["ensemble"] > 1 else "cnn")
-            self.nets.append(net.cpu().eval())
+            self.nets.append(net.cpu().to(memory_format=torch.channels_last).eval())
             histories.append(hist)
         self.metadata["history"] = histories
 
@@ -84,7 +84,7 @@ class CNNClassifier(DigitModel):
     def _logits_members(self, X: np.ndarray, batch: int = 2048) -> np.ndarray:
         out = []
         for i in range(0, len(X), batch):
-            x = to_tensor(X[i : i + batch])
+            x = to_tensor(X[i : i + batch]).contiguous(memory_format=torch.channels_last)
             probs = torch.stack([F.softmax(net(x), 1) for net in self.nets])
             if self.params.get("tta"):
                 for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
@@ -111,10 +111,10 @@ class CNNClassifier(DigitModel):
             net = DigitNet(width=self.params["width"])
             state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(m + ".")}
             net.load_state_dict(state, strict=True)
-            self.nets.append(net.eval())
+            self.nets.append(net.to(memory_format=torch.channels_last).eval())
 
     def set_nets(self, nets: list[nn.Module]) -> "CNNClassifier":
-        self.nets = [n.cpu().eval() for n in nets]
+        self.nets = [n.cpu().to(memory_format=torch.channels_last).eval() for n in nets]
         self.fitted_ = True
         return self
 
