@@ -86,6 +86,17 @@ def cmd_train(args) -> int:
     from .training import init_distributed
     from .trainer import train_model
 
+    if args.method == "symbols":
+        from .recognize import models_dir
+        from .symbols import train_symbol_model
+
+        out = args.out or models_dir() / "symbols.dlm"
+        model = train_symbol_model(args.data_dir, out, epochs=args.epochs or 8, seed=args.seed or 0,
+                                   progress=not args.quiet)
+        m = model.metadata
+        print(f"saved symbol model to {out}: digits {m['test_accuracy_digits']:.2%}, operators "
+              f"{m['test_accuracy_operators']:.2%} (test splits), trained in {m['fit_seconds']:.0f} s")
+        return 0
     distributed = init_distributed()
     params = _params(args.param)
     if args.method == "cnn":
@@ -151,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on MNIST and save it",
                        description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
-    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans")
+    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; or symbols (digits + operators)")
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")

@@ -108,6 +108,7 @@ def register(sub) -> None:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_tune)
+    register_check(sub)
 
 
 def cmd_benchmark(args) -> int:
@@ -152,3 +153,42 @@ def cmd_tune(args) -> int:
         print(f"saved as the defaults for {args.method} in {path}")
     return 0
 
+
+
+def cmd_check(args) -> int:
+    from .arithmetic import annotate, check_page
+    from .recognize import expand_paths, get_model
+
+    model = get_model("symbols")
+    failures = 0
+    out_dir = Path(args.annotate) if args.annotate else None
+    for path in expand_paths(args.paths):
+        try:
+            result = check_page(path, name=str(path), model=model)
+        except ImageError as exc:
+            failures += 1
+            print(json.dumps({"file": str(path), "error": str(exc)}) if args.json else f"{path}: error: {exc}",
+                  file=sys.stdout if args.json else sys.stderr)
+            continue
+        if args.json:
+            print(json.dumps(result.as_dict()))
+        else:
+            print(f"{path} (skew {result.skew_degrees:+.1f}°)")
+            for line in result.lines:
+                if line.error:
+                    mark = f"?  unreadable: {line.error}"
+                else:
+                    mark = "✔" if line.correct else f"✘  should be {line.value_exact or line.value}"
+                print(f"  {line.expression:<20} {mark}")
+        if out_dir:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            annotate(result, out_dir / f"{Path(path).stem}_checked.png")
+    return 2 if failures else 0
+
+
+def register_check(sub) -> None:
+    p = sub.add_parser("check", help="check handwritten arithmetic lines (a + b = c) in images")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--annotate", metavar="DIR", help="write each page with ticks, crosses and right answers")
+    p.set_defaults(func=cmd_check)

@@ -44,11 +44,18 @@ def _x_overlap(a, b) -> float:
     return inter / max(1, min(a[2] - a[0], b[2] - b[0]))
 
 
-def merge_boxes(boxes: list, min_overlap: float = 0.5) -> list[tuple[tuple[int, int, int, int], int]]:
-    """Merge boxes that overlap horizontally by ``min_overlap`` of the narrower one."""
+def merge_boxes(boxes: list, min_overlap: float = 0.5, line_height: int | None = None) -> list[tuple[tuple[int, int, int, int], int]]:
+    """Merge boxes that overlap horizontally by ``min_overlap`` of the narrower one.
+
+    A flat fragment (under a third of the line height: the detached bar of a 5, a dot) needs only
+    half that overlap: it is a piece of its neighbour, not a symbol of its own.
+    """
     merged: list[list] = []
     for b in sorted(boxes):
-        if merged and _x_overlap(merged[-1][0], b) >= min_overlap:
+        need = min_overlap
+        if line_height and min(b[3] - b[1], merged[-1][0][3] - merged[-1][0][1] if merged else line_height) < line_height / 3:
+            need = min_overlap / 2
+        if merged and _x_overlap(merged[-1][0], b) >= need:
             m = merged[-1][0]
             merged[-1] = [(min(m[0], b[0]), min(m[1], b[1]), max(m[2], b[2]), max(m[3], b[3])), merged[-1][1] + 1]
         else:
@@ -86,14 +93,14 @@ def segment_ink(ink: np.ndarray, min_overlap: float = 0.5, split: bool = True) -
     if not boxes:
         raise NoDigitFound("no digit found (the image has no ink)")
     heights = [b[3] - b[1] for b in boxes]
-    line_h = int(np.median(heights)) if heights else 1
+    line_h = max(heights)  # the tallest symbol: fragments must not make the line look short
     # Specks far smaller than the line's symbols are noise, unless they sit over another box
     # (the dots of a division sign); merging below takes care of those.
     boxes = [b for b in boxes if max(b[2] - b[0], b[3] - b[1]) >= 0.12 * max(heights)]
     # Ink near the thresholded strokes keeps the anti-aliased fringe and drops distant specks.
     near = ink * (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
     symbols = []
-    for box, parts in merge_boxes(boxes, min_overlap):
+    for box, parts in merge_boxes(boxes, min_overlap, line_h):
         pieces = split_wide(ink, box, line_h) if split and parts == 1 else [box]
         for x0, y0, x1, y1 in pieces:
             symbols.append(Symbol((x0, y0, x1, y1), fit_to_mnist(near[y0:y1, x0:x1]), parts if len(pieces) == 1 else 1))

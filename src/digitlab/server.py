@@ -260,8 +260,15 @@ def create_app() -> FastAPI:
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             return raw, None, fields
         if ctype.startswith("application/json"):
+            # Read with a cap: a chunked request has no Content-Length for the middleware to check.
+            chunks, size = [], 0
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_UPLOAD * 4 // 3 + 4096:  # base64 of 5 MB plus the JSON around it
+                    raise ApiError(413, "request body larger than 5 MB")
+                chunks.append(chunk)
             try:
-                body = json.loads(await request.body())
+                body = json.loads(b"".join(chunks))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 raise ApiError(422, "body is not valid JSON") from None
             if not isinstance(body, dict):

@@ -63,3 +63,128 @@ def degrade(digit: np.ndarray, kind: str, rng: np.random.Generator, upscale: int
         raise ValueError(f"unknown degradation {kind!r}")
     ink = np.pad(ink, upscale // 8)
     return ((1 - ink.clip(0, 1)) * 255).astype(np.uint8)
+
+
+# -- arithmetic worksheets -------------------------------------------------------------------------
+class SymbolBank:
+    """Handwritten symbols to compose lines from: MNIST digits and MDAS operators (28x28 frames)."""
+
+    def __init__(self, split: str = "test", data_dir=None, seed: int = 0) -> None:
+        from .data import load_mnist
+        from .symbols import EQUALS, OPERATORS, _raw_operators, make_equals
+
+        rng = np.random.default_rng(seed)
+        digits = load_mnist("test" if split == "test" else "train", data_dir)
+        self.digits = {d: digits.images[digits.labels == d] for d in range(10)}
+        ops, labels = _raw_operators(split, data_dir)
+        self.ops = {lab: [im for im, l in zip(ops, labels) if l == lab] for lab in set(labels.tolist())}
+        minus = self.ops[OPERATORS["subtraction_minus"][0]]
+        self.ops[EQUALS] = [self._frame(make_equals(minus[rng.integers(len(minus))], minus[rng.integers(len(minus))], rng))
+                            for _ in range(200)]
+        glyph_to_label = {g: lab for lab, _, g in OPERATORS.values()}
+        glyph_to_label["="] = EQUALS
+        self.glyph_to_label = glyph_to_label
+
+    @staticmethod
+    def _frame(eq: np.ndarray) -> np.ndarray:
+        # A built "=" as wide as a minus sign in its 28x28 frame.
+        h, w = eq.shape
+        s = 18 / max(h, w)
+        small = cv2.resize(eq, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+        out = np.zeros((28, 28), np.float32)
+        y, x = (28 - small.shape[0]) // 2, (28 - small.shape[1]) // 2
+        out[y : y + small.shape[0], x : x + small.shape[1]] = small
+        return out.clip(0, 255).astype(np.uint8)
+
+    def glyph(self, ch: str, rng: np.random.Generator) -> np.ndarray:
+        if ch.isdigit():
+            pool = self.digits[int(ch)]
+        else:
+            pool = self.ops[self.glyph_to_label[ch]]
+        return np.asarray(pool[rng.integers(len(pool))])
+
+
+def random_problem(rng: np.random.Generator, wrong: bool) -> tuple[str, str]:
+    """(glyph string as written, ASCII expression) for a line like 12+7=19, maybe with a wrong answer."""
+    op = rng.choice(["+", "−", "×", "·", "÷", "/"])
+    a, b = int(rng.integers(1, 100)), int(rng.integers(1, 20 if op in "×·" else 100))
+    if op in "÷/":
+        b = int(rng.integers(1, 13))
+        a = b * int(rng.integers(1, 13))
+        value = a // b
+    elif op == "−":
+        a, b = max(a, b), min(a, b)
+        value = a - b
+    elif op in "×·":
+        value = a * b
+    else:
+        value = a + b
+    answer = value
+    if wrong:
+        answer = value + int(rng.choice([-1, 1]) * rng.integers(1, 11))
+        if answer < 0:
+            answer = value + int(rng.integers(1, 11))
+    ascii_op = {"+": "+", "−": "-", "×": "*", "·": "*", "÷": "/", "/": "/"}[op]
+    return f"{a}{op}{b}={answer}", f"{a}{ascii_op}{b}={answer}"
+
+
+def render_line(glyphs: str, bank: SymbolBank, rng: np.random.Generator, scale: float = 1.6) -> np.ndarray:
+    """A line of handwriting (ink: 1 = ink) from symbol images placed left to right."""
+    pieces, prev_digit = [], False
+    for ch in glyphs:
+        img = bank.glyph(ch, rng).astype(np.float32) / 255
+        digit = ch.isdigit()
+        # Digits of one number sit close (sometimes touching); operators get some room.
+        gap = int(rng.integers(-5, 1)) if digit and prev_digit else int(rng.integers(0, 5))
+        if pieces and gap < 0:
+            prev = pieces[-1]
+            overlap = min(-gap, prev.shape[1] - 1)
+            merged = np.concatenate([prev[:, :-overlap], np.maximum(prev[:, -overlap:], img[:, :overlap]), img[:, overlap:]], 1)
+            pieces[-1] = merged
+        else:
+            if pieces and gap > 0:
+                pieces.append(np.zeros((28, gap), np.float32))
+            pieces.append(img)
+        prev_digit = digit
+    line = np.concatenate(pieces, axis=1)
+    s = scale * rng.uniform(0.9, 1.1)
+    return cv2.resize(line, (int(line.shape[1] * s), int(28 * s)), interpolation=cv2.INTER_CUBIC).clip(0, 1)
+
+
+def render_worksheet(bank: SymbolBank, rng: np.random.Generator, n_lines: int = 4, rotate_deg: float = 0.0,
+                     photo: bool = False) -> tuple[np.ndarray, list[str]]:
+    """A page of arithmetic lines (uint8 greyscale, dark ink on paper) and the ASCII truth of each line."""
+    truths, lines = [], []
+    for i in range(n_lines):
+        glyphs, ascii_line = random_problem(rng, wrong=bool(i % 2) ^ bool(rng.integers(2)))
+        lines.append(render_line(glyphs, bank, rng))
+        truths.append(ascii_line)
+    width = max(l.shape[1] for l in lines) + 80
+    gap = 30
+    height = sum(l.shape[0] for l in lines) + gap * (n_lines + 1)
+    ink = np.zeros((height, width), np.float32)
+    y = gap
+    for l in lines:
+        x = int(rng.integers(20, 60))
+        ink[y : y + l.shape[0], x : x + l.shape[1]] = np.maximum(ink[y : y + l.shape[0], x : x + l.shape[1]], l[:, : width - x])
+        y += l.shape[0] + gap
+    if rotate_deg:
+        M = cv2.getRotationMatrix2D((width / 2, height / 2), rotate_deg, 1.0)
+        cos, sin = abs(M[0, 0]), abs(M[0, 1])
+        nw, nh = int(height * sin + width * cos), int(height * cos + width * sin)
+        M[0, 2] += nw / 2 - width / 2
+        M[1, 2] += nh / 2 - height / 2
+        ink = cv2.warpAffine(ink, M, (nw, nh), flags=cv2.INTER_LINEAR)
+    h, w = ink.shape
+    paper = np.ones((h, w), np.float32) * rng.uniform(0.85, 1.0)
+    if photo:
+        # Uneven light: a smooth gradient and a soft shadow, then sensor noise.
+        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+        paper *= 1 - 0.35 * (rng.uniform() * xx + rng.uniform() * yy)
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        paper *= 1 - 0.25 * np.exp(-(((np.mgrid[0:h, 0:w][1] - cx) ** 2 + (np.mgrid[0:h, 0:w][0] - cy) ** 2) / (0.15 * max(h, w) ** 2)))
+    pen = rng.uniform(0.05, 0.25)
+    page = paper * (1 - ink) + pen * ink
+    if photo:
+        page += rng.normal(0, 0.03, page.shape)
+    return (page.clip(0, 1) * 255).astype(np.uint8), truths

@@ -35,6 +35,7 @@ class TrainConfig:
     seed: int = 0
     time_budget: float | None = None  # seconds; the schedule is stretched to end on time
     device: str = "auto"
+    num_classes: int = 10
 
 
 def resolve_device(name: str) -> torch.device:
@@ -124,7 +125,7 @@ def train_net(X: np.ndarray, y: np.ndarray, cfg: TrainConfig, X_val=None, y_val=
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
 
     # channels_last is ~1.5x faster for these convs on x86 CPUs (oneDNN) and neutral on GPUs.
-    net = DigitNet(width=cfg.width).to(device, memory_format=torch.channels_last)
+    net = DigitNet(width=cfg.width, num_classes=cfg.num_classes).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, elapsed_before, history = 0, 0.0, []
     if resume and checkpoint and os.path.exists(checkpoint):

@@ -58,10 +58,10 @@ class CNNClassifier(DigitModel):
     def __init__(self, width: int = 32, epochs: float = 6, batch_size: int = 128, lr: float = 3e-3,
                  augment: str = "full", label_smoothing: float = 0.1, seed: int = 0,
                  time_budget: float | None = None, ensemble: int = 1, tta: bool = False,
-                 device: str = "auto", val_size: int = 5000) -> None:
+                 device: str = "auto", val_size: int = 5000, num_classes: int = 10) -> None:
         super().__init__(width=width, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment,
                          label_smoothing=label_smoothing, seed=seed, time_budget=time_budget,
-                         ensemble=ensemble, tta=tta, device=device, val_size=val_size)
+                         ensemble=ensemble, tta=tta, device=device, val_size=val_size, num_classes=num_classes)
         self.nets: list[DigitNet] = []
 
     def _fit(self, X, y, X_val=None, y_val=None, checkpoint=None, resume=False, progress=True, **kw) -> None:
@@ -72,7 +72,7 @@ class CNNClassifier(DigitModel):
         for member in range(p["ensemble"]):
             cfg = TrainConfig(width=p["width"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
                               augment=p["augment"], label_smoothing=p["label_smoothing"], seed=p["seed"] + member,
-                              time_budget=p["time_budget"], device=p["device"])
+                              time_budget=p["time_budget"], device=p["device"], num_classes=p["num_classes"])
             ckpt = None if checkpoint is None else f"{checkpoint}.m{member}" if p["ensemble"] > 1 else checkpoint
             net, hist = train_net(X, y, cfg, X_val, y_val, checkpoint=ckpt, resume=resume, progress=progress,
                                   desc=f"cnn {member + 1}/{p['ensemble']}" if p["ensemble"] > 1 else "cnn")
@@ -108,7 +108,7 @@ class CNNClassifier(DigitModel):
             raise ModelError("model file holds no weights")
         self.nets = []
         for m in members:
-            net = DigitNet(width=self.params["width"])
+            net = DigitNet(width=self.params["width"], num_classes=self.params.get("num_classes", 10))
             state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(m + ".")}
             net.load_state_dict(state, strict=True)
             self.nets.append(net.to(memory_format=torch.channels_last).eval())

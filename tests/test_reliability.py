@@ -1,0 +1,122 @@
+"""Issue 7: hostile and odd input everywhere, property tests, and safe model/cache files."""
+
+import io
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from PIL import Image
+
+from digitlab.errors import ImageError
+from digitlab.preprocess import NoDigitFound
+from digitlab.segment import segment_ink
+from digitlab.server import create_app
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def three(mnist_test):
+    i = int(np.nonzero(mnist_test.labels == 3)[0][0])
+    return 255 - np.pad(mnist_test.images[i], 16)
+
+
+def upload(client, raw, name="x.png"):
+    return client.post("/api/predict", files={"file": (name, raw, "application/octet-stream")})
+
+
+def save(img, fmt, **kw):
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_animated_gif_uses_first_frame(client, three):
+    frames = [Image.fromarray(three), Image.fromarray(np.full_like(three, 255))]
+    raw = save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    r = upload(client, raw, "anim.gif")
+    assert r.status_code == 200 and r.json()["digit"] == 3
+
+
+def test_16bit_png(client, three):
+    raw = save(Image.fromarray(three.astype(np.uint16) * 257), "PNG")
+    assert Image.open(io.BytesIO(raw)).mode.startswith("I")
+    assert upload(client, raw).json()["digit"] == 3
+
+
+def test_cmyk_jpeg(client, three):
+    raw = save(Image.fromarray(three).convert("CMYK"), "JPEG")
+    assert upload(client, raw, "c.jpg").json()["digit"] == 3
+
+
+def test_phone_photo_with_exif_rotation_is_read_upright(client, three):
+    # Stored rotated 90 degrees clockwise, with the EXIF tag that tells viewers to turn it back.
+    stored = Image.fromarray(three).transpose(Image.Transpose.ROTATE_270)
+    exif = Image.Exif()
+    exif[0x0112] = 8  # "rotate 90 CCW to display"... the inverse of how it was stored
+    raw = save(stored.convert("RGB"), "JPEG", exif=exif.tobytes(), quality=92)
+    assert upload(client, raw, "phone.jpg").json()["digit"] == 3
+
+
+def test_chunked_json_body_over_limit_is_413(client):
+    def gen():
+        yield b'{"image": "'
+        for _ in range(80):
+            yield b"A" * 100_000
+        yield b'"}'
+
+    r = client.post("/api/predict", content=gen(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and "error" in r.json()
+
+
+def test_every_endpoint_rejects_garbage_with_json(client):
+    for path in ("/api/predict", "/api/read", "/api/check", "/api/visualize"):
+        for body in (b"", b"\x00\xff" * 10):
+            r = client.post(path, files={"file": ("g.png", body, "image/png")})
+            assert 400 <= r.status_code < 500 and "error" in r.json(), (path, r.status_code)
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 90), st.integers(1, 240)),
+              elements=st.floats(0, 1, width=32)))
+def test_segmentation_never_crashes(ink):
+    try:
+        symbols = segment_ink(ink)
+    except NoDigitFound:
+        return
+    assert symbols
+    for s in symbols:
+        x0, y0, x1, y1 = s.box
+        assert 0 <= x0 < x1 <= ink.shape[1] and 0 <= y0 < y1 <= ink.shape[0]
+        assert s.image.shape == (28, 28) and np.isfinite(s.image).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_bytes_never_crash_the_decoder(raw):
+    from digitlab.preprocess import preprocess_digit
+
+    try:
+        preprocess_digit(raw)
+    except ImageError:
+        pass
+
+
+def test_unwritable_cache_still_loads(tmp_path, monkeypatch):
+    """A cache that cannot be written (read-only home, full disk) costs speed, not the load."""
+    from digitlab import data
+
+    def refuse(path, payload):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setenv("DIGITLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "atomic_write", refuse)
+    split = data.load_mnist("test")
+    assert len(split) == 10000 and not (tmp_path / "cache" / "npy").exists()
