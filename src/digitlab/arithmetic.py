@@ -156,9 +156,9 @@ def check_expression(text: str) -> dict:
 
 
 # -- decoding symbols under the grammar -------------------------------------------------------------
-# A homework line is NUMBER (OP NUMBER)* '=' ['-'] NUMBER; the decoder finds the most probable
+# A homework line is NUMBER (OP NUMBER)+ '=' ['-'] NUMBER; the decoder finds the most probable
 # symbol string of that form, so a "1" that the grammar needs as "/" (or the reverse) is read right.
-_START, _NUM, _OP, _EQ, _NEG, _ANS = range(6)
+_START, _NUM, _OP, _EQ, _NEG, _ANS, _NUM1 = range(7)
 
 
 def decode(probs: np.ndarray, ascii_classes: list[str]) -> tuple[str, list[int]]:
@@ -169,19 +169,20 @@ def decode(probs: np.ndarray, ascii_classes: list[str]) -> tuple[str, list[int]]
     ops = [c for c in range(k) if ascii_classes[c] in "+-*/"]
     eq = [c for c in range(k) if ascii_classes[c] == "="]
     minus = [c for c in range(k) if ascii_classes[c] == "-"]
-    moves = {  # state -> [(classes, next state)]
+    moves = {  # state -> [(classes, next state)]; _NUM: first number, _NUM1: a number after an operator
         _START: [(digit, _NUM)],
-        _NUM: [(digit, _NUM), (ops, _OP), (eq, _EQ)],
-        _OP: [(digit, _NUM)],
+        _NUM: [(digit, _NUM), (ops, _OP)],
+        _OP: [(digit, _NUM1)],
+        _NUM1: [(digit, _NUM1), (ops, _OP), (eq, _EQ)],
         _EQ: [(digit, _ANS), (minus, _NEG)],
         _NEG: [(digit, _ANS)],
         _ANS: [(digit, _ANS)],
     }
-    score = np.full((n + 1, 6), -np.inf)
-    back = np.zeros((n + 1, 6, 2), dtype=np.int64)
+    score = np.full((n + 1, 7), -np.inf)
+    back = np.zeros((n + 1, 7, 2), dtype=np.int64)
     score[0, _START] = 0.0
     for i in range(n):
-        for s in range(6):
+        for s in range(7):
             if score[i, s] == -np.inf:
                 continue
             for classes, nxt in moves[s]:

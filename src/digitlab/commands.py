@@ -96,6 +96,7 @@ def register(sub) -> None:
     p.add_argument("--out", help="report folder (default: ~/.cache/digitlab/report, shown by the web app)")
     p.add_argument("--json", help="also write the results JSON here")
     p.add_argument("--no-unsupervised", action="store_true", help="skip PCA / K-means / UMAP")
+    p.add_argument("--no-save", action="store_true", help="do not keep the fitted models for predict/serve")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--data-dir")
     p.set_defaults(func=cmd_benchmark)
@@ -120,8 +121,10 @@ def cmd_benchmark(args) -> int:
     unknown = set(methods) - set(DEFAULT_METHODS)
     if unknown:
         raise DigitlabError(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(DEFAULT_METHODS)}")
+    from .recognize import models_dir
+
     results = benchmark(methods, args.subset, args.data_dir, unsupervised=not args.no_unsupervised,
-                        progress=not args.quiet)
+                        progress=not args.quiet, save_dir=None if args.no_save else models_dir())
     out = Path(args.out) if args.out else default_report_dir()
     tuning_dir = out / "tuning"
     if tuning_dir.is_dir():

@@ -43,6 +43,8 @@ def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.
     the rest of the pipeline sees dark ink on light paper as usual.
     """
     label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+    if isinstance(source, np.ndarray):
+        return _array_grey(source, label, max_side)
     try:
         if isinstance(source, Image.Image):
             img = source
@@ -75,6 +77,23 @@ def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.
         raise ImageError(f"{label}: image too large (refused as a possible decompression bomb)") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{label}: cannot decode image ({exc})") from None
+
+
+def _array_grey(arr: np.ndarray, label: str, max_side: int) -> np.ndarray:
+    """A 2-D (grey) or 3-D (RGB/RGBA) array, uint8 0..255 or float 0..1 (1 = white), to grey."""
+    a = np.asarray(arr)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if a.ndim != 2:
+        raise ImageError(f"{label}: expected a 2-D greyscale or RGB array, got shape {arr.shape}")
+    if a.size == 0:
+        raise ImageError(f"{label}: image has zero size {a.shape}")
+    if max(a.shape) > max_side:
+        raise ImageError(f"{label}: image too large ({a.shape[1]}x{a.shape[0]}; at most {max_side} px a side)")
+    a = np.nan_to_num(a.astype(np.float32), nan=1.0)
+    if arr.dtype == np.uint8 or a.max() > 1.0:
+        a = a / 255.0
+    return np.clip(a, 0, 1)
 
 
 def _to_grey(img: Image.Image) -> np.ndarray:
@@ -130,9 +149,14 @@ def ink_map(grey: np.ndarray) -> np.ndarray:
 
 
 def stroke_width(ink: np.ndarray) -> float:
-    """Typical stroke width in pixels, from the distance transform of the Otsu ink mask."""
+    """Typical stroke width in pixels, from the distance transform of a locally thresholded mask.
+
+    A local threshold (over a third of the image: wider than any stroke, narrower than a light
+    gradient) keeps shaded paper out of the mask, where a global one would take it for a huge blob.
+    """
     u8 = (np.clip(ink, 0, 1) * 255).astype(np.uint8)
-    _, mask = cv2.threshold(u8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    block = max(3, (min(u8.shape) // 3) | 1)
+    mask = cv2.adaptiveThreshold(u8, 1, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY, block, -20)
     dist = cv2.distanceTransform(mask, cv2.DIST_L2, 3)
     inside = dist[dist > 0]
     return 2.0 * float(np.percentile(inside, 95)) if inside.size else 2.0
@@ -236,15 +260,7 @@ def crop_and_fit(ink: np.ndarray) -> np.ndarray:
 
 def preprocess_digit(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
     """Any image (path, bytes, PIL image, or 2-D array with 0=black) -> 28x28 float32 in [0,1]."""
-    if isinstance(source, np.ndarray):
-        grey = np.asarray(source, dtype=np.float32)
-        if grey.ndim == 3:
-            grey = grey[..., :3].mean(axis=-1) if grey.shape[-1] in (3, 4) else grey[..., 0]
-        if grey.size and grey.max() > 1.0:
-            grey = grey / 255.0
-    else:
-        grey = load_image(source, max_side=max_side, name=name)
-    return crop_and_fit(ink_map(grey))
+    return crop_and_fit(ink_map(load_image(source, max_side=max_side, name=name)))
 
 
 def preprocess_mnist_like(arr: np.ndarray) -> np.ndarray:

@@ -94,13 +94,14 @@ def segment_ink(ink: np.ndarray, min_overlap: float = 0.5, split: bool = True) -
         raise NoDigitFound("no digit found (the image has no ink)")
     heights = [b[3] - b[1] for b in boxes]
     line_h = max(heights)  # the tallest symbol: fragments must not make the line look short
-    # Specks far smaller than the line's symbols are noise, unless they sit over another box
-    # (the dots of a division sign); merging below takes care of those.
-    boxes = [b for b in boxes if max(b[2] - b[0], b[3] - b[1]) >= 0.12 * max(heights)]
+    # Merge first, then drop what is still a lone speck: the dots of "÷" are specks on their own
+    # but belong to the bar they sit over.
+    merged = [(box, parts) for box, parts in merge_boxes(boxes, min_overlap, line_h)
+              if parts > 1 or max(box[2] - box[0], box[3] - box[1]) >= 0.12 * line_h]
     # Ink near the thresholded strokes keeps the anti-aliased fringe and drops distant specks.
     near = ink * (cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
     symbols = []
-    for box, parts in merge_boxes(boxes, min_overlap, line_h):
+    for box, parts in merged:
         pieces = split_wide(ink, box, line_h) if split and parts == 1 else [box]
         for x0, y0, x1, y1 in pieces:
             symbols.append(Symbol((x0, y0, x1, y1), fit_to_mnist(near[y0:y1, x0:x1]), parts if len(pieces) == 1 else 1))
@@ -111,7 +112,4 @@ def segment_image(source, max_side: int | None = None, name: str | None = None) 
     kw = {"name": name}
     if max_side:
         kw["max_side"] = max_side
-    grey = np.asarray(source, dtype=np.float32) if isinstance(source, np.ndarray) else load_image(source, **kw)
-    if grey.size and grey.max() > 1:
-        grey = grey / 255.0
-    return segment_ink(ink_map(grey))
+    return segment_ink(ink_map(load_image(source, **kw)))

@@ -63,8 +63,12 @@ def environment() -> dict:
 
 # -- benchmark -------------------------------------------------------------------------------------
 def benchmark(methods=None, subset_n: int | None = None, data_dir=None, unsupervised: bool = True,
-              progress: bool = True) -> dict:
-    """Fit every method on the training set, score on the test set, time both."""
+              progress: bool = True, save_dir=None) -> dict:
+    """Fit every method on the training set, score on the test set, time both.
+
+    With ``save_dir``, every fitted classic model is saved there with its measured accuracy, so the
+    CLI (`--model svm`) and the web app's model picker can use it.
+    """
     from .recognize import get_model
 
     methods = list(methods or DEFAULT_METHODS)
@@ -91,6 +95,10 @@ def benchmark(methods=None, subset_n: int | None = None, data_dir=None, unsuperv
         row.update({"fit_seconds": fit_s, "params": model.get_params(), "description": model.description,
                     "size_bytes": len(model._payload()), "note": note})
         results["methods"][name] = row
+        if save_dir and name != "cnn":
+            model.metadata.update({"test_accuracy": row["accuracy"], "fit_seconds": round(fit_s, 2),
+                                   "train_size": len(train)})
+            model.save(Path(save_dir) / f"{name}.dlm")
         bar.write(f"{name:8} acc {row['accuracy']:.2%}  fit {fit_s:7.1f}s  predict {row['predict_seconds']:6.2f}s")
     if unsupervised:
         results["unsupervised"] = unsupervised_study(train, progress=progress)

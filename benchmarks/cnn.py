@@ -1,0 +1,145 @@
+"""CNN benchmarks: time to accuracy on 2 CPU cores, ensembles, and inference speed.
+
+    python benchmarks/cnn.py fast [--budget 55]          # train under a time budget, report test accuracy
+    python benchmarks/cnn.py ensemble MODEL.dlm          # test accuracy of an ensemble file, with/without TTA
+    python benchmarks/cnn.py combine OUT.dlm A.dlm B.ckpt   # an ensemble from separately trained members
+    python benchmarks/cnn.py inference [--model cnn]     # batch digits/s and single-digit latency p50/p95
+
+Results go to benchmarks/results/cnn_*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from digitlab.data import load_mnist, train_val_split
+from digitlab.training import TrainConfig, evaluate_net, train_net
+
+
+def _write(name: str, result: dict) -> None:
+    result.update({"machine": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads(),
+                   "torch": torch.__version__})
+    path = Path("benchmarks/results") / f"cnn_{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
+
+
+def fast(args) -> None:
+    train, _ = train_val_split(load_mnist("train"), 5000)
+    test = load_mnist("test")
+    cfg = TrainConfig(width=args.width, epochs=args.epochs, augment=args.augment, time_budget=args.budget,
+                      batch_size=128, lr=3e-3, seed=args.seed)
+    t0 = time.perf_counter()
+    net, hist = train_net(train.images.astype(np.float32) / 255, train.labels, cfg, progress=False)
+    seconds = time.perf_counter() - t0
+    acc = evaluate_net(net, test.images.astype(np.float32) / 255, test.labels)
+    print(f"width {args.width}, augment {args.augment}, budget {args.budget} s: trained {seconds:.1f} s "
+          f"({len(hist)} epochs), MNIST test accuracy {acc:.2%}")
+    _write(f"fast_w{args.width}_{args.augment}_{int(args.budget or 0)}s",
+           {"config": cfg.__dict__, "train_seconds": seconds, "epochs_run": len(hist), "test_accuracy": acc})
+
+
+def ensemble(args) -> None:
+    from digitlab.models import load
+
+    model = load(args.model)
+    test = load_mnist("test")
+    members = [_single(model, i).score(test.images, test.labels) for i in range(len(model.nets))]
+    rows = {"members": members}
+    for tta in (False, True):
+        model.params["tta"] = tta
+        rows["tta" if tta else "plain"] = model.score(test.images, test.labels)
+    print(f"{len(model.nets)} members {', '.join(f'{m:.2%}' for m in members)}; ensemble {rows['plain']:.2%}, "
+          f"with test-time augmentation {rows['tta']:.2%}")
+    _write("ensemble", {"model": str(args.model), **rows, "fit_seconds": model.metadata.get("fit_seconds")})
+
+
+def combine(args) -> None:
+    """Ensemble from members trained separately (model files or finished training checkpoints)."""
+    from digitlab.models import load
+    from digitlab.models.cnn import CNNClassifier, DigitNet
+
+    nets, fit = [], 0.0
+    for path in args.members:
+        if path.endswith(".dlm"):
+            m = load(path)
+            nets.extend(m.nets)
+            fit += float(m.metadata.get("fit_seconds", 0))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net = DigitNet(width=state["config"]["width"])
+            net.load_state_dict(state["model"])
+            nets.append(net)
+            fit += float(state["elapsed"])
+            print(f"{path}: checkpoint after epoch {state['epoch']}, {state['elapsed']:.0f} s of training")
+    model = CNNClassifier(width=32, ensemble=len(nets)).set_nets(nets)
+    test = load_mnist("test")
+    model.metadata.update({"fit_seconds": round(fit, 1), "members_from": args.members,
+                           "test_accuracy": model.score(test.images, test.labels)})
+    model.save(args.out)
+    print(f"wrote {args.out}: {len(nets)} members, test accuracy {model.metadata['test_accuracy']:.2%}")
+
+
+def _single(model, i):
+    from digitlab.models.cnn import CNNClassifier
+
+    one = CNNClassifier(**{**model.params, "tta": False})
+    return one.set_nets([model.nets[i]])
+
+
+def inference(args) -> None:
+    from digitlab.recognize import get_model
+
+    model = get_model(args.model)
+    X = load_mnist("test").images.astype(np.float32) / 255
+    model.predict_proba(X[:512])  # warm-up
+    runs = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        model.predict_proba(X)
+        runs.append(len(X) / (time.perf_counter() - t0))
+    lat = []
+    for i in range(1000):
+        t0 = time.perf_counter()
+        model.predict_proba(X[i : i + 1])
+        lat.append((time.perf_counter() - t0) * 1000)
+    res = {"batch_digits_per_s": max(runs), "single_p50_ms": float(np.percentile(lat, 50)),
+           "single_p95_ms": float(np.percentile(lat, 95)), "single_p99_ms": float(np.percentile(lat, 99))}
+    print(f"batch: {res['batch_digits_per_s']:.0f} digits/s; single digit: p50 {res['single_p50_ms']:.2f} ms, "
+          f"p95 {res['single_p95_ms']:.2f} ms, p99 {res['single_p99_ms']:.2f} ms")
+    _write("inference", res)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("fast")
+    p.add_argument("--budget", type=float, default=55)
+    p.add_argument("--width", type=int, default=24)
+    p.add_argument("--epochs", type=float, default=4)
+    p.add_argument("--augment", default="none")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=fast)
+    p = sub.add_parser("ensemble")
+    p.add_argument("model")
+    p.set_defaults(func=ensemble)
+    p = sub.add_parser("combine")
+    p.add_argument("out")
+    p.add_argument("members", nargs="+", help=".dlm files or finished training checkpoints (.ckpt)")
+    p.set_defaults(func=combine)
+    p = sub.add_parser("inference")
+    p.add_argument("--model", default=None)
+    p.set_defaults(func=inference)
+    args = ap.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
