@@ -35,14 +35,14 @@ def fast(args) -> None:
     train, _ = train_val_split(load_mnist("train"), 5000)
     test = load_mnist("test")
     cfg = TrainConfig(width=args.width, epochs=args.epochs, augment=args.augment, time_budget=args.budget,
-                      batch_size=128, lr=3e-3, seed=args.seed)
+                      batch_size=args.batch, lr=args.lr, seed=args.seed)
     t0 = time.perf_counter()
     net, hist = train_net(train.images.astype(np.float32) / 255, train.labels, cfg, progress=False)
     seconds = time.perf_counter() - t0
     acc = evaluate_net(net, test.images.astype(np.float32) / 255, test.labels)
     print(f"width {args.width}, augment {args.augment}, budget {args.budget} s: trained {seconds:.1f} s "
           f"({len(hist)} epochs), MNIST test accuracy {acc:.2%}")
-    _write(f"fast_w{args.width}_{args.augment}_{int(args.budget or 0)}s",
+    _write(f"fast_w{args.width}_{args.augment}_b{args.batch}_{int(args.budget or 0)}s",
            {"config": cfg.__dict__, "train_seconds": seconds, "epochs_run": len(hist), "test_accuracy": acc})
 
 
@@ -125,6 +125,8 @@ def main() -> None:
     p.add_argument("--width", type=int, default=24)
     p.add_argument("--epochs", type=float, default=4)
     p.add_argument("--augment", default="none")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=fast)
     p = sub.add_parser("ensemble")

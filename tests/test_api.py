@@ -170,3 +170,5 @@ def test_page_and_docs_served(client):
     assert "cdn" not in page.text.lower() and "https://" not in page.text
     assert client.get("/static/app.js").status_code == 200
     assert client.get("/openapi.json").json()["paths"]["/api/predict"]
+    report = client.get("/report")
+    assert report.status_code == 200 and "comparative study" in report.text

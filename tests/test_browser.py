@@ -120,7 +120,8 @@ def test_network_view_and_no_console_errors(page, artifacts):
     page.click("#tab-draw")
     draw_digit(page, SEVEN)
     page.click("#tab-network")
-    page.wait_for_selector("#network-view .layer canvas", timeout=10000)
+    page.wait_for_selector("#network-view table", timeout=10000)
+    assert page.locator("#network-view canvas").count() > 40
     page.screenshot(path=str(artifacts / "browser_network.png"), full_page=True)
     assert not page.errors, page.errors
 

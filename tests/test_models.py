@@ -8,7 +8,7 @@ FAST = {
     "cnn": {"epochs": 4, "width": 8, "augment": "light"},
     "linear": {"max_iter": 50},
     "knn": {},
-    "svm": {},
+    "svm": {"shift_copies": 0},
     "mlp": {"hidden": [32], "epochs": 5},
     "kmeans": {"clusters": 30},
 }
@@ -35,6 +35,18 @@ def test_fit_predict_save_load(name, small_train, small_test, tmp_path):
     again = load(path)
     assert type(again) is type(model) and again.params == model.params
     assert (again.predict(small_test.images) == pred).all()
+
+
+def test_shifted_copies_are_one_pixel_moves():
+    from digitlab.models.classic import SklearnModel
+
+    X = np.zeros((40, 28, 28), np.uint8)
+    X[:, 10:14, 10:14] = 255
+    Xa, ya = SklearnModel.shifted_copies(X, np.arange(40), copies=1)
+    assert Xa.shape == (80, 28, 28) and (ya[40:] == np.arange(40)).all()
+    for img in Xa[40:]:
+        ys, xs = np.nonzero(img)
+        assert abs(ys.min() - 10) + abs(xs.min() - 10) == 1 and img.sum() == X[0].sum()
 
 
 def test_input_validation():

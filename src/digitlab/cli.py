@@ -36,6 +36,14 @@ def _params(pairs: list[str] | None) -> dict:
     return out
 
 
+def report_file_error(path, exc: Exception, as_json: bool) -> None:
+    """One line for a file that could not be processed: JSON on stdout, or text on stderr."""
+    if as_json:
+        print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
+    else:
+        print(f"{path}: error: {exc}", file=sys.stderr, flush=True)
+
+
 # -- predict ----------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
     from .recognize import expand_paths, get_model, predict_source
@@ -50,10 +58,7 @@ def cmd_predict(args) -> int:
             pred = predict_source(model, path, name=str(path))
         except ImageError as exc:
             failures += 1
-            if args.json:
-                print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-            else:
-                print(f"{path}: error: {exc}", file=sys.stderr, flush=True)
+            report_file_error(path, exc, args.json)
             continue
         if args.json:
             print(json.dumps({"file": str(path), **pred.as_dict()}), flush=True)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from .cli import report_file_error
 from .errors import DigitlabError, ImageError
 
 
@@ -29,8 +29,7 @@ def cmd_read(args) -> int:
             symbols = segment_image(path, name=str(path))
         except ImageError as exc:
             failures += 1
-            print(json.dumps({"file": str(path), "error": str(exc)}) if args.json else f"{path}: error: {exc}",
-                  file=sys.stdout if args.json else sys.stderr)
+            report_file_error(path, exc, args.json)
             continue
         preds = predict_images(model, np.stack([s.image for s in symbols]))
         text = "".join(str(p.digit) for p in preds)
@@ -170,8 +169,7 @@ def cmd_check(args) -> int:
             result = check_page(path, name=str(path), model=model)
         except ImageError as exc:
             failures += 1
-            print(json.dumps({"file": str(path), "error": str(exc)}) if args.json else f"{path}: error: {exc}",
-                  file=sys.stdout if args.json else sys.stderr)
+            report_file_error(path, exc, args.json)
             continue
         if args.json:
             print(json.dumps(result.as_dict()))

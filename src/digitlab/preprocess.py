@@ -162,19 +162,21 @@ def stroke_width(ink: np.ndarray) -> float:
     return 2.0 * float(np.percentile(inside, 95)) if inside.size else 2.0
 
 
-def paper_variation(ink: np.ndarray, max_work_side: int = 800) -> np.ndarray:
+def paper_variation(ink: np.ndarray, max_work_side: int = 800, max_kernel: int = 15) -> np.ndarray:
     """Slowly varying paper shading (shadows, uneven light) under an ink map, to subtract.
 
     A morphological opening with a disc wider than the strokes removes the strokes entirely and
     keeps only what varies more slowly (a white top-hat). The disc is sized from the measured
-    stroke width, so thick marker strokes are never hollowed out. Large images are processed at
-    a reduced size: shading is smooth, so nothing is lost.
+    stroke width, so thick marker strokes are never hollowed out. Shading is smooth, so the
+    opening runs on a copy shrunk until the disc is at most ``max_kernel`` px: strokes shrink with
+    it and stay narrower than the disc, and the cost drops with the square of the scale.
     """
     h, w = ink.shape
-    scale = min(1.0, max_work_side / max(h, w))
+    k_full = 2.5 * stroke_width(ink) + 3
+    scale = min(1.0, max_work_side / max(h, w), max_kernel / k_full)
     work = cv2.resize(ink, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else ink
-    k = int(2.5 * stroke_width(work) + 3) | 1
-    k = min(k, (min(work.shape) // 2) | 1)
+    k = max(3, int(k_full * scale) | 1)
+    k = min(k, max(3, (min(work.shape) // 2) | 1))
     bg = cv2.morphologyEx(work, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     bg = cv2.GaussianBlur(bg, (0, 0), k / 2)
     return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR) if scale < 1 else bg

@@ -28,14 +28,16 @@ GRIDS: dict[str, dict[str, list]] = {
     "linear": {"C": [0.01, 0.03, 0.1, 0.3, 1.0], "deskew": [False, True]},
     "knn": {"k": [1, 3, 4, 6, 8], "weights": ["uniform", "distance"], "pca": [30, 40, 60, None],
             "deskew": [False, True], "metric": ["euclidean", "cosine"]},
-    "svm": {"C": [3, 10, 30], "gamma": ["scale", 0.01, 0.03], "pca": [40, 50, 80], "deskew": [True]},
+    "svm": {"C": [5, 10, 20], "gamma": ["scale", 0.02, 0.05], "pca": [40, 50, 70], "shift_copies": [0, 1]},
     "mlp": {"hidden": [[256], [512], [512, 256]], "alpha": [1e-4, 1e-3, 1e-2], "learning_rate": [1e-3, 3e-3],
             "epochs": [15, 30]},
     "kmeans": {"clusters": [10, 100, 300, 600], "pca": [30, 50]},
 }
 # Tuning trains many models: one parameter at a time around the defaults ("one-factor"),
 # on a training subset, keeps the search affordable on two cores.
-TUNE_TRAIN = {"linear": 20000, "knn": 20000, "svm": 10000, "mlp": 20000, "kmeans": 20000}
+# The SVM is tuned on the whole training split: one fit takes ~10 s, and on subsets its parameters
+# barely separate (98.0-98.2% on 10k digits).
+TUNE_TRAIN = {"linear": 20000, "knn": 20000, "svm": None, "mlp": 20000, "kmeans": 20000}
 
 
 def tuned_path() -> Path:

@@ -41,6 +41,21 @@ class SklearnModel(DigitModel):
         super().__init__(deskew=deskew, pca=pca, scale=scale, **params)
         self.pipeline: Pipeline | None = None
 
+    @staticmethod
+    def shifted_copies(X: np.ndarray, y: np.ndarray, copies: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Virtual examples: each copy shifts every image by one pixel in a random direction."""
+        rng = np.random.default_rng(seed)
+        xs, ys = [X], [y]
+        for _ in range(copies):
+            d = rng.integers(4, size=len(X))
+            out = np.empty_like(X)
+            for k, (dy, dx) in enumerate(((0, 1), (0, -1), (1, 0), (-1, 0))):
+                sel = d == k
+                out[sel] = np.roll(X[sel], (dy, dx), axis=(1, 2))
+            xs.append(out)
+            ys.append(y)
+        return np.concatenate(xs), np.concatenate(ys)
+
     def features(self, X: np.ndarray) -> np.ndarray:
         if self.params["deskew"]:
             X = deskew_batch(X)
@@ -57,6 +72,8 @@ class SklearnModel(DigitModel):
             steps.append(("pca", PCA(n_components=int(self.params["pca"]), random_state=0)))
         steps.append(("clf", self._estimator()))
         self.pipeline = Pipeline(steps)
+        if self.params.get("shift_copies"):
+            X, y = self.shifted_copies(X, y, int(self.params["shift_copies"]))
         self.pipeline.fit(self.features(X), y)
 
     def _scores(self, F: np.ndarray) -> np.ndarray:
@@ -94,7 +111,7 @@ class KNNModel(SklearnModel):
     name: ClassVar[str] = "knn"
     description: ClassVar[str] = "k-nearest neighbours on PCA of deskewed pixels"
 
-    def __init__(self, k: int = 4, weights: str = "distance", metric: str = "euclidean", deskew: bool = True,
+    def __init__(self, k: int = 3, weights: str = "distance", metric: str = "euclidean", deskew: bool = True,
                  pca: int | None = 40, scale: bool = False) -> None:
         super().__init__(deskew=deskew, pca=pca, scale=scale, k=k, weights=weights, metric=metric)
 
@@ -111,8 +128,8 @@ class SVMModel(SklearnModel):
     has_proba: ClassVar[bool] = False  # scores are a softmax of decision values, not calibrated
 
     def __init__(self, C: float = 10.0, gamma: float | str = "scale", deskew: bool = True, pca: int | None = 50,
-                 scale: bool = False) -> None:
-        super().__init__(deskew=deskew, pca=pca, scale=scale, C=C, gamma=gamma)
+                 scale: bool = False, shift_copies: int = 1) -> None:
+        super().__init__(deskew=deskew, pca=pca, scale=scale, C=C, gamma=gamma, shift_copies=shift_copies)
 
     def _estimator(self):
         return SVC(C=self.params["C"], gamma=self.params["gamma"], kernel="rbf", cache_size=2000,
@@ -127,11 +144,16 @@ class MLPModel(SklearnModel):
     name: ClassVar[str] = "mlp"
     description: ClassVar[str] = "multilayer perceptron (scikit-learn, Adam) on deskewed pixels"
 
-    def __init__(self, hidden: tuple[int, ...] | list[int] = (512,), alpha: float = 1e-3,
+    def __init__(self, hidden: tuple[int, ...] | list[int] = (512, 256), alpha: float = 1e-3,
                  learning_rate: float = 1e-3, epochs: int = 30, batch_size: int = 256, deskew: bool = True,
                  pca: int | None = None, scale: bool = False, seed: int = 0) -> None:
         super().__init__(deskew=deskew, pca=pca, scale=scale, hidden=list(hidden), alpha=alpha,
                          learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed)
+
+    def _fit(self, X, y, **kw) -> None:
+        super()._fit(X, y)
+        # Adam's moment estimates are only needed to keep training; they double the file size.
+        self.pipeline[-1].__dict__.pop("_optimizer", None)
 
     def _estimator(self):
         p = self.params
@@ -149,7 +171,7 @@ class KMeansClassifierModel(SklearnModel):
     description: ClassVar[str] = "K-means as a classifier: many centroids labelled by majority vote"
     has_proba: ClassVar[bool] = False
 
-    def __init__(self, clusters: int = 300, deskew: bool = True, pca: int | None = 50, scale: bool = False,
+    def __init__(self, clusters: int = 600, deskew: bool = True, pca: int | None = 50, scale: bool = False,
                  seed: int = 0) -> None:
         super().__init__(deskew=deskew, pca=pca, scale=scale, clusters=clusters, seed=seed)
 

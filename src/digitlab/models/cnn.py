@@ -42,6 +42,20 @@ class DigitNet(nn.Module):
         return self.head(self.features(x))
 
 
+def fused_for_inference(net: DigitNet) -> DigitNet:
+    """A copy with each BatchNorm folded into its convolution: same outputs, ~2x faster on CPU."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    fused = copy.deepcopy(net).eval()
+    for block in fused.features:
+        if isinstance(block, nn.Sequential):
+            block[0] = fuse_conv_bn_eval(block[0], block[1])
+            block[1] = nn.Identity()
+    return fused.to(memory_format=torch.channels_last)
+
+
 def to_tensor(X: np.ndarray) -> torch.Tensor:
     """(N,28,28) float in [0,1] -> normalised (N,1,28,28) tensor."""
     t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).unsqueeze(1)
@@ -80,16 +94,25 @@ class CNNClassifier(DigitModel):
             histories.append(hist)
         self.metadata["history"] = histories
 
+    @property
+    def _infer_nets(self) -> list[DigitNet]:
+        if getattr(self, "_fused_for", None) is not self.nets:
+            self._fused = [fused_for_inference(n) for n in self.nets]
+            self._fused_for = self.nets
+        return self._fused
+
     @torch.inference_mode()
-    def _logits_members(self, X: np.ndarray, batch: int = 2048) -> np.ndarray:
+    def _logits_members(self, X: np.ndarray, batch: int = 512) -> np.ndarray:
+        # Batches of 512 keep the activations in cache: faster on CPU than one huge batch.
+        nets = self._infer_nets
         out = []
         for i in range(0, len(X), batch):
             x = to_tensor(X[i : i + batch]).contiguous(memory_format=torch.channels_last)
-            probs = torch.stack([F.softmax(net(x), 1) for net in self.nets])
+            probs = torch.stack([F.softmax(net(x), 1) for net in nets])
             if self.params.get("tta"):
                 for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
                     xs = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
-                    probs = torch.cat([probs, torch.stack([F.softmax(net(xs), 1) for net in self.nets])])
+                    probs = torch.cat([probs, torch.stack([F.softmax(net(xs), 1) for net in nets])])
             out.append(probs.mean(0))
         return torch.cat(out).numpy()
 

@@ -198,29 +198,47 @@ $("check-upload").onchange = (e) => {
 };
 
 // ---- network view ---------------------------------------------------------------------------
+function figure(title, arr, size) {
+  const fig = document.createElement("figure");
+  const c = document.createElement("canvas"); c.width = size; c.height = size; drawArray(c, arr);
+  const cap = document.createElement("figcaption"); cap.textContent = title;
+  fig.append(c, cap); return fig;
+}
+
 async function renderNetwork() {
   const view = $("network-view"); view.innerHTML = "";
   if (!lastDigitImage) { view.textContent = "Nothing drawn yet."; return; }
   try {
     const r = await api("/api/visualize", { image: lastDigitImage });
     const head = document.createElement("p");
-    head.textContent = `prediction ${r.prediction.digit} (${(r.prediction.confidence * 100).toFixed(1)}%), ${r.total_params.toLocaleString()} parameters`;
+    head.textContent = `prediction ${r.prediction.digit} (${(r.prediction.confidence * 100).toFixed(1)}%), ` +
+      `${r.total_params.toLocaleString()} parameters`;
     view.append(head);
     const row = document.createElement("div"); row.className = "maps";
-    for (const [title, arr] of [["input", r.input], ["saliency", r.saliency]]) {
-      const c = document.createElement("canvas"); c.width = 112; c.height = 112; c.title = title; drawArray(c, arr); row.append(c);
-    }
+    row.append(figure("input (28×28)", r.input, 112), figure("saliency: pixels that move the answer", r.saliency, 112),
+               figure("Grad-CAM: where the last conv layer looks", r.gradcam, 112));
     view.append(row);
-    for (const layer of r.layers) {
-      const box = document.createElement("div"); box.className = "layer";
-      const h = document.createElement("h3"); h.textContent = `${layer.name}: ${layer.type} → ${layer.shape.join("×")} (${layer.params.toLocaleString()} params)`;
-      box.append(h);
-      if (layer.maps) {
-        const maps = document.createElement("div"); maps.className = "maps";
-        for (const m of layer.maps) { const c = document.createElement("canvas"); c.width = 56; c.height = 56; drawArray(c, m); maps.append(c); }
-        box.append(maps);
-      }
-      view.append(box);
+    const fh = document.createElement("h3"); fh.textContent = "first-layer filters (5×5)"; view.append(fh);
+    const filters = document.createElement("div"); filters.className = "maps";
+    for (const f of r.filters) filters.append(figure("", f, 40));
+    view.append(filters);
+    for (const layer of r.layers.filter((l) => l.maps)) {
+      const h = document.createElement("h3");
+      h.textContent = `${layer.name}: ${layer.shape.join("×")} — the ${layer.maps.length} most active feature maps`;
+      const maps = document.createElement("div"); maps.className = "maps";
+      for (const m of layer.maps) maps.append(figure("", m, 56));
+      view.append(h, maps);
     }
+    const table = document.createElement("table"); table.className = "compare";
+    table.innerHTML = "<thead><tr><th>layer</th><th>type</th><th>output</th><th>parameters</th></tr></thead>";
+    const body = document.createElement("tbody");
+    for (const l of r.layers.filter((l) => !l.maps)) {
+      const tr = document.createElement("tr");
+      for (const v of [l.name, l.type, l.shape.join("×"), l.params.toLocaleString()]) {
+        const td = document.createElement("td"); td.textContent = v; tr.append(td);
+      }
+      body.append(tr);
+    }
+    table.append(body); view.append(table);
   } catch (err) { view.textContent = err.message; }
 }
