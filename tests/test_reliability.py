@@ -120,3 +120,35 @@ def test_unwritable_cache_still_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "atomic_write", refuse)
     split = data.load_mnist("test")
     assert len(split) == 10000 and not (tmp_path / "cache" / "npy").exists()
+
+
+def test_server_binds_loopback_and_shuts_down_gracefully_on_sigterm():
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(300):
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert json.loads(body)["status"] == "ok"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    # uvicorn finishes in-flight work, then re-raises SIGTERM so a supervisor sees how it ended.
+    assert proc.returncode in (0, -signal.SIGTERM), out
+    assert "Uvicorn running on http://127.0.0.1:" in out and "Application shutdown complete" in out
+    assert "Traceback" not in out
