@@ -145,6 +145,14 @@ def test_unknown_model(client, seven):
     assert "nope" in msg
 
 
+def test_model_names_only(client, mnist_test):
+    for name in ("symbols", "/etc/passwd", "../weights/cnn.dlm"):
+        err(client.post("/api/predict", json={"pixels": mnist_test.images[0].tolist(), "model": name}), 404)
+    for name in ("linear", "knn", "svm", "mlp", "kmeans"):
+        r = client.post("/api/predict", json={"pixels": mnist_test.images[0].tolist(), "model": name})
+        assert r.status_code == 200 and r.json()["digit"] == 7 and r.json()["model"] == name
+
+
 def test_unknown_route_is_json(client):
     err(client.get("/api/nothing"), 404)
 

@@ -123,20 +123,20 @@ def cmd_train(args) -> int:
 
 # -- models -----------------------------------------------------------------------------------------
 def cmd_models(args) -> int:
+    from .errors import ModelError
     from .models.base import REGISTRY, available, read_header
-    from .recognize import DEFAULT_MODEL, models_dir
+    from .recognize import model_path
 
     available()
     rows = []
     for name in sorted(REGISTRY):
-        cls = REGISTRY[name]
-        trained = [p for p in (models_dir() / f"{name}.dlm", DEFAULT_MODEL if name == "cnn" else None) if p and p.exists()]
-        acc = None
-        if trained:
-            header, _ = read_header(trained[0])
-            acc = header.get("metadata", {}).get("test_accuracy")
-        rows.append({"name": name, "description": cls.description, "trained": str(trained[0]) if trained else None,
-                     "test_accuracy": acc})
+        try:
+            path = model_path(name)
+            acc = read_header(path)[0].get("metadata", {}).get("test_accuracy")
+        except ModelError:
+            path, acc = None, None
+        rows.append({"name": name, "description": REGISTRY[name].description,
+                     "trained": str(path) if path else None, "test_accuracy": acc})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -153,6 +153,10 @@ def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str,
     from .preprocess import preprocess_digit, preprocess_mnist_like
     from .recognize import get_model, predict_images
 
+    from .models.base import available
+
+    if model_name not in available():  # names only: no file paths, no non-digit models over the API
+        raise ModelError(f"unknown model {model_name!r}; choose one of: {', '.join(available())}")
     image = preprocess_mnist_like(pixels) if pixels is not None else preprocess_digit(raw, max_side=MAX_SIDE, name="image")
     model = get_model(model_name)
     pred = predict_images(model, image[None])[0]

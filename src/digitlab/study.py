@@ -147,7 +147,7 @@ def unsupervised_study(train: Split, progress: bool = True, umap_budget_n: int |
         return out
     t0 = time.perf_counter()
     n = umap_budget_n or len(P)
-    reducer = umap.UMAP(n_neighbors=10, n_components=5, min_dist=0.0, random_state=0)
+    reducer = umap.UMAP(n_neighbors=10, n_components=5, min_dist=0.0, random_state=0, n_jobs=1)  # seeded = serial
     E = reducer.fit_transform(P[:n])
     km_e = KMeans(n_clusters=10, n_init=10, random_state=0).fit(E)
     out["embedding"] = {**clustering_scores(y[:n], km_e.labels_), "seconds": time.perf_counter() - t0,

@@ -21,8 +21,10 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     """
     import torch.distributed as dist
 
+    from .study import tuned_params
+
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
-    model = create(method, **params)
+    model = create(method, **{**tuned_params(method), **params})  # `digitlab tune --apply`, then --param
     full = subset(load_mnist("train", data_dir), subset_n)
     test = load_mnist("test", data_dir)
     val_n = min(val_size, len(full) // 10) if method == "cnn" else 0

@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 import skops.io as sio
-from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.cluster import MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -151,7 +151,14 @@ class MLPModel(SklearnModel):
                          learning_rate=learning_rate, epochs=epochs, batch_size=batch_size, seed=seed)
 
     def _fit(self, X, y, **kw) -> None:
-        super()._fit(X, y)
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+
+        with warnings.catch_warnings():
+            # Trained for a fixed number of epochs on purpose (a tuned parameter), not to convergence.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            super()._fit(X, y)
         # Adam's moment estimates are only needed to keep training; they double the file size.
         self.pipeline[-1].__dict__.pop("_optimizer", None)
 
@@ -196,8 +203,3 @@ class KMeansClassifierModel(SklearnModel):
             if (labels == c).any():
                 per_class[:, c] = d[:, labels == c].min(1)
         return _softmax(-per_class / (per_class.min(1, keepdims=True) + 1e-9) * 10)
-
-
-def kmeans_fit(features: np.ndarray, k: int = 10, seed: int = 0, n_init: int = 4) -> KMeans:
-    """Plain K-means (k-means++ init, Lloyd) for the unsupervised part of the study."""
-    return KMeans(n_clusters=k, random_state=seed, n_init=n_init).fit(features)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import ClassVar
 
 import numpy as np
@@ -145,6 +144,3 @@ class CNNClassifier(DigitModel):
     def net(self) -> DigitNet:
         self._check_fitted()
         return self.nets[0]
-
-    def summary(self) -> str:
-        return json.dumps({"members": len(self.nets), "params": sum(p.numel() for p in self.net.parameters())})
