@@ -132,19 +132,17 @@ def _answer(pred) -> dict:
 
 
 def _trained_models() -> dict[str, Any]:
-    from .models.base import REGISTRY, available, read_header
-    from .recognize import model_path
+    """Registered models that have weights, from the loaded-model cache (files are read once)."""
+    from .models.base import REGISTRY, available
+    from .recognize import get_model
 
-    available()
     out = {}
-    for name in sorted(REGISTRY):
+    for name in available():
         try:
-            path = model_path(name)
-            header, _ = read_header(path)
+            model = get_model(name)
         except DigitlabError:
             continue
-        out[name] = {"path": str(path), "accuracy": header.get("metadata", {}).get("test_accuracy"),
-                     "cls": REGISTRY[name]}
+        out[name] = {"model": model, "accuracy": model.metadata.get("test_accuracy"), "cls": REGISTRY[name]}
     return out
 
 
@@ -162,8 +160,8 @@ def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str,
     pred = predict_images(model, image[None])[0]
     result = {"model": model.name, **_answer(pred), "input28": np.round(image, 4).tolist()}
     if compare:
-        result["compare"] = {name: _answer(predict_images(get_model(name), image[None])[0])
-                             for name in _trained_models()}
+        result["compare"] = {name: _answer(predict_images(m["model"], image[None])[0])
+                             for name, m in _trained_models().items()}
     return result
 
 
@@ -321,8 +319,9 @@ def create_app() -> FastAPI:
 
     @app.get("/api/models", response_model=list[ModelInfo], summary="Trained models and their MNIST test accuracy")
     async def models():
+        trained = await run_bounded(_trained_models)  # the first call loads the models: off the event loop
         return [ModelInfo(name=n, description=m["cls"].description, test_accuracy=m["accuracy"],
-                          calibrated=m["cls"].has_proba) for n, m in _trained_models().items()]
+                          calibrated=m["cls"].has_proba) for n, m in trained.items()]
 
     @app.get("/api/health", summary="Liveness")
     async def health():
