@@ -97,3 +97,19 @@ def test_train_and_use_a_classic_model(tmp_path, mnist_test):
     Image.fromarray(255 - np.pad(mnist_test.images[0], 10)).save(img)
     obj = json.loads(run("predict", "--json", "--model", str(out), str(img), check=True).stdout)
     assert obj["digit"] == 7
+
+
+@pytest.mark.parametrize("cmd", ["predict", "read", "check"])
+def test_folder_without_images_is_an_error(cmd, tmp_path):
+    (tmp_path / "notes.txt").write_text("no images here")
+    proc = run(cmd, str(tmp_path))
+    assert proc.returncode == 2 and "no image files found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cuda_without_gpu_is_one_line_error():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    proc = run("train", "cnn", "--device", "cuda", "--subset", "100", "--epochs", "1", "--quiet")
+    assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr

@@ -50,10 +50,7 @@ def cmd_predict(args) -> int:
 
     model = get_model(args.model)
     failures = 0
-    paths = expand_paths(args.paths)
-    if not paths:
-        raise DigitlabError("no image files found in " + ", ".join(args.paths))
-    for path in paths:
+    for path in expand_paths(args.paths):
         try:
             pred = predict_source(model, path, name=str(path))
         except ImageError as exc:

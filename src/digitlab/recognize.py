@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ImageError, ModelError
 from .models.base import DigitModel, load
 from .preprocess import preprocess_digit
 
@@ -81,11 +81,13 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
 
 
 def expand_paths(paths) -> list[Path]:
-    """Files as given; folders expanded to the image files they hold (sorted)."""
+    """Files as given; folders expanded to the image files they hold (sorted). None at all is an error."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
         else:
             out.append(p)
+    if not out:
+        raise ImageError("no image files found in " + ", ".join(map(str, paths)))
     return out

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data.distributed import DistributedSampler
 
 from .data import MEAN, STD
+from .errors import DigitlabError
 from .fileio import atomic_write
 from .models.cnn import DigitNet, to_tensor
 
@@ -42,7 +43,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but no CUDA device is available")
+        raise DigitlabError("--device cuda asked for, but no CUDA device is available (use --device cpu or auto)")
     return torch.device(name)
 
 
