@@ -125,25 +125,14 @@ def test_unwritable_cache_still_loads(tmp_path, monkeypatch):
 def test_server_binds_loopback_and_shuts_down_gracefully_on_sigterm():
     import json
     import signal
-    import socket
     import subprocess
-    import sys
-    import time
     import urllib.request
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "digitlab", "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    from helpers import start_server
+
+    proc, url = start_server(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        for _ in range(300):
-            try:
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
-        assert json.loads(body)["status"] == "ok"
+        assert json.loads(urllib.request.urlopen(url + "/api/health", timeout=5).read())["status"] == "ok"
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .errors import DigitlabError
-from .preprocess import NoDigitFound, ink_map, load_image
+from .preprocess import NoDigitFound, ink_map, load_image, otsu_mask
 
 MAX_LINE_CHARS = 200
 MAX_NUMBER_DIGITS = 30
@@ -313,9 +313,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         kw["max_side"] = max_side
     grey = load_image(source, **kw)
     ink = ink_map(grey)
-    u8 = (ink * 255).astype(np.uint8)
-    thr, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = u8 > max(thr, 50)
+    mask = otsu_mask(ink)
     skew = estimate_skew(mask)
     ink_r = rotate(ink, skew)
     grey_r = 1.0 - rotate(1.0 - grey, skew)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import os
 import struct
 import urllib.request
@@ -178,8 +179,6 @@ def _load_array(stem: str, data_dir=None, download: bool = True) -> np.ndarray:
         raise
     arr = parse_idx(raw, str(src))
     try:
-        import io
-
         buf = io.BytesIO()
         np.save(buf, arr)
         atomic_write(npy, buf.getvalue())

@@ -182,11 +182,16 @@ def paper_variation(ink: np.ndarray, max_work_side: int = 800, max_kernel: int =
     return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR) if scale < 1 else bg
 
 
-def ink_mask(ink: np.ndarray, min_area_frac: float = 0.0005) -> np.ndarray:
-    """Binary ink mask (Otsu on the ink map) with specks smaller than ``min_area_frac`` removed."""
+def otsu_mask(ink: np.ndarray) -> np.ndarray:
+    """Ink pixels of an ink map: Otsu's threshold, but never below 50/255 (faint shading is not ink)."""
     u8 = (np.clip(ink, 0, 1) * 255).astype(np.uint8)
     thr, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    mask = (u8 > max(thr, 50)).astype(np.uint8)
+    return u8 > max(thr, 50)
+
+
+def ink_mask(ink: np.ndarray, min_area_frac: float = 0.0005) -> np.ndarray:
+    """Binary ink mask (``otsu_mask``) with specks smaller than ``min_area_frac`` removed."""
+    mask = otsu_mask(ink).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if n <= 1:
         return mask.astype(bool)

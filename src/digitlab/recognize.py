@@ -27,8 +27,8 @@ def models_dir() -> Path:
 
 def model_path(name_or_path: str | os.PathLike | None) -> Path:
     """Resolve a model name ("cnn", "svm", ...) or a file path to a model file."""
-    if name_or_path is None or str(name_or_path) in ("default", "cnn") and not (models_dir() / "cnn.dlm").exists():
-        return DEFAULT_MODEL
+    if name_or_path is None or str(name_or_path) == "default":
+        return DEFAULT_MODEL  # a user's own `cnn` in the models folder is used only when named
     p = Path(name_or_path)
     if p.suffix == ".dlm" or p.exists():
         return p

@@ -179,10 +179,10 @@ def render_worksheet(bank: SymbolBank, rng: np.random.Generator, n_lines: int = 
     paper = np.ones((h, w), np.float32) * rng.uniform(0.85, 1.0)
     if photo:
         # Uneven light: a smooth gradient and a soft shadow, then sensor noise.
-        yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
-        paper *= 1 - 0.35 * (rng.uniform() * xx + rng.uniform() * yy)
+        ys, xs = np.mgrid[0:h, 0:w]
+        paper *= 1 - 0.35 * (rng.uniform() * xs + rng.uniform() * ys) / max(h, w)
         cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-        paper *= 1 - 0.25 * np.exp(-(((np.mgrid[0:h, 0:w][1] - cx) ** 2 + (np.mgrid[0:h, 0:w][0] - cy) ** 2) / (0.15 * max(h, w) ** 2)))
+        paper *= 1 - 0.25 * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (0.15 * max(h, w) ** 2))
     pen = rng.uniform(0.05, 0.25)
     page = paper * (1 - ink) + pen * ink
     if photo:

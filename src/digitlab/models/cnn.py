@@ -101,7 +101,7 @@ class CNNClassifier(DigitModel):
         return self._fused
 
     @torch.inference_mode()
-    def _logits_members(self, X: np.ndarray, batch: int = 512) -> np.ndarray:
+    def _average_probabilities(self, X: np.ndarray, batch: int = 512) -> np.ndarray:
         # Batches of 512 keep the activations in cache: faster on CPU than one huge batch.
         nets = self._infer_nets
         out = []
@@ -116,7 +116,7 @@ class CNNClassifier(DigitModel):
         return torch.cat(out).numpy()
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return self._logits_members(X).astype(np.float64)
+        return self._average_probabilities(X).astype(np.float64)
 
     def _payload(self) -> bytes:
         tensors = {f"m{i}.{k}": v.detach().cpu().contiguous() for i, net in enumerate(self.nets)
