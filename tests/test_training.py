@@ -85,3 +85,68 @@ def test_onnx_agrees_with_pytorch(tmp_path, mnist_test):
     torch_p = model.predict_proba(X)
     assert np.abs(onnx_p - torch_p).max() < 1e-4
     assert (onnx_p.argmax(1) == mnist_test.labels[:1000]).mean() > 0.99
+
+
+def test_bf16_training_and_strided_stem(tmp_path, mnist_train, mnist_test):
+    import torch
+
+    from digitlab.data import subset
+    from digitlab.errors import DigitlabError
+    from digitlab.models import create
+    from digitlab.models.cnn import fused_for_inference
+    from digitlab.training import resolve_precision
+
+    with pytest.raises(DigitlabError, match="unknown precision"):
+        resolve_precision("fp8", torch.device("cpu"))
+    if not (torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
+        with pytest.raises(DigitlabError, match="no native bfloat16"):
+            resolve_precision("bf16", torch.device("cpu"))
+        pytest.skip("this CPU has no native bfloat16")
+    small = subset(mnist_train, 4000)
+    model = create("cnn", width=8, epochs=3, augment="none", precision="bf16", stem="stride")
+    model.fit(small.images, small.labels, progress=False)
+    X = mnist_test.images[:1000]
+    assert model.score(X, mnist_test.labels[:1000]) > 0.9
+    # The strided stem folds its batch norm like the others, and the file keeps the architecture.
+    net = model.net
+    x = torch.rand(16, 1, 28, 28)
+    assert torch.allclose(fused_for_inference(net)(x), net(x), atol=1e-4)
+    again = load(model.save(tmp_path / "m.dlm"))
+    assert again.params["stem"] == "stride"
+    assert np.allclose(again.predict_proba(X), model.predict_proba(X), atol=1e-6)
+
+
+def test_augmentation_levels(mnist_test):
+    import torch
+
+    from digitlab.errors import DigitlabError
+    from digitlab.training import augment_batch
+
+    x = torch.as_tensor(mnist_test.images[:64].astype(np.float32) / 255).unsqueeze(1)
+
+    def run(level, seed=0):
+        return augment_batch(x.clone(), level, torch.Generator().manual_seed(seed))
+
+    assert torch.equal(run("none"), x)
+    for level in ("shift", "light", "full"):
+        out = run(level)
+        assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+        assert torch.equal(out, run(level)) and not torch.equal(out, run(level, seed=1))  # seeded
+    # "shift" only translates: ink is kept and the centre of mass moves by at most the 1.7 px limit.
+    # Some MNIST digits touch the border and lose ink when shifted, so mass is checked on the rest.
+    out = run("shift")
+    img = x[:, 0]
+    inner = (img[:, :2].sum((1, 2)) + img[:, -2:].sum((1, 2)) + img[..., :2].sum((1, 2)) + img[..., -2:].sum((1, 2))) == 0
+    assert inner.sum() > 40
+    mass_in, mass_out = x.sum((1, 2, 3))[inner], out.sum((1, 2, 3))[inner]
+    assert torch.allclose(mass_out, mass_in, rtol=1e-3)
+    grid = torch.arange(28, dtype=torch.float32)
+
+    def centre(t):
+        m = t[:, 0]
+        return torch.stack([(m.sum(2) * grid).sum(1) / m.sum((1, 2)), (m.sum(1) * grid).sum(1) / m.sum((1, 2))], 1)
+
+    shift = (centre(out) - centre(x)).abs()
+    assert shift.max() < 1.9 and shift.mean() > 0.3
+    with pytest.raises(DigitlabError, match="unknown augmentation"):
+        run("heavy")

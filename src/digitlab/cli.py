@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
     distributed = init_distributed()
     params = _params(args.param)
     if args.method == "cnn":
-        for key in ("epochs", "time_budget", "ensemble", "seed", "device", "width", "augment", "batch_size", "lr"):
+        for key in ("epochs", "time_budget", "ensemble", "seed", "device", "width", "augment", "batch_size", "lr",
+                    "precision", "val_size"):
             val = getattr(args, key, None)
             if val is not None:
                 params[key] = val
@@ -172,11 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-budget", type=float, help="CNN: seconds of training; the schedule ends on time")
     p.add_argument("--ensemble", type=int, help="CNN: number of members to train and average")
     p.add_argument("--width", type=int, help="CNN: channels of the first layer")
-    p.add_argument("--augment", choices=["none", "light", "full"], help="CNN: data augmentation")
+    p.add_argument("--augment", choices=["none", "shift", "light", "full"], help="CNN: data augmentation")
     p.add_argument("--batch-size", type=int, help="CNN: batch size")
     p.add_argument("--lr", type=float, help="CNN: peak learning rate")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="CNN: device")
+    p.add_argument("--precision", choices=["fp32", "bf16"],
+                   help="CNN: bf16 trains ~1.5-2x faster on CPUs with AVX512-BF16/AMX (default fp32)")
+    p.add_argument("--val-size", type=int, help="CNN: digits held out for validation (default 5000; 0 = train on all)")
     p.add_argument("--resume", action="store_true", help="CNN: continue from the last epoch checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)

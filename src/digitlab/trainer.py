@@ -27,7 +27,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     model = create(method, **{**tuned_params(method), **params})  # `digitlab tune --apply`, then --param
     full = subset(load_mnist("train", data_dir), subset_n)
     test = load_mnist("test", data_dir)
-    val_n = min(val_size, len(full) // 10) if method == "cnn" else 0
+    val_n = min(int(model.params.get("val_size", val_size)), len(full) // 10) if method == "cnn" else 0
     train, val = train_val_split(full, val_n) if val_n else (full, None)
     out = Path(out) if out else models_dir() / f"{method}.dlm"
     fit_kw = {}

@@ -31,12 +31,29 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
-    augment: str = "full"  # none | light | full
+    augment: str = "full"  # none | shift | light | full
     label_smoothing: float = 0.1
+    dropout: float = 0.25
+    stem: str = "pool"  # pool | stride (see DigitNet)
     seed: int = 0
     time_budget: float | None = None  # seconds; the schedule is stretched to end on time
     device: str = "auto"
     num_classes: int = 10
+    precision: str = "fp32"  # fp32 | bf16 (autocast; ~1.5-2x faster on CPUs with AVX512-BF16/AMX)
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``name`` (None = plain fp32); bf16 only where the hardware has it."""
+    if name == "fp32":
+        return None
+    if name != "bf16":
+        raise DigitlabError(f"unknown precision {name!r} (choose fp32 or bf16)")
+    supported = (torch.cuda.is_bf16_supported() if device.type == "cuda"
+                 else torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if not supported:
+        # Emulated bf16 is slower than fp32, so refuse rather than quietly slow the run down.
+        raise DigitlabError(f"--precision bf16 asked for, but this {device.type.upper()} has no native bfloat16")
+    return torch.bfloat16
 
 
 def resolve_device(name: str) -> torch.device:
@@ -60,10 +77,12 @@ def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Te
     def u(lo, hi):
         return (torch.rand(b, generator=gen) * (hi - lo) + lo).to(dev)
 
-    strong = level == "full"
-    rot = u(-12, 12) * math.pi / 180 if strong else u(-8, 8) * math.pi / 180
-    scale = u(0.85, 1.12) if strong else u(0.92, 1.08)
-    shear = u(-0.25, 0.25) if strong else u(-0.1, 0.1)
+    if level not in ("shift", "light", "full"):
+        raise DigitlabError(f"unknown augmentation {level!r} (choose none, shift, light or full)")
+    strong, zero = level == "full", level == "shift"
+    rot = u(-12, 12) * math.pi / 180 if strong else u(0, 0) if zero else u(-8, 8) * math.pi / 180
+    scale = u(0.85, 1.12) if strong else u(1, 1) if zero else u(0.92, 1.08)
+    shear = u(-0.25, 0.25) if strong else u(0, 0) if zero else u(-0.1, 0.1)
     tx, ty = u(-0.12, 0.12), u(-0.12, 0.12)  # in [-1,1] grid units: about +-1.7 px
     cos, sin = torch.cos(rot), torch.sin(rot)
     theta = torch.stack([
@@ -121,12 +140,14 @@ def train_net(X: np.ndarray, y: np.ndarray, cfg: TrainConfig, X_val=None, y_val=
     device = resolve_device(cfg.device)
     if distributed and device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    amp_dtype = resolve_precision(cfg.precision, device)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank)
 
     # channels_last is ~1.5x faster for these convs on x86 CPUs (oneDNN) and neutral on GPUs.
-    net = DigitNet(width=cfg.width, num_classes=cfg.num_classes).to(device, memory_format=torch.channels_last)
+    net = DigitNet(width=cfg.width, num_classes=cfg.num_classes, dropout=cfg.dropout,
+                   stem=cfg.stem).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_epoch, elapsed_before, history = 0, 0.0, []
     if resume and checkpoint and os.path.exists(checkpoint):
@@ -170,8 +191,9 @@ def train_net(X: np.ndarray, y: np.ndarray, cfg: TrainConfig, X_val=None, y_val=
             idx = order[i * per_rank_batch : (i + 1) * per_rank_batch]
             xb = augment_batch(Xt[idx].to(device), cfg.augment, gen).contiguous(memory_format=torch.channels_last)
             yb = yt[idx].to(device)
-            logits = model((xb - MEAN) / STD)
-            loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits = model((xb - MEAN) / STD)
+            loss = F.cross_entropy(logits.float(), yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
