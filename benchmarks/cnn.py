@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from digitlab.data import load_mnist, train_val_split
+from digitlab.models.cnn import CNNClassifier
 from digitlab.training import TrainConfig, evaluate_net, train_net
 
 
@@ -34,19 +35,47 @@ def _write(name: str, result: dict) -> None:
 def fast(args) -> None:
     full = load_mnist("train")
     # No validation is needed for a fixed-budget run, so --all-train uses all 60,000 digits.
-    train = full if args.all_train else train_val_split(full, 5000)[0]
-    test = load_mnist("test")
-    cfg = TrainConfig(width=args.width, epochs=args.epochs, augment=args.augment, time_budget=args.budget,
-                      batch_size=args.batch, lr=args.lr, seed=args.seed, label_smoothing=args.label_smoothing)
+    train, val = (full, None) if args.all_train else train_val_split(full, 5000)
+    # --val scores the 5,000 held-out training digits, so settings are chosen without the test set.
+    test = val if args.val else load_mnist("test")
+    # --members K splits the budget between K networks and averages their probabilities.
+    cfgs = [TrainConfig(width=args.width, epochs=args.epochs, augment=args.augment,
+                        time_budget=args.budget / args.members if args.budget else None, batch_size=args.batch,
+                        lr=args.lr, seed=args.seed + 1000 * k, label_smoothing=args.label_smoothing,
+                        precision=args.precision, dropout=args.dropout, stem=args.stem) for k in range(args.members)]
+    from digitlab.preprocess import deskew_batch
+
     t0 = time.perf_counter()
-    net, hist = train_net(train.images.astype(np.float32) / 255, train.labels, cfg, progress=False)
+    X = train.images.astype(np.float32) / 255
+    if args.deskew:  # timed: deskewing the training set is part of training
+        X = deskew_batch(X)
+    runs = [train_net(X, train.labels, cfg, progress=False) for cfg in cfgs]
     seconds = time.perf_counter() - t0
-    acc = evaluate_net(net, test.images.astype(np.float32) / 255, test.labels)
-    print(f"width {args.width}, augment {args.augment}, budget {args.budget} s: trained {seconds:.1f} s "
-          f"({len(hist)} epochs), MNIST test accuracy {acc:.2%}")
-    _write(f"fast_w{args.width}_{args.augment}_b{args.batch}_ls{args.label_smoothing:g}_{int(args.budget or 0)}s"
-           + ("_all" if args.all_train else "") + f"_seed{args.seed}",
-           {"config": cfg.__dict__, "train_size": len(train), "train_seconds": seconds, "epochs_run": len(hist), "test_accuracy": acc})
+    X_test = test.images.astype(np.float32) / 255
+    X_test = deskew_batch(X_test) if args.deskew else X_test
+    model = CNNClassifier(width=args.width, stem=args.stem, ensemble=args.members).set_nets([net for net, _ in runs])
+    members = [evaluate_net(net, X_test, test.labels) for net, _ in runs]
+    acc = model.score(X_test, test.labels)
+    epochs = [len(hist) for _, hist in runs]
+    split = "validation" if args.val else "MNIST test"
+    print(f"width {args.width}, augment {args.augment}, batch {args.batch}, lr {args.lr:g}, {args.precision}, "
+          f"dropout {args.dropout:g}, stem {args.stem}, {'deskewed, ' if args.deskew else ''}{args.members} member(s), seed {args.seed}, budget {args.budget} s: "
+          f"trained {seconds:.1f} s (epochs {epochs}), {split} accuracy {acc:.2%}"
+          + (f" (members {', '.join(f'{m:.2%}' for m in members)})" if args.members > 1 else ""), flush=True)
+    # One file per configuration and seed; settings at their defaults stay out of the name.
+    name = [("fast_val_" if args.val else "fast_") + f"w{args.width}_{args.augment}_b{args.batch}"
+            f"_ls{args.label_smoothing:g}_{int(args.budget or 0)}s"]
+    name += [f"lr{args.lr:g}"] if args.lr != 3e-3 else []
+    name += [f"do{args.dropout:g}"] if args.dropout != 0.25 else []
+    name += [args.precision] if args.precision != "fp32" else []
+    name += [args.stem] if args.stem != "pool" else []
+    name += ["deskew"] if args.deskew else []
+    name += [f"x{args.members}"] if args.members > 1 else []
+    name += ["all"] if args.all_train else []
+    _write("_".join(name + [f"seed{args.seed}"]),
+           {"config": cfgs[0].__dict__, "members": args.members, "member_accuracy": members, "deskew": args.deskew,
+            "train_size": len(train), "train_seconds": seconds, "epochs_run": epochs,
+            ("validation_accuracy" if args.val else "test_accuracy"): acc})
 
 
 def ensemble(args) -> None:
@@ -61,7 +90,8 @@ def ensemble(args) -> None:
         rows["tta" if tta else "plain"] = model.score(test.images, test.labels)
     print(f"{len(model.nets)} members {', '.join(f'{m:.2%}' for m in members)}; ensemble {rows['plain']:.2%}, "
           f"with test-time augmentation {rows['tta']:.2%}")
-    _write("ensemble", {"model": str(args.model), **rows, "fit_seconds": model.metadata.get("fit_seconds")})
+    _write(f"ensemble_{Path(args.model).stem}", {"model": str(args.model), **rows,
+                                                "fit_seconds": model.metadata.get("fit_seconds")})
 
 
 def combine(args) -> None:
@@ -77,7 +107,7 @@ def combine(args) -> None:
             fit += float(m.metadata.get("fit_seconds", 0))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-            net = DigitNet(width=state["config"]["width"])
+            net = DigitNet(width=state["config"]["width"], stem=state["config"].get("stem", "pool"))
             net.load_state_dict(state["model"])
             nets.append(net)
             fit += float(state["elapsed"])
@@ -131,8 +161,15 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--all-train", action="store_true", help="train on all 60k digits (no validation split)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--all-train", action="store_true", help="train on all 60k digits (no validation split)")
+    group.add_argument("--val", action="store_true", help="score the validation split, not the test set")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--dropout", type=float, default=0.25)
+    p.add_argument("--deskew", action="store_true", help="deskew training and test digits (moments)")
+    p.add_argument("--stem", default="pool", choices=["pool", "stride"])
+    p.add_argument("--members", type=int, default=1, help="networks sharing the budget (averaged)")
     p.set_defaults(func=fast)
     p = sub.add_parser("ensemble")
     p.add_argument("model")
