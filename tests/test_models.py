@@ -79,3 +79,17 @@ def test_tampered_and_foreign_files(tmp_path, small_train):
         load(tmp_path / "x.dlm")
     with pytest.raises(ModelError, match="cannot read"):
         load(tmp_path / "missing.dlm")
+
+
+def test_cnn_ensemble_of_mixed_widths_round_trips(tmp_path, small_test):
+    import torch
+
+    from digitlab.models.cnn import CNNClassifier, DigitNet
+
+    torch.manual_seed(0)
+    nets = [DigitNet(width=8).eval(), DigitNet(width=12).eval()]
+    model = CNNClassifier(width=8, ensemble=2).set_nets(nets)
+    proba = model.predict_proba(small_test.images[:50])
+    again = load(model.save(tmp_path / "mixed.dlm"))
+    assert [n.features[0][0].out_channels for n in again.nets] == [8, 12]
+    assert np.allclose(again.predict_proba(small_test.images[:50]), proba, atol=1e-6)

@@ -139,9 +139,12 @@ class CNNClassifier(DigitModel):
             raise ModelError("model file holds no weights")
         self.nets = []
         for m in members:
-            net = DigitNet(width=self.params["width"], num_classes=self.params.get("num_classes", 10),
-                           stem=self.params.get("stem", "pool"))
             state = {k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(m + ".")}
+            # Each member's width comes from its own first conv, so an ensemble may mix widths.
+            first = state.get("features.0.0.weight")
+            width = int(first.shape[0]) if first is not None else self.params["width"]
+            net = DigitNet(width=width, num_classes=self.params.get("num_classes", 10),
+                           stem=self.params.get("stem", "pool"))
             net.load_state_dict(state, strict=True)
             self.nets.append(net.to(memory_format=torch.channels_last).eval())
 
