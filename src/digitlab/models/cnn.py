@@ -134,7 +134,7 @@ class CNNClassifier(DigitModel):
 
     def _restore(self, payload: bytes) -> None:
         tensors = st_load(payload)
-        members = sorted({k.split(".", 1)[0] for k in tensors})
+        members = sorted({k.split(".", 1)[0] for k in tensors}, key=lambda m: (len(m), m))  # m2 before m10
         if not members:
             raise ModelError("model file holds no weights")
         self.nets = []
