@@ -43,7 +43,7 @@ def fast(args) -> None:
                         time_budget=args.budget / args.members if args.budget else None, batch_size=args.batch,
                         lr=args.lr, seed=args.seed + 1000 * k, label_smoothing=args.label_smoothing,
                         precision=args.precision, dropout=args.dropout, stem=args.stem,
-                        weight_decay=args.weight_decay) for k in range(args.members)]
+                        weight_decay=args.weight_decay, warmup=args.warmup) for k in range(args.members)]
     from digitlab.preprocess import deskew_batch
 
     t0 = time.perf_counter()
@@ -62,7 +62,7 @@ def fast(args) -> None:
     epochs = [len(hist) for _, hist in runs]
     split = "validation" if args.val else "MNIST test"
     print(f"width {args.width}, augment {args.augment}, batch {args.batch}, lr {args.lr:g}, {args.precision}, "
-          f"dropout {args.dropout:g}, wd {args.weight_decay:g}, stem {args.stem}, {'deskewed, ' if args.deskew else ''}{args.members} member(s), seed {args.seed}, budget {args.budget} s: "
+          f"dropout {args.dropout:g}, wd {args.weight_decay:g}, warmup {args.warmup:g}, stem {args.stem}, {'deskewed, ' if args.deskew else ''}{args.members} member(s), seed {args.seed}, budget {args.budget} s: "
           f"trained {seconds:.1f} s (epochs {epochs}), {split} accuracy {acc:.2%} (with TTA {acc_tta:.2%})"
           + (f" (members {', '.join(f'{m:.2%}' for m in members)})" if args.members > 1 else ""), flush=True)
     # One file per configuration and seed; settings at their defaults stay out of the name.
@@ -71,6 +71,7 @@ def fast(args) -> None:
     name += [f"lr{args.lr:g}"] if args.lr != 3e-3 else []
     name += [f"do{args.dropout:g}"] if args.dropout != 0.25 else []
     name += [f"wd{args.weight_decay:g}"] if args.weight_decay != 5e-4 else []
+    name += [f"wu{args.warmup:g}"] if args.warmup != 0.2 else []
     name += [args.precision] if args.precision != "fp32" else []
     name += [args.stem] if args.stem != "pool" else []
     name += ["deskew"] if args.deskew else []
@@ -173,6 +174,7 @@ def main() -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--dropout", type=float, default=0.25)
     p.add_argument("--weight-decay", type=float, default=5e-4, help="AdamW (decoupled) weight decay")
+    p.add_argument("--warmup", type=float, default=0.2, help="fraction of the schedule spent warming up")
     p.add_argument("--deskew", action="store_true", help="deskew training and test digits (moments)")
     p.add_argument("--stem", default="pool", choices=["pool", "stride"])
     p.add_argument("--members", type=int, default=1, help="networks sharing the budget (averaged)")

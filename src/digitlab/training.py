@@ -31,6 +31,7 @@ class TrainConfig:
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
+    warmup: float = 0.2  # fraction of the one-cycle schedule spent warming up
     augment: str = "full"  # none | shift | light | full
     label_smoothing: float = 0.1
     dropout: float = 0.25
@@ -187,7 +188,7 @@ def train_net(X: np.ndarray, y: np.ndarray, cfg: TrainConfig, X_val=None, y_val=
                 done = True
                 break
             for g in opt.param_groups:
-                g["lr"] = one_cycle(frac, cfg.lr)
+                g["lr"] = one_cycle(frac, cfg.lr, cfg.warmup)
             idx = order[i * per_rank_batch : (i + 1) * per_rank_batch]
             xb = augment_batch(Xt[idx].to(device), cfg.augment, gen).contiguous(memory_format=torch.channels_last)
             yb = yt[idx].to(device)
