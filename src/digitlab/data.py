@@ -212,3 +212,59 @@ def subset(split: Split, n: int | None, seed: int = 0) -> Split:
         return split
     idx = np.sort(np.random.default_rng(seed).choice(len(split), n, replace=False))
     return Split(split.images[idx], split.labels[idx])
+
+
+# -- optdigits: other writers -----------------------------------------------------------------------
+# UCI "Optical Recognition of Handwritten Digits" (Alpaydin & Kaynak, CC BY 4.0): 32x32 bitmaps from
+# 43 writers who are not MNIST's. ``tra`` and ``cv`` (30 writers) may train or validate; ``windep``
+# (13 other writers) is only ever a test of writers never seen.
+OPTDIGITS_SPLITS = ("tra", "cv", "windep")
+OPTDIGITS_SHA256 = {
+    "optdigits-orig.cv": "cdde8c7d985e7b89652a169bb8f4afa295fbb25443026fe84496a39adbbd5268",
+    "optdigits-orig.tra": "9c790a198660250654bf06bb1e80503cc7af90c5989e4d4d918e72fdb65d0f53",
+    "optdigits-orig.windep": "c09ab8735d588fdf980724f10a5072c0b757037dc80b448b2f6a10392751c9d6",
+}
+
+
+def parse_optdigits(text: str, name: str = "<text>") -> Split:
+    """Parse the 32x32 bitmap text format: a header, then per digit 32 rows of 0/1 and a label line."""
+    rows = [r.strip() for r in text.splitlines()]
+    start = next((i for i, r in enumerate(rows) if len(r) == 32 and set(r) <= {"0", "1"}), None)
+    if start is None:
+        raise DataError(f"{name}: no 32x32 bitmaps found")
+    body = [r for r in rows[start:] if r and r != "EOF"]  # windep ends with an "EOF" line
+    if len(body) % 33:
+        raise DataError(f"{name}: truncated: {len(body)} lines is not a whole number of 33-line digits")
+    n = len(body) // 33
+    images = np.zeros((n, 32, 32), np.uint8)
+    labels = np.zeros(n, np.int64)
+    for i in range(n):
+        block = body[33 * i : 33 * i + 33]
+        if any(len(r) != 32 or set(r) - {"0", "1"} for r in block[:32]) or not block[32].isdigit():
+            raise DataError(f"{name}: malformed digit #{i}")
+        images[i] = (np.frombuffer("".join(block[:32]).encode(), np.uint8).reshape(32, 32) - ord("0")) * 255
+        labels[i] = int(block[32])
+    if labels.max() > 9:
+        raise DataError(f"{name}: label out of range")
+    return Split(images, labels)
+
+
+def load_optdigits(split: str = "tra", data_dir=None) -> Split:
+    """optdigits bitmaps (N,32,32) uint8 (255 = ink) and labels, from DIGITLAB_DATA or the cache."""
+    if split not in OPTDIGITS_SPLITS:
+        raise ValueError(f"split must be one of {OPTDIGITS_SPLITS}, not {split!r}")
+    stem = f"optdigits-orig.{split}"
+    explicit = data_dir or os.environ.get("DIGITLAB_DATA")
+    bases = [Path(explicit).expanduser()] if explicit else [cache_dir()]
+    for base in bases:
+        for folder in (base / "optdigits", base):
+            for cand in (folder / stem, folder / f"{stem}.gz"):
+                if cand.is_file():
+                    raw = _read_raw(cand)
+                    digest = hashlib.sha256(raw).hexdigest()
+                    if digest != OPTDIGITS_SHA256[stem]:
+                        raise DataError(f"{cand}: SHA-256 mismatch (got {digest[:12]}…)")
+                    return parse_optdigits(raw.decode("ascii", "replace"), str(cand))
+    raise DataError(
+        f"{stem}(.gz) not found in {' or '.join(str(b / 'optdigits') for b in bases)}; get the UCI optdigits "
+        "data set (CC BY 4.0, dataset 80) and pass --data-dir DIR or set DIGITLAB_DATA=DIR")
