@@ -1,7 +1,17 @@
 """The web app: a FastAPI JSON API and the drawing page, all assets served locally.
 
-Bad input never gives a 500: every error is ``{"error": "..."}`` with a 4xx status. Inference runs
-in a small bounded thread pool so one heavy request cannot starve the others, with a timeout.
+Bad input never gives a 500: every error is ``{"error": "..."}`` with a 4xx status.
+
+Work is split by cost so that no request can starve the others:
+
+- light work (``/api/predict``, ``/api/visualize``, ``/api/models``) runs in this process in a small
+  bounded thread pool; images are downscaled before preprocessing, so its cost is bounded;
+- heavy work (``/api/check``, ``/api/read``) runs in separate worker processes (``HeavyPool``) at
+  lower priority with one thread each, behind a bounded queue (503 when full). A request past its
+  deadline gets a 504 and its worker process is killed and replaced, so the work stops there.
+  Before reading, the image is downscaled and its ink marks counted; too many is a 422.
+
+Every POST documents its request body (multipart upload or JSON) and its response model.
 """
 
 from __future__ import annotations
@@ -9,45 +19,89 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
+import logging
+import multiprocessing
 import os
+import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .errors import DigitlabError, ImageError, ModelError
 from .preprocess import NoDigitFound
 
+log = logging.getLogger("digitlab")
+
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 5 * 1024 * 1024
-MAX_SIDE = 4096
+MAX_SIDE = 4096  # refused from the header above this (422)
+PREDICT_SIDE = 1024  # a single digit ends up 20x20: larger images are downscaled first
+PAGE_SIDE = 2048  # pages and numbers are read at most this large (longest side)
+MAX_MARKS = int(os.environ.get("DIGITLAB_MAX_MARKS", 2000))  # separate ink marks on a page
+MAX_READ_MARKS = int(os.environ.get("DIGITLAB_MAX_READ_MARKS", 400))  # ... in a written number
 TIMEOUT_S = float(os.environ.get("DIGITLAB_TIMEOUT", 20))
 _POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("DIGITLAB_WORKERS", 2)), thread_name_prefix="infer")
 _QUEUE = threading.BoundedSemaphore(int(os.environ.get("DIGITLAB_QUEUE", 64)))
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
+        self.status, self.message, self.headers = status, message, headers
 
 
 # -- schemas ---------------------------------------------------------------------------------------
+_BINARY = WithJsonSchema({"type": "string", "format": "binary", "contentMediaType": "application/octet-stream",
+                          "description": "the image file (PNG, JPEG, GIF, BMP, TIFF, WebP; at most 5 MB, "
+                                         f"{MAX_SIDE} px a side)"})
+_PIXELS = WithJsonSchema({"anyOf": [{"type": "array", "minItems": 28, "maxItems": 28,
+                                     "items": {"type": "array", "minItems": 28, "maxItems": 28,
+                                               "items": {"type": "number", "minimum": 0, "maximum": 255}}},
+                                    {"type": "null"}],
+                          "description": "28x28 array, 0 = background, 255 = ink"})
+_IMAGE = "base64 PNG/JPEG, optionally as a data: URL"
+
+
 class PredictJSON(BaseModel):
-    image: str | None = Field(None, description="base64 PNG/JPEG, optionally as a data: URL")
-    pixels: list[list[float]] | None = Field(None, description="28x28 array, 0 = background, 255 = ink")
+    """JSON body of /api/predict. Shapes and ranges are checked by hand, for clearer messages."""
+
+    image: str | None = Field(None, description=_IMAGE)
+    pixels: Annotated[list[list[float]] | None, _PIXELS] = None
     model: str = Field("cnn", description="model name, see /api/models")
     compare: bool = Field(False, description="also answer with every trained model")
+
+
+class VisualizeJSON(BaseModel):
+    image: str | None = Field(None, description=_IMAGE)
+    pixels: Annotated[list[list[float]] | None, _PIXELS] = None
+
+
+class ImageJSON(BaseModel):
+    image: str = Field(description=_IMAGE)
+
+
+class PredictForm(BaseModel):
+    file: Annotated[bytes, _BINARY]
+    model: str = Field("cnn", description="model name, see /api/models")
+    compare: bool = Field(False, description="also answer with every trained model")
+
+
+class FileForm(BaseModel):
+    file: Annotated[bytes, _BINARY]
 
 
 class DigitAnswer(BaseModel):
@@ -65,12 +119,63 @@ class PredictResponse(DigitAnswer):
 class ReadDigit(BaseModel):
     digit: int
     confidence: float
-    box: list[int]
+    box: list[int] = Field(description="x0, y0, x1, y1 in the uploaded image's pixels")
 
 
 class ReadResponse(BaseModel):
     text: str
     digits: list[ReadDigit]
+
+
+class CheckLine(BaseModel):
+    """One arithmetic line. Tolerant: fields may be added by newer page readers."""
+
+    model_config = ConfigDict(extra="allow")
+    expression: str
+    value: int | float | None = Field(description="the value of the left side, null if unreadable")
+    written_answer: int | float | None
+    correct: bool | None
+    status: Literal["correct", "wrong", "unsure", "unreadable"] | None = None
+    confidence: float
+    bbox: Annotated[list[int], Field(min_length=4, max_length=4, description="x0, y0, x1, y1")]
+    column: int | None = None
+    low_confidence: list[int] = Field(default_factory=list, description="positions of uncertain symbols")
+    error: str | None = Field(None, description="why the line could not be checked")
+    value_exact: str | None = Field(None, description="exact value as a fraction, when not an integer")
+
+
+class CheckResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    file: str
+    skew_degrees: float
+    sheet_found: bool | None = None
+    lines: list[CheckLine]
+
+
+class VisualizeLayer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    type: str
+    shape: list[int]
+    params: int
+    maps: list[list[list[float]]] | None = None
+
+
+class VisualizePrediction(BaseModel):
+    digit: int
+    confidence: float
+
+
+class VisualizeResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    prediction: VisualizePrediction
+    probabilities: list[float]
+    input: list[list[float]]
+    saliency: list[list[float]]
+    gradcam: list[list[float]]
+    filters: list[list[list[float]]]
+    layers: list[VisualizeLayer]
+    total_params: int
 
 
 class ModelInfo(BaseModel):
@@ -80,11 +185,33 @@ class ModelInfo(BaseModel):
     calibrated: bool
 
 
+class Health(BaseModel):
+    status: str
+    version: str
+
+
 class ErrorResponse(BaseModel):
     error: str
 
 
-ERRORS = {c: {"model": ErrorResponse} for c in (413, 422, 503, 504)}
+def _errors(*codes: int) -> dict:
+    text = {404: "unknown model", 413: "upload larger than 5 MB", 415: "unsupported content type",
+            422: "bad input, or an image that cannot be read as asked", 503: "server busy, try again",
+            504: "took longer than the time limit; the work was stopped"}
+    return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
+
+
+ERRORS = _errors(404, 413, 415, 422, 503, 504)
+REQUEST_MODELS = [PredictJSON, VisualizeJSON, ImageJSON, PredictForm, FileForm]
+
+
+def _body(form: type[BaseModel], js: type[BaseModel]) -> dict:
+    """openapi_extra declaring the two accepted bodies; the handler parses them by hand."""
+    ref = "#/components/schemas/{}"
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"$ref": ref.format(form.__name__)}},
+        "application/json": {"schema": {"$ref": ref.format(js.__name__)}},
+    }}}
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -115,9 +242,9 @@ def pixels_array(pixels: list[list[float]]) -> np.ndarray:
 
 
 async def run_bounded(fn, *args):
-    """Run blocking inference in the pool; refuse when too many wait, time out when stuck."""
+    """Run light blocking work in the thread pool; refuse when too many wait, time out when stuck."""
     if not _QUEUE.acquire(blocking=False):
-        raise ApiError(503, "server busy, try again")
+        raise ApiError(503, "server busy, try again", {"Retry-After": "1"})
     try:
         loop = asyncio.get_running_loop()
         return await asyncio.wait_for(loop.run_in_executor(_POOL, fn, *args), TIMEOUT_S)
@@ -125,6 +252,80 @@ async def run_bounded(fn, *args):
         raise ApiError(504, f"inference took longer than {TIMEOUT_S:.0f} s") from None
     finally:
         _QUEUE.release()
+
+
+def open_image(raw: bytes, work_side: int):
+    """The upload as the readers take it, downscaled to at most ``work_side`` px a side.
+
+    Small images come back as the bytes (decoded later by the reader, with its own checks and
+    messages); larger ones as a decoded, EXIF-rotated PIL image scaled down (JPEGs decoded at a
+    reduced size straight away), colour kept. Returns ``(source, scale)``, ``scale <= 1``.
+    """
+    import io
+
+    from PIL import Image, ImageOps
+
+    from .preprocess import MAX_PIXELS
+
+    try:
+        img = Image.open(io.BytesIO(raw))
+        w, h = img.size
+    except Exception:  # not an image: the reader's loader says so in its own words
+        return raw, 1.0
+    if max(w, h) <= work_side or w == 0 or h == 0:
+        return raw, 1.0
+    if max(w, h) > MAX_SIDE or w * h > MAX_PIXELS:
+        raise ImageError(f"image: image too large ({w}x{h}; at most {MAX_SIDE} px a side)")
+    scale = work_side / max(w, h)
+    try:
+        img.draft(img.mode, (int(w * scale), int(h * scale)))  # JPEG: decode at 1/2, 1/4 or 1/8 size
+        img.seek(0)  # animated images: the first frame
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        mode = {"P": "RGBA", "PA": "RGBA", "1": "L", "CMYK": "RGB", "YCbCr": "RGB", "La": "LA", "RGBa": "RGBA",
+                "I;16": "I", "I;16B": "I", "I;16L": "I", "I;16N": "I"}.get(img.mode)
+        if mode:
+            img = img.convert(mode)
+        iw, ih = img.size
+        s = min(1.0, work_side / max(iw, ih))
+        if s < 1.0:
+            img = img.resize((max(1, round(iw * s)), max(1, round(ih * s))), Image.Resampling.BOX, reducing_gap=2.0)
+    except ImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"image: cannot decode image ({exc})") from None
+    return img, max(img.size) / max(w, h)
+
+
+def load_grey(raw: bytes, work_side: int):
+    """``open_image`` and the greyscale (1 = white) of it: ``(source, grey, scale)``."""
+    from .preprocess import load_image
+
+    source, scale = open_image(raw, work_side)
+    return source, load_image(source, max_side=MAX_SIDE, name="image"), scale
+
+
+def count_marks(grey: np.ndarray, limit: int) -> int:
+    """Separate ink marks (connected components of the ink mask); more than ``limit`` is a 422.
+
+    Reading costs grow with the marks on the page: a page of dots or squared paper would keep a
+    reader busy for minutes. Counting is cheap (about 0.1 s for 2048x2048).
+    """
+    import cv2
+
+    from .preprocess import ink_map, otsu_mask
+
+    mask = otsu_mask(ink_map(grey)).astype(np.uint8)
+    n = cv2.connectedComponents(mask, connectivity=8)[0] - 1
+    if n > limit:
+        raise ImageError(f"image: too many marks to read as handwriting ({n} separate ink marks, at most {limit}); "
+                         "photograph only the written lines, on plain paper")
+    return n
+
+
+def _unscale(box, scale: float) -> list[int]:
+    return [int(round(v / scale)) for v in box] if scale < 1.0 else [int(v) for v in box]
 
 
 def _answer(pred) -> dict:
@@ -146,16 +347,18 @@ def _trained_models() -> dict[str, Any]:
     return out
 
 
-# -- work done in the pool -------------------------------------------------------------------------
+# -- light work, in the thread pool ----------------------------------------------------------------
 def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str, compare: bool) -> dict:
+    from .models.base import available
     from .preprocess import preprocess_digit, preprocess_mnist_like
     from .recognize import get_model, predict_images
 
-    from .models.base import available
-
     if model_name not in available():  # names only: no file paths, no non-digit models over the API
         raise ModelError(f"unknown model {model_name!r}; choose one of: {', '.join(available())}")
-    image = preprocess_mnist_like(pixels) if pixels is not None else preprocess_digit(raw, max_side=MAX_SIDE, name="image")
+    if pixels is not None:
+        image = preprocess_mnist_like(pixels)
+    else:
+        image = preprocess_digit(open_image(raw, PREDICT_SIDE)[0], max_side=MAX_SIDE, name="image")
     model = get_model(model_name)
     pred = predict_images(model, image[None])[0]
     result = {"model": model.name, **_answer(pred), "input28": np.round(image, 4).tolist()}
@@ -165,35 +368,249 @@ def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str,
     return result
 
 
-def _read_work(raw: bytes) -> dict:
-    from .recognize import get_model, predict_images
-    from .segment import segment_image
-
-    symbols = segment_image(raw, max_side=MAX_SIDE, name="image")
-    preds = predict_images(get_model(None), np.stack([s.image for s in symbols]))
-    digits = [{"digit": p.digit, "confidence": p.confidence, "box": list(s.box)} for s, p in zip(symbols, preds)]
-    return {"text": "".join(str(d["digit"]) for d in digits), "digits": digits}
-
-
 def _visualize_work(raw: bytes | None, pixels: np.ndarray | None) -> dict:
     from .preprocess import preprocess_digit, preprocess_mnist_like
     from .recognize import get_model
     from .visualize import network_data
 
-    image = preprocess_mnist_like(pixels) if pixels is not None else preprocess_digit(raw, max_side=MAX_SIDE)
+    if pixels is not None:
+        image = preprocess_mnist_like(pixels)
+    else:
+        image = preprocess_digit(open_image(raw, PREDICT_SIDE)[0], max_side=MAX_SIDE, name="image")
     return network_data(get_model(None), image)
+
+
+# -- heavy work, in a worker process ----------------------------------------------------------------
+def _read_work(raw: bytes) -> dict:
+    from .recognize import get_model, predict_images
+    from .segment import segment_image
+
+    source, grey, scale = load_grey(raw, PAGE_SIDE)
+    count_marks(grey, MAX_READ_MARKS)
+    symbols = segment_image(source, max_side=MAX_SIDE, name="image")
+    preds = predict_images(get_model(None), np.stack([s.image for s in symbols]))
+    digits = [{"digit": p.digit, "confidence": p.confidence, "box": _unscale(s.box, scale)}
+              for s, p in zip(symbols, preds)]
+    return {"text": "".join(str(d["digit"]) for d in digits), "digits": digits}
 
 
 def _check_work(raw: bytes) -> dict:
     from .arithmetic import check_page
 
-    return check_page(raw, name="image", max_side=MAX_SIDE).as_dict()
+    source, grey, scale = load_grey(raw, PAGE_SIDE)
+    count_marks(grey, MAX_MARKS)
+    result = check_page(source, name="image", max_side=MAX_SIDE).as_dict()
+    if scale < 1.0:
+        for line in result.get("lines", []):
+            if "bbox" in line:
+                line["bbox"] = _unscale(line["bbox"], scale)
+    return result
+
+
+def _heavy_worker(conn) -> None:
+    """A heavy worker process: one job at a time from ``conn``, answered with ("ok"|"err", payload)."""
+    with contextlib.suppress(OSError):
+        os.nice(int(os.environ.get("DIGITLAB_HEAVY_NICE", 10)))  # predictions first when cores are short
+    with contextlib.suppress(Exception):
+        import cv2
+        import torch
+
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+    with contextlib.suppress(Exception):
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    with contextlib.suppress(Exception):  # load the models now rather than in the first request
+        from .recognize import get_model
+
+        get_model(None)
+        get_model("symbols")
+    while True:
+        try:
+            fn, args = conn.recv()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            answer = ("ok", fn(*args))
+        except DigitlabError as exc:
+            answer = ("err", exc)
+        except Exception as exc:  # a bug: logged here, a plain 500 there
+            log.exception("heavy worker: unexpected error")
+            answer = ("err", RuntimeError(f"{type(exc).__name__}: {exc}"))
+        try:
+            conn.send(answer)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # an answer that cannot be pickled
+            conn.send(("err", RuntimeError(f"cannot send the answer: {exc}")))
+
+
+class _Worker:
+    def __init__(self, ctx) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_heavy_worker, args=(child,), daemon=True, name="digitlab-heavy")
+        self.process.start()
+        child.close()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.process.kill()
+            self.process.join(5)
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+def _context():
+    method = os.environ.get("DIGITLAB_START_METHOD", "forkserver")
+    if method not in multiprocessing.get_all_start_methods():
+        method = "spawn"
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":  # workers fork from a server that has already imported these
+        ctx.set_forkserver_preload(["digitlab.server", "digitlab.preprocess", "digitlab.recognize", "torch", "cv2"])
+    return ctx
+
+
+class HeavyPool:
+    """Worker processes for work whose cost depends on the image: killed and replaced past a deadline.
+
+    ``workers`` processes; at most ``queue`` more requests wait (beyond that: 503 at once); a
+    request waits at most ``wait`` s for a worker (then 503) and runs at most ``timeout`` s (then
+    504, and the worker process is killed, so the work really stops, and a fresh one takes its place).
+    """
+
+    def __init__(self, workers: int = 1, queue_size: int = 8, timeout: float = 10.0, wait: float = 5.0) -> None:
+        self.size, self.timeout, self.wait = max(1, workers), timeout, wait
+        self._admit = threading.BoundedSemaphore(self.size + queue_size)
+        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._started = self._closed = False
+        self._threads = ThreadPoolExecutor(self.size + queue_size, thread_name_prefix="heavy-wait")
+        self.killed = 0  # workers killed at their deadline (or found dead)
+        self._ctx = None
+
+    def _spawn(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise ApiError(503, "server shutting down")
+            if self._ctx is None:
+                self._ctx = _context()
+            w = _Worker(self._ctx)
+            self._all.add(w)
+            return w
+
+    def _retire(self, w: _Worker) -> None:
+        w.kill()
+        with self._lock:
+            self._all.discard(w)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
+        for _ in range(self.size):
+            self._idle.put(self._spawn())
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = list(self._all)
+        for w in workers:
+            self._retire(w)
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.process.pid for w in self._all]
+
+    async def run(self, fn, *args):
+        """``fn(*args)`` in a worker process (``fn`` must be importable), answered asynchronously."""
+        if not self._started:
+            await asyncio.to_thread(self.start)
+        if not self._admit.acquire(blocking=False):
+            raise ApiError(503, "server busy with other page checks, try again in a few seconds", {"Retry-After": "5"})
+        try:
+            future = asyncio.get_running_loop().run_in_executor(self._threads, self._call, fn, args)
+        except BaseException:
+            self._admit.release()
+            raise
+        status, payload = await future
+        if status == "ok":
+            return payload
+        raise payload
+
+    def _call(self, fn, args):
+        try:
+            try:
+                w = self._idle.get(timeout=self.wait)
+            except queue.Empty:
+                return "err", ApiError(503, "server busy with other page checks, try again in a few seconds",
+                                       {"Retry-After": "5"})
+            healthy = False
+            try:
+                if not w.process.is_alive():
+                    raise EOFError
+                w.conn.send((fn, args))
+                if not w.conn.poll(self.timeout):
+                    return "err", ApiError(504, f"stopped after {self.timeout:g} s: the image is too complex to read "
+                                                "in time; send a smaller, cleaner picture of the written lines")
+                answer = w.conn.recv()
+                healthy = True
+                return answer
+            except (EOFError, OSError):
+                log.error("heavy worker %s died", w.process.pid)
+                return "err", RuntimeError("heavy worker died")
+            finally:
+                if not healthy:
+                    self.killed += 1
+                    self._retire(w)
+                    try:
+                        w = self._spawn()
+                    except Exception:
+                        log.exception("cannot start a heavy worker")
+                        w = None
+                if w is not None:
+                    self._idle.put(w)
+        finally:
+            self._admit.release()
 
 
 # -- the app ----------------------------------------------------------------------------------------
-def create_app() -> FastAPI:
-    app = FastAPI(title="digitlab", version=__version__,
-                  description="Read handwritten digits, numbers and arithmetic. Errors are `{\"error\": \"...\"}`.")
+def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
+               heavy_timeout: float | None = None, heavy_wait: float | None = None) -> FastAPI:
+    env = os.environ.get
+    heavy = HeavyPool(workers=heavy_workers or int(env("DIGITLAB_HEAVY_WORKERS", 1)),
+                      queue_size=heavy_queue if heavy_queue is not None else int(env("DIGITLAB_HEAVY_QUEUE", 8)),
+                      timeout=heavy_timeout or float(env("DIGITLAB_HEAVY_TIMEOUT", 10)),
+                      wait=heavy_wait or float(env("DIGITLAB_HEAVY_WAIT", 4)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await asyncio.to_thread(heavy.start)
+        try:
+            yield
+        finally:
+            heavy.close()
+
+    app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan,
+                  description="Read handwritten digits, numbers and arithmetic. Every POST takes a multipart "
+                              "upload (`file`) or JSON (base64 `image`, or 28x28 `pixels` where a single digit is "
+                              "read). Errors are `{\"error\": \"...\"}`.")
+    app.state.heavy = heavy
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            comps = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in REQUEST_MODELS:
+                comps[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -209,7 +626,7 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(NoDigitFound)
     async def _no_digit(request, exc):
@@ -241,16 +658,19 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(Exception)
     async def _unexpected(request, exc):  # last resort: still JSON, and logged by uvicorn
-        import logging
-
-        logging.getLogger("digitlab").exception("unexpected error")
+        log.error("unexpected error", exc_info=exc)
         return JSONResponse({"error": "internal error"}, status_code=500)
 
     async def _image_input(request: Request) -> tuple[bytes | None, np.ndarray | None, dict]:
         """Accept multipart (file + fields) or JSON (image base64 or 28x28 pixels)."""
         ctype = request.headers.get("content-type", "")
         if ctype.startswith("multipart/form-data"):
-            form = await request.form()
+            try:
+                form = await request.form()
+            except Exception as exc:  # a malformed multipart body: the client's fault
+                if isinstance(exc, StarletteHTTPException):
+                    raise ApiError(exc.status_code, str(exc.detail)) from None
+                raise ApiError(422, "cannot parse the multipart body") from None
             upload = form.get("file") or form.get("image")
             if upload is None or isinstance(upload, str):
                 raise ApiError(422, "multipart upload needs a 'file' field")
@@ -271,7 +691,7 @@ def create_app() -> FastAPI:
                 chunks.append(chunk)
             try:
                 body = json.loads(b"".join(chunks))
-            except (json.JSONDecodeError, UnicodeDecodeError):
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 raise ApiError(422, "body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise ApiError(422, "body must be a JSON object")
@@ -290,40 +710,47 @@ def create_app() -> FastAPI:
         return value is True or str(value).lower() in ("1", "true", "yes", "on")
 
     @app.post("/api/predict", response_model=PredictResponse, responses=ERRORS,
+              openapi_extra=_body(PredictForm, PredictJSON),
               summary="Recognise one digit (multipart 'file', JSON base64 'image', or JSON 28x28 'pixels')")
-    async def predict(request: Request):
+    async def predict(request: Request,
+                      model: Annotated[str | None, Query(description="model name (also a body field)")] = None,
+                      compare: Annotated[bool | None, Query(description="also answer with every model")] = None):
         raw, pixels, fields = await _image_input(request)
-        model = str(fields.get("model") or request.query_params.get("model") or "cnn")
-        compare = _flag(fields.get("compare") or request.query_params.get("compare"))
-        return await run_bounded(_predict_work, raw, pixels, model, compare)
+        name = str(fields.get("model") or model or "cnn")
+        return await run_bounded(_predict_work, raw, pixels, name, _flag(fields.get("compare") or compare))
 
-    @app.post("/api/read", response_model=ReadResponse, responses=ERRORS,
+    @app.post("/api/read", response_model=ReadResponse, responses=ERRORS, openapi_extra=_body(FileForm, ImageJSON),
               summary="Read a written number: digits left to right with boxes and confidences")
     async def read(request: Request):
         raw, pixels, _ = await _image_input(request)
         if raw is None:
             raise ApiError(422, "give an image, not 28x28 pixels, to read a number")
-        return await run_bounded(_read_work, raw)
+        return await heavy.run(_read_work, raw)
 
-    @app.post("/api/check", responses=ERRORS, summary="Check handwritten arithmetic lines (a op b = c)")
+    @app.post("/api/check", response_model=CheckResponse, response_model_exclude_unset=True, responses=ERRORS,
+              openapi_extra=_body(FileForm, ImageJSON),
+              summary="Check handwritten arithmetic lines (a op b = c) on a page")
     async def check(request: Request):
         raw, _, _ = await _image_input(request)
         if raw is None:
             raise ApiError(422, "give an image of arithmetic lines")
-        return await run_bounded(_check_work, raw)
+        return await heavy.run(_check_work, raw)
 
-    @app.post("/api/visualize", responses=ERRORS, summary="Inside the CNN: feature maps, saliency, layers")
+    @app.post("/api/visualize", response_model=VisualizeResponse, responses=ERRORS,
+              openapi_extra=_body(FileForm, VisualizeJSON),
+              summary="Inside the CNN: feature maps, saliency, layers")
     async def visualize(request: Request):
         raw, pixels, _ = await _image_input(request)
         return await run_bounded(_visualize_work, raw, pixels)
 
-    @app.get("/api/models", response_model=list[ModelInfo], summary="Trained models and their MNIST test accuracy")
+    @app.get("/api/models", response_model=list[ModelInfo], responses=_errors(503, 504),
+             summary="Trained models and their MNIST test accuracy")
     async def models():
         trained = await run_bounded(_trained_models)  # the first call loads the models: off the event loop
         return [ModelInfo(name=n, description=m["cls"].description, test_accuracy=m["accuracy"],
                           calibrated=m["cls"].has_proba) for n, m in trained.items()]
 
-    @app.get("/api/health", summary="Liveness")
+    @app.get("/api/health", response_model=Health, summary="Liveness")
     async def health():
         return {"status": "ok", "version": __version__}
 
