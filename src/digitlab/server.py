@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +38,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
@@ -195,14 +196,39 @@ class ErrorResponse(BaseModel):
 
 
 def _errors(*codes: int) -> dict:
-    text = {404: "unknown model", 413: "upload larger than 5 MB", 415: "unsupported content type",
+    text = {400: "malformed request (a broken multipart body, a bad Content-Length)", 404: "unknown model", 413: "upload larger than 5 MB", 415: "unsupported content type",
             422: "bad input, or an image that cannot be read as asked", 503: "server busy, try again",
             504: "took longer than the time limit; the work was stopped"}
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
 
-ERRORS = _errors(404, 413, 415, 422, 503, 504)
+ERRORS = _errors(400, 404, 413, 415, 422, 503, 504)
 REQUEST_MODELS = [PredictJSON, VisualizeJSON, ImageJSON, PredictForm, FileForm]
+
+
+def _drawn_png(strokes: list[list[tuple[int, int]]], size: tuple[int, int]) -> str:
+    """A small drawing (dark strokes on white) as a base64 data URL: the documented JSON examples."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", size, 255)
+    for line in strokes:
+        ImageDraw.Draw(img).line(line, fill=0, width=6, joint="curve")
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def _examples() -> dict[str, dict]:
+    """JSON request examples by path, ready for "Try it out" (and for the contract fuzzer)."""
+    seven = _drawn_png([[(14, 14), (50, 14), (26, 58)]], (64, 72))
+    number = _drawn_png([[(20, 14), (20, 58)], [(44, 14), (80, 14), (56, 58)]], (100, 72))
+    line = _drawn_png([[(10, 20), (10, 60)], [(28, 40), (52, 40)], [(40, 28), (40, 52)], [(66, 20), (66, 60)],
+                       [(82, 34), (104, 34)], [(82, 46), (104, 46)], [(122, 20), (146, 20), (146, 40), (122, 40),
+                                                                     (122, 60), (146, 60)]], (160, 80))
+    return {"/api/predict": {"image": seven, "model": "cnn"}, "/api/visualize": {"image": seven},
+            "/api/read": {"image": number}, "/api/check": {"image": line}}
 
 
 def _body(form: type[BaseModel], js: type[BaseModel]) -> dict:
@@ -322,6 +348,15 @@ def count_marks(grey: np.ndarray, limit: int) -> int:
         raise ImageError(f"image: too many marks to read as handwriting ({n} separate ink marks, at most {limit}); "
                          "photograph only the written lines, on plain paper")
     return n
+
+
+def _worded(errors) -> str:
+    """pydantic's errors as one short line: ``pixels.0.3: Input should be a valid number; ...``."""
+    parts = []
+    for err in list(errors)[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        parts.append(f"{loc or 'body'}: {err.get('msg')}")
+    return "; ".join(parts)
 
 
 def _unscale(box, scale: float) -> list[int]:
@@ -446,11 +481,31 @@ def _heavy_worker(conn) -> None:
             conn.send(("err", RuntimeError(f"cannot send the answer: {exc}")))
 
 
+_MAIN_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _main_hidden():
+    """Workers need nothing from ``__main__`` (their code is in this module): keep multiprocessing
+    from re-running the main script in them, which breaks scripts without an ``if __name__`` guard."""
+    main = sys.modules.get("__main__")
+    with _MAIN_LOCK:
+        saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+        try:
+            for k in saved:
+                main.__dict__[k] = None
+            yield
+        finally:
+            if saved:
+                main.__dict__.update(saved)
+
+
 class _Worker:
     def __init__(self, ctx) -> None:
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_heavy_worker, args=(child,), daemon=True, name="digitlab-heavy")
-        self.process.start()
+        with _main_hidden():
+            self.process.start()
         child.close()
 
     def kill(self) -> None:
@@ -607,6 +662,8 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
             comps = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in REQUEST_MODELS:
                 comps[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for path, example in _examples().items():
+                schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]["example"] = example
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -646,11 +703,7 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request, exc: RequestValidationError):
-        parts = []
-        for err in exc.errors()[:3]:
-            loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            parts.append(f"{loc or 'body'}: {err.get('msg')}")
-        return JSONResponse({"error": "; ".join(parts) or "invalid request"}, status_code=422)
+        return JSONResponse({"error": _worded(exc.errors()) or "invalid request"}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request, exc: StarletteHTTPException):
@@ -697,8 +750,8 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
                 raise ApiError(422, "body must be a JSON object")
             try:
                 req = PredictJSON(**body)
-            except Exception as exc:  # pydantic's ValidationError, worded for users
-                raise ApiError(422, f"invalid request: {str(exc).splitlines()[0]}") from None
+            except ValidationError as exc:
+                raise ApiError(422, f"invalid request: {_worded(exc.errors())}") from None
             if req.pixels is not None:
                 return None, pixels_array(req.pixels), body
             if req.image:
