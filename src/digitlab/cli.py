@@ -88,6 +88,16 @@ def cmd_train(args) -> int:
     from .training import init_distributed
     from .trainer import train_model
 
+    if args.method == "line-reader":
+        from .reader.crnn import train_line_reader
+        from .recognize import models_dir
+
+        out = args.out or models_dir() / "line_reader.dlm"
+        model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0,
+                                  data_dir=args.data_dir, progress=not args.quiet, init=args.init)
+        print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
+              f"read exactly (validation writers), {model.metadata.get('steps')} steps")
+        return 0
     if args.method == "symbols":
         from .recognize import models_dir
         from .symbols import train_symbol_model
@@ -165,11 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on MNIST and save it",
                        description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
-    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; or symbols (digits + operators)")
+    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; line-reader (the homework/number reader); or symbols")
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")
     p.add_argument("--epochs", type=float, help="CNN: epochs")
+    p.add_argument("--init", metavar="MODEL", help="line-reader: continue from this model's weights (warm restart)")
     p.add_argument("--time-budget", type=float, help="CNN: seconds of training; the schedule ends on time")
     p.add_argument("--ensemble", type=int, help="CNN: number of members to train and average")
     p.add_argument("--width", type=int, help="CNN: channels of the first layer")

@@ -17,27 +17,22 @@ def cmd_serve(args) -> int:
 
 
 def cmd_read(args) -> int:
-    from .recognize import expand_paths, get_model, predict_images
-    from .segment import segment_image
+    from .recognize import expand_paths
+    from .reader.read import get_line_reader, read_number
 
-    import numpy as np
-
-    model = get_model(args.model)
+    model = get_line_reader()
     failures = 0
     for path in expand_paths(args.paths):
         try:
-            symbols = segment_image(path, name=str(path))
+            result = read_number(path, name=str(path), model=model)
         except ImageError as exc:
             failures += 1
             report_file_error(path, exc, args.json)
             continue
-        preds = predict_images(model, np.stack([s.image for s in symbols]))
-        text = "".join(str(p.digit) for p in preds)
         if args.json:
-            print(json.dumps({"file": str(path), "text": text, "digits": [
-                {"digit": p.digit, "confidence": round(p.confidence, 4), "box": list(s.box)} for s, p in zip(symbols, preds)]}))
+            print(json.dumps({"file": str(path), **result}))
         else:
-            print(f"{path}\t{text}\t{min(p.confidence for p in preds):.4f}")
+            print(f"{path}\t{result['text']}\t{result['confidence']:.4f}")
     return 2 if failures else 0
 
 
@@ -159,11 +154,13 @@ def cmd_tune(args) -> int:
 
 def cmd_check(args) -> int:
     from .arithmetic import annotate, check_page
-    from .recognize import expand_paths, get_model
+    from .reader.read import get_line_reader
+    from .recognize import expand_paths
 
-    model = get_model("symbols")
+    model = get_line_reader()
     failures = 0
     out_dir = Path(args.annotate) if args.annotate else None
+    marks = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?"}
     for path in expand_paths(args.paths):
         try:
             result = check_page(path, name=str(path), model=model)
@@ -174,13 +171,14 @@ def cmd_check(args) -> int:
         if args.json:
             print(json.dumps(result.as_dict()))
         else:
-            print(f"{path} (skew {result.skew_degrees:+.1f}°)")
+            sheet = ", sheet found" if result.sheet else ""
+            print(f"{path} (skew {result.skew_degrees:+.1f}°{sheet})")
             for line in result.lines:
-                if line.error:
-                    mark = f"?  unreadable: {line.error}"
-                else:
-                    mark = "✔" if line.correct else f"✘  should be {line.value_exact or line.value}"
-                print(f"  {line.expression:<20} {mark}")
+                note = {"wrong": f"should be {line.value_exact or line.value}",
+                        "unsure": "unsure, please look" + (f" (or {', '.join(line.alternatives[:2])})"
+                                                           if line.alternatives else ""),
+                        "unreadable": line.error or "unreadable"}.get(line.status, "")
+                print(f"  {line.expression or '-':<20} {marks[line.status]}  {line.status:<10} {note}")
         if out_dir:
             out_dir.mkdir(parents=True, exist_ok=True)
             annotate(result, out_dir / f"{Path(path).stem}_checked.png")

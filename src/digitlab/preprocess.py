@@ -35,16 +35,8 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.simplefilter("error", Image.DecompressionBombWarning)
 
 
-def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
-    """Decode ``source`` (path, bytes, file object or PIL image) to float32 greyscale "ink" in [0,1].
-
-    The result is a luminance image where 1 is white, except that for images with real
-    transparency the alpha channel is taken as the ink (canvas exports), returned inverted so
-    the rest of the pipeline sees dark ink on light paper as usual.
-    """
-    label = name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
-    if isinstance(source, np.ndarray):
-        return _array_grey(source, label, max_side)
+def _open(source, max_side: int, label: str) -> Image.Image:
+    """Decode ``source`` (path, bytes, file object or PIL image) with the size checks, EXIF applied."""
     try:
         if isinstance(source, Image.Image):
             img = source
@@ -67,8 +59,7 @@ def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.
             raise ImageError(f"{label}: image too large ({w}x{h}; at most {max_side} px a side)")
         img.seek(0)  # animated images: the first frame
         img.load()
-        img = ImageOps.exif_transpose(img)
-        return _to_grey(img)
+        return ImageOps.exif_transpose(img)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -77,6 +68,57 @@ def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.
         raise ImageError(f"{label}: image too large (refused as a possible decompression bomb)") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"{label}: cannot decode image ({exc})") from None
+
+
+def _label(source, name: str | None) -> str:
+    return name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+
+
+def load_image(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
+    """Decode ``source`` (path, bytes, file object or PIL image) to float32 greyscale "ink" in [0,1].
+
+    The result is a luminance image where 1 is white, except that for images with real
+    transparency the alpha channel is taken as the ink (canvas exports), returned inverted so
+    the rest of the pipeline sees dark ink on light paper as usual.
+    """
+    label = _label(source, name)
+    if isinstance(source, np.ndarray):
+        return _array_grey(source, label, max_side)
+    img = _open(source, max_side, label)
+    try:
+        return _to_grey(img)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{label}: cannot decode image ({exc})") from None
+
+
+def load_rgb(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
+    """Like ``load_image`` but keeps colour: (H, W, 3) float32 in [0,1], 1 = white.
+
+    Colour tells a blue pen from light-blue rulings; greyscale and transparent (canvas) images come
+    back as three equal channels.
+    """
+    label = _label(source, name)
+    if isinstance(source, np.ndarray):
+        a = np.asarray(source)
+        if a.ndim == 3 and a.shape[-1] in (3, 4):
+            if max(a.shape[:2]) > max_side:
+                raise ImageError(f"{label}: image too large ({a.shape[1]}x{a.shape[0]}; at most {max_side} px a side)")
+            a = np.nan_to_num(a[..., :3].astype(np.float32), nan=1.0)
+            return np.clip(a / 255.0 if source.dtype == np.uint8 or a.max() > 1 else a, 0, 1)
+        g = _array_grey(source, label, max_side)
+        return np.repeat(g[..., None], 3, axis=2)
+    img = _open(source, max_side, label)
+    try:
+        if img.mode in ("RGB", "YCbCr", "CMYK") or (img.mode == "P" and "transparency" not in img.info):
+            return np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        if img.mode in ("RGBA", "RGBa"):
+            rgba = np.asarray(img, dtype=np.float32) / 255.0
+            if rgba[..., 3].min() >= 0.5:
+                return np.ascontiguousarray(rgba[..., :3])
+        g = _to_grey(img)
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{label}: cannot decode image ({exc})") from None
+    return np.repeat(g[..., None], 3, axis=2)
 
 
 def _array_grey(arr: np.ndarray, label: str, max_side: int) -> np.ndarray:

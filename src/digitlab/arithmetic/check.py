@@ -1,0 +1,114 @@
+"""Check every arithmetic line of a page and say, per line, correct / wrong / unsure / unreadable.
+
+The reader's N-best readings carry probabilities. A line is marked **correct** only when the
+readings that make it correct hold at least ``CORRECT_MIN`` of the probability, **wrong** only when
+the readings that make it wrong hold ``WRONG_MIN`` (stricter: a cross on a right answer is the worst
+mistake a checker can make), and **unsure** otherwise, for the teacher to look at.
+The thresholds are chosen on validation lines (validation writers) when the reader is trained
+(``calibrate.py``) and stored with it; these constants are only the fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from ..preprocess import NoDigitFound
+from .grammar import check_expression
+
+CORRECT_MIN = 0.80
+WRONG_MIN = 0.90
+STATUSES = ("correct", "wrong", "unsure", "unreadable")
+
+
+@dataclass
+class LineResult:
+    expression: str
+    value: int | float | None
+    written_answer: int | float | None
+    correct: bool | None  # None unless the verdict is confident
+    status: str  # correct | wrong | unsure | unreadable
+    confidence: float  # probability of the readings that support the status
+    bbox: list[int]  # in the user's image
+    polygon: list[list[int]] = field(default_factory=list)
+    column: int = 0
+    error: str | None = None
+    low_confidence: list[int] = field(default_factory=list)  # positions of doubtful symbols
+    value_exact: str | None = None
+    alternatives: list[str] = field(default_factory=list)  # other likely readings, best first
+
+
+@dataclass
+class PageResult:
+    file: str
+    skew_degrees: float
+    lines: list[LineResult]
+    sheet: list[list[float]] | None = None
+    image: np.ndarray | None = field(default=None, repr=False)  # the user's image (RGB), for --annotate
+
+    def as_dict(self) -> dict:
+        lines = []
+        for line in self.lines:
+            d = asdict(line)
+            for key in ("value_exact", "error"):
+                if d[key] is None:
+                    d.pop(key)
+            lines.append(d)
+        return {"file": self.file, "skew_degrees": self.skew_degrees, "sheet_found": self.sheet is not None,
+                "sheet": self.sheet, "lines": lines}
+
+
+def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
+            wrong_min: float = WRONG_MIN) -> tuple[str, float]:
+    """(status, support) from N-best readings [(text, probability)], best first."""
+    if not nbest:
+        return "unreadable", 0.0
+    p_right = p_wrong = 0.0
+    for text, p in nbest:
+        ok = check_expression(text)["correct"]
+        if ok is True:
+            p_right += p
+        elif ok is False:
+            p_wrong += p
+    best = check_expression(nbest[0][0])["correct"]
+    if best is True and p_right >= correct_min:
+        return "correct", p_right
+    if best is False and p_wrong >= wrong_min:
+        return "wrong", p_wrong
+    if best is None:
+        return "unreadable", 0.0
+    return "unsure", max(p_right, p_wrong)
+
+
+def check_page(source, name: str = "image", max_side: int | None = None, model=None,
+               low_confidence: float = 0.7) -> PageResult:
+    """Read and check every arithmetic line of a photo, scan or drawing."""
+    from ..page import analyse_page
+    from ..reader.decode import ARITHMETIC
+    from ..reader.read import read_lines
+
+    from ..reader.read import get_line_reader
+
+    model = model or get_line_reader()
+    limits = model.metadata.get("verdict_thresholds", {})
+    correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
+    page = analyse_page(source, name=name, max_side=max_side)
+    results = []
+    readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model) if page.lines else []
+    for line, reading in zip(page.lines, readings):
+        if reading.text is None:
+            results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,
+                                      error="not an arithmetic line (a op b = c)"))
+            continue
+        status, support = verdict(reading.nbest, correct_min, wrong_min)
+        v = check_expression(reading.text)
+        results.append(LineResult(
+            expression=reading.text, value=v["value"], written_answer=v["written_answer"],
+            correct={"correct": True, "wrong": False}.get(status), status=status, confidence=round(support, 4),
+            bbox=line.bbox, polygon=line.polygon, column=line.column, error=v["error"],
+            low_confidence=[i for i, c in enumerate(reading.symbol_confidence) if c < low_confidence],
+            value_exact=v.get("value_exact"), alternatives=[t for t, _ in reading.nbest[1:4]]))
+    if not results and not page.lines:
+        raise NoDigitFound("no lines of writing found")
+    return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image)

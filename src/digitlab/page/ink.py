@@ -1,0 +1,77 @@
+"""Tell pen from paper: even out the light, then remove rulings and grid squares.
+
+- **Light**: the paper's own brightness is estimated per colour channel by closing over the
+  strokes (they are thin), and the image is divided by it, so shadows and gradients vanish.
+- **Colour**: darkness is taken from the *darkest* channel, so a blue pen is as dark as a black
+  one while light-blue or grey rulings stay light.
+- **Rulings**: long thin straight runs (longer than any handwritten stroke) are found by
+  morphological openings along rows and columns and subtracted; a stroke that crosses a ruling
+  keeps the darkness it has above the ruling's, so it is dimmed, never cut.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..preprocess import NoDigitFound
+
+
+def flatten_light(rgb: np.ndarray, stroke_px: float = 6.0) -> np.ndarray:
+    """Divide each channel by the paper brightness around it (a closing wider than strokes)."""
+    h, w = rgb.shape[:2]
+    s = min(1.0, 400 / max(h, w))
+    small = cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    k = max(3, int(3 * stroke_px * s + 3) | 1)
+    bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    bg = cv2.GaussianBlur(bg, (0, 0), k)
+    bg = cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.clip(rgb / np.maximum(bg, 0.05), 0, 1)
+
+
+def darkness(rgb: np.ndarray) -> np.ndarray:
+    """Ink evidence in [0,1] from the darkest channel: a blue pen counts as much as a black one."""
+    return (1.0 - np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])).astype(np.float32)
+
+
+def dark_on_light(rgb: np.ndarray) -> np.ndarray:
+    """Invert light writing on a dark ground (a board, an inverted scan): the border is the paper."""
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    return 1.0 - rgb if np.median(border.mean(axis=1)) < 0.45 else rgb
+
+
+def remove_rulings(d: np.ndarray, min_len: int, min_span: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """Subtract rulings: straight runs longer than ``min_len`` that belong to a line spanning at
+    least ``min_span`` of the page (a pen's bar of a 7 or a minus sign never does).
+
+    Returns (cleaned darkness, the rulings' darkness that was taken away).
+    """
+    found = np.zeros_like(d)
+    grow = np.ones((3, 3), np.uint8)
+    for axis, shape in ((1, (min_len, 1)), (0, (1, min_len))):
+        opened = cv2.morphologyEx(d, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, shape))
+        # A slightly tilted ruling survives the opening as a staircase of runs; growing them by a
+        # pixel joins the steps back into one long line.
+        runs = cv2.dilate((opened > 0.1).astype(np.uint8), grow)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
+        extent = stats[:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
+        keep = extent >= min_span * d.shape[axis]
+        keep[0] = False
+        if keep.any():
+            # Widened by a pixel so the rulings' anti-aliased edges go too.
+            found = np.maximum(found, np.where(keep[labels], cv2.dilate(opened, grow), 0))
+    return np.clip(d - found, 0, 1), found
+
+
+def ink_from_rgb(rgb: np.ndarray, rulings: bool = True) -> tuple[np.ndarray, float]:
+    """Flat-lit, ruling-free ink map (1 = ink) of a page, and the contrast it was stretched by."""
+    flat = flatten_light(dark_on_light(rgb))
+    d = darkness(flat)
+    if rulings:
+        d, _ = remove_rulings(d, min_len=max(25, int(max(d.shape) / 22)))
+    # Faint paper texture and JPEG noise are not ink.
+    d = np.clip(d - 0.08, 0, 1)
+    hi = float(np.percentile(d, 99.7))
+    if hi < 0.12:
+        raise NoDigitFound("no writing found on the page")
+    return np.clip(d / max(hi, 0.35), 0, 1).astype(np.float32), hi

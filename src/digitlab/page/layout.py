@@ -1,0 +1,244 @@
+"""Straighten the writing, split it into columns and lines, and remember the way back.
+
+Working coordinates (the flattened, straightened page) map to the user's image through one 3x3
+matrix, so every line's polygon is reported where the user sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from ..errors import ImageError
+from ..preprocess import NoDigitFound, load_rgb, otsu_mask
+from .ink import dark_on_light, darkness, flatten_light, remove_rulings
+from .sheet import find_sheet, rectify
+
+WORK_SIDE = 1600  # px: the page is read at most this size (enough for 5 mm squares to be ~25 px)
+MAX_MARKS = 4000  # ink components; more is not handwriting (dense dots, a photo of a texture)
+MAX_LINES = 120
+
+
+@dataclass
+class Line:
+    ink: np.ndarray = field(repr=False)  # ink map (1 = ink) of the line's band, for the reader
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 in working coordinates
+    polygon: list[list[int]]  # the box's corners in the user's image (TL, TR, BR, BL)
+    column: int = 0
+    origin: tuple[int, int] = (0, 0)  # where ``ink`` starts in working coordinates (x, y)
+
+    @property
+    def bbox(self) -> list[int]:
+        """Axis-aligned box of ``polygon`` in the user's image."""
+        p = np.asarray(self.polygon)
+        return [int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()), int(p[:, 1].max())]
+
+
+@dataclass
+class Page:
+    lines: list[Line]
+    skew_degrees: float
+    sheet: list[list[float]] | None  # the sheet's corners in the user's image, when one was found
+    size: tuple[int, int]  # the user's image, (width, height)
+    image: np.ndarray = field(repr=False)  # the user's image (RGB float), for annotation
+    to_user: np.ndarray = field(repr=False)  # 3x3: working -> user pixels
+
+
+# -- skew ------------------------------------------------------------------------------------------
+def estimate_skew(mask: np.ndarray, max_angle: float = 15.0, coarse: float = 0.5) -> float:
+    """Angle (degrees, counter-clockwise) by which the text lines are rotated.
+
+    Projection profiles: at the right angle the ink's row histogram is most peaked (text rows vs
+    gaps), so we maximise its variance, coarse then fine. The ink pixels are projected directly
+    (a sample of them), which is much cheaper than rotating the image for every angle.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 10:
+        return 0.0
+    if len(xs) > 40000:
+        pick = np.random.default_rng(0).choice(len(xs), 40000, replace=False)
+        ys, xs = ys[pick], xs[pick]
+    xs = xs.astype(np.float64) - mask.shape[1] / 2
+    ys = ys.astype(np.float64) - mask.shape[0] / 2
+    bin_px = 1.0  # coarser bins alias: short lines give a flat profile, and a bin edge makes a false peak
+
+    def score(angle: float) -> float:
+        t = np.deg2rad(angle)
+        rows = np.floor((ys * np.cos(t) + xs * np.sin(t)) / bin_px).astype(np.int64)
+        counts = np.bincount(rows - rows.min())
+        return float(np.sum(counts.astype(np.float64) ** 2))  # variance up to constants (same total)
+
+    best = max(np.arange(-max_angle, max_angle + 1e-9, coarse), key=score)
+    best = max(np.arange(best - coarse, best + coarse + 1e-9, 0.05), key=score)
+    return float(round(best, 2))
+
+
+def rotation_matrix(shape: tuple[int, int], angle: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """2x3 matrix rotating by -angle about the centre, enlarged to keep the whole page; and the size."""
+    h, w = shape[:2]
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), -angle, 1.0)
+    cos, sin = abs(M[0, 0]), abs(M[0, 1])
+    nw, nh = int(h * sin + w * cos), int(h * cos + w * sin)
+    M[0, 2] += nw / 2 - w / 2
+    M[1, 2] += nh / 2 - h / 2
+    return M, (nw, nh)
+
+
+def rotate(img: np.ndarray, angle: float) -> np.ndarray:
+    """Rotate by -angle (undoing a counter-clockwise skew), keeping the whole page."""
+    M, size = rotation_matrix(img.shape, angle)
+    return cv2.warpAffine(img, M, size, flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+# -- lines and columns -----------------------------------------------------------------------------
+def find_lines(mask: np.ndarray, min_gap_frac: float = 0.25) -> list[tuple[int, int]]:
+    """Row ranges (y0, y1) of text lines from the horizontal projection of a deskewed ink mask."""
+    rows = mask.sum(axis=1)
+    if rows.max() <= 0:
+        return []
+    on = rows > max(1, 0.01 * rows.max())
+    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+    bands = [list(b) for b in zip(np.nonzero(edges == 1)[0], np.nonzero(edges == -1)[0])]
+    if not bands:
+        return []
+    med = float(np.median([b[1] - b[0] for b in bands]))
+    merged = [bands[0]]
+    for b in bands[1:]:
+        # Parts of one line (the bars of "=", the dots of "÷", a detached stroke) are separated by
+        # gaps much smaller than a line's height; real lines are further apart.
+        if b[0] - merged[-1][1] < min_gap_frac * med or (b[1] - b[0]) < 0.3 * med:
+            merged[-1][1] = max(merged[-1][1], b[1])
+        else:
+            merged.append(b)
+    tall = max(b[1] - b[0] for b in merged)
+    return [(int(a), int(b)) for a, b in merged if b - a >= 0.2 * tall]
+
+
+def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
+    """Column ranges (x0, x1) of a page of exercises, left to right.
+
+    Candidate columns are separated by vertical white channels wider than 1.5 symbols. A candidate
+    whose lines are short (answers written far to the right, a mark in the margin) or that holds
+    little ink is not a column of its own: it joins its left neighbour.
+    """
+    cols = mask.sum(axis=0)
+    on = np.nonzero(cols > 0)[0]
+    if not len(on):
+        return []
+    runs, start, prev = [], on[0], on[0]
+    for x in on[1:]:
+        if x - prev > 1.5 * symbol_h:
+            runs.append([int(start), int(prev) + 1])
+            start = x
+        prev = x
+    runs.append([int(start), int(prev) + 1])
+    total = cols.sum()
+
+    def is_column(r) -> bool:
+        if cols[r[0] : r[1]].sum() / total < 0.08:
+            return False
+        sub = mask[:, r[0] : r[1]]
+        widths = []
+        for y0, y1 in find_lines(sub):
+            xs = np.nonzero(sub[y0:y1].any(axis=0))[0]
+            widths.append(xs[-1] - xs[0] + 1)
+        return bool(widths) and float(np.median(widths)) >= 3.0 * symbol_h
+
+    out: list[list[int]] = []
+    for r in runs:
+        if out and not (is_column(r) and is_column(out[-1])):
+            out[-1][1] = r[1]
+        else:
+            out.append(r)
+    return [(a, b) for a, b in out]
+
+
+def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ink mask without specks, and the typical height of a symbol."""
+    mask = (otsu_mask(ink) & (ink > 0.3)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n - 1 > MAX_MARKS:
+        raise ImageError(f"too many marks to read as handwriting ({n - 1} separate marks; at most {MAX_MARKS})")
+    if n <= 1:
+        raise NoDigitFound("no writing found on the page")
+    heights = stats[1:, cv2.CC_STAT_HEIGHT]
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    big = heights[areas >= max(4, np.percentile(areas, 75) * 0.2)]
+    symbol_h = float(np.median(big)) if len(big) else float(np.median(heights))
+    keep = np.zeros(n, bool)
+    keep[1:] = (areas >= max(3, 0.02 * symbol_h**2)) | (heights >= 0.3 * symbol_h)
+    return keep[labels], max(symbol_h, 4.0)
+
+
+# -- the whole page --------------------------------------------------------------------------------
+def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    p = np.c_[pts, np.ones(len(pts))] @ H.T
+    return p[:, :2] / p[:, 2:3]
+
+
+def analyse_page(source, name: str = "image", max_side: int | None = None, rulings: bool = True) -> Page:
+    """Find the sheet, flatten it, clean the ink, and cut it into lines (columns left to right)."""
+    kw = {"name": name}
+    if max_side:
+        kw["max_side"] = max_side
+    rgb = load_rgb(source, **kw)
+    H0, W0 = rgb.shape[:2]
+    s = min(1.0, 2000 / max(H0, W0))
+    small = cv2.resize(rgb, (int(W0 * s), int(H0 * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
+    S = np.diag([s, s, 1.0])
+    corners = find_sheet(small) if min(small.shape[:2]) >= 64 else None
+    if corners is not None:
+        flat, M = rectify(small, corners, WORK_SIDE)
+    else:
+        s2 = min(1.0, WORK_SIDE / max(small.shape[:2]))
+        flat = cv2.resize(small, (max(1, int(small.shape[1] * s2)), max(1, int(small.shape[0] * s2))),
+                          interpolation=cv2.INTER_AREA) if s2 < 1 else small
+        M = np.diag([s2, s2, 1.0])
+    d = darkness(flatten_light(dark_on_light(flat)))
+    # The page's angle first, rulings included (they make the profile sharpest) ...
+    rough = (d > max(0.15, float(np.percentile(d, 90)))).astype(np.uint8)
+    skew = estimate_skew(rough) if rough.any() else 0.0
+    R, size = rotation_matrix(d.shape, skew)
+    d = cv2.warpAffine(d, R, size, flags=cv2.INTER_LINEAR, borderValue=0)
+    if rulings:
+        d, _ = remove_rulings(d, min_len=max(25, int(max(d.shape) / 22)))
+    d = np.clip(d - 0.08, 0, 1)
+    hi = float(np.percentile(d, 99.7))
+    if hi < 0.1:
+        raise NoDigitFound("no writing found on the page")
+    ink = np.clip(d / max(hi, 0.35), 0, 1).astype(np.float32)
+    mask, symbol_h = _clean_mask(ink)
+    # ... then what is left of the writing's own slant.
+    fine = estimate_skew(mask, max_angle=3.0, coarse=0.25)
+    if abs(fine) >= 0.2:
+        R2, size2 = rotation_matrix(ink.shape, fine)
+        ink = cv2.warpAffine(ink, R2, size2, flags=cv2.INTER_LINEAR, borderValue=0)
+        mask = cv2.warpAffine(mask.astype(np.uint8), R2, size2, flags=cv2.INTER_NEAREST) > 0
+        R = np.r_[R2, [[0, 0, 1]]] @ np.r_[R, [[0, 0, 1]]]
+        R = R[:2]
+        skew += fine
+    to_work = np.r_[R, [[0, 0, 1]]] @ M @ S
+    to_user = np.linalg.inv(to_work)
+    lines: list[Line] = []
+    for ci, (x0, x1) in enumerate(find_columns(mask, symbol_h)):
+        col = mask[:, x0:x1]
+        for y0, y1 in find_lines(col):
+            band = col[y0:y1]
+            xs = np.nonzero(band.any(axis=0))[0]
+            if band.sum() < 0.3 * symbol_h**2 or (y1 - y0) < 0.4 * symbol_h:
+                continue  # a speck or a stray stroke, not a line of writing
+            lx0, lx1 = x0 + int(xs[0]), x0 + int(xs[-1]) + 1
+            pad = max(2, (y1 - y0) // 8)
+            top, bottom = max(0, y0 - pad), min(ink.shape[0], y1 + pad)
+            left, right = max(0, lx0 - pad), min(ink.shape[1], lx1 + pad)
+            band_ink = ink[top:bottom, left:right]
+            quad = np.float32([[lx0, y0], [lx1, y0], [lx1, y1], [lx0, y1]])
+            poly = _apply(to_user, quad)
+            poly = np.clip(poly, 0, [W0 - 1, H0 - 1]).round().astype(int).tolist()
+            lines.append(Line(band_ink, (lx0, y0, lx1, y1), poly, ci, (left, top)))
+            if len(lines) > MAX_LINES:
+                raise ImageError(f"too many lines to read as homework (more than {MAX_LINES})")
+    sheet = None if corners is None else (corners / s).round(1).tolist()
+    return Page(lines, round(skew, 2), sheet, (W0, H0), rgb, to_user)

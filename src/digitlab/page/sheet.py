@@ -1,0 +1,83 @@
+"""Find the sheet of paper in a photo and flatten its perspective (the document-scanner step).
+
+The sheet is the largest bright, low-saturation region that clearly stands out from its
+surroundings. Its outline is simplified to a quadrilateral; the homography maps it to an upright
+rectangle with the sheet's own aspect ratio. When the paper fills the picture (a scan, a canvas
+drawing, a close-up) no outline is found and the whole image is used.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+WORK_SIDE = 480  # px: the outline is found on a small copy; corners are scaled back
+
+
+def order_corners(pts: np.ndarray) -> np.ndarray:
+    """Four points as top-left, top-right, bottom-right, bottom-left."""
+    pts = np.asarray(pts, np.float32).reshape(4, 2)
+    c = pts.mean(axis=0)
+    ang = np.arctan2(pts[:, 1] - c[1], pts[:, 0] - c[0])
+    pts = pts[np.argsort(ang)]  # clockwise in image coordinates, starting near the left
+    start = int(np.argmin(pts.sum(axis=1)))  # top-left has the smallest x + y
+    return np.roll(pts, -start, axis=0)
+
+
+def _quad_from_contour(contour: np.ndarray) -> np.ndarray | None:
+    hull = cv2.convexHull(contour)
+    peri = cv2.arcLength(hull, True)
+    for eps in (0.01, 0.02, 0.03, 0.05, 0.08):
+        approx = cv2.approxPolyDP(hull, eps * peri, True)
+        if len(approx) == 4:
+            return approx.reshape(4, 2).astype(np.float32)
+    if len(hull) >= 4:  # rounded or torn corners: the smallest rotated rectangle around it
+        return cv2.boxPoints(cv2.minAreaRect(hull)).astype(np.float32)
+    return None
+
+
+def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> np.ndarray | None:
+    """Corners (4x2, TL TR BR BL, in ``rgb``'s pixels) of the sheet, or None if it fills the picture."""
+    h, w = rgb.shape[:2]
+    s = min(1.0, WORK_SIDE / max(h, w))
+    small = cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    u8 = (np.clip(small, 0, 1) * 255).astype(np.uint8)
+    hsv = cv2.cvtColor(u8, cv2.COLOR_RGB2HSV)
+    # Paper: bright and nearly grey. Ink and rulings are thin and closed over below.
+    paperness = hsv[..., 2].astype(np.float32) - 0.6 * hsv[..., 1].astype(np.float32)
+    paperness = cv2.morphologyEx(paperness, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    paperness = cv2.GaussianBlur(paperness, (5, 5), 0)
+    p8 = np.clip(paperness, 0, 255).astype(np.uint8)
+    thr, mask = cv2.threshold(p8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    inside, outside = p8[mask > 0], p8[mask == 0]
+    if not len(inside) or not len(outside) or float(inside.mean()) - float(outside.mean()) < 40:
+        return None  # nothing stands out from the paper: it fills the picture
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    biggest = max(contours, key=cv2.contourArea)
+    area = cv2.contourArea(biggest) / float(mask.size)
+    if not min_area <= area <= max_area:
+        return None
+    quad = _quad_from_contour(biggest)
+    if quad is None:
+        return None
+    # A sheet is convex and fills its quadrilateral; a blob of light is not.
+    if cv2.contourArea(quad) <= 0 or cv2.contourArea(biggest) / cv2.contourArea(quad) < 0.85:
+        return None
+    return order_corners(quad / s)
+
+
+def rectify(rgb: np.ndarray, corners: np.ndarray, max_side: int = 1600) -> tuple[np.ndarray, np.ndarray]:
+    """Warp the sheet to an upright rectangle; returns (image, 3x3 homography from ``rgb`` to it)."""
+    tl, tr, br, bl = order_corners(corners)
+    width = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
+    height = max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))
+    scale = min(1.0, max_side / max(width, height))
+    W, H = max(8, int(round(width * scale))), max(8, int(round(height * scale)))
+    dst = np.float32([[0, 0], [W - 1, 0], [W - 1, H - 1], [0, H - 1]])
+    M = cv2.getPerspectiveTransform(np.float32([tl, tr, br, bl]), dst)
+    flat = cv2.warpPerspective(rgb, M, (W, H), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+                               borderMode=cv2.BORDER_REPLICATE)
+    return flat, M

@@ -1,0 +1,10 @@
+"""Line reading: a whole line of handwriting in, the most probable symbol string out.
+
+- ``glyphs``: handwritten symbol images by source (training, validation and held-out writers);
+- ``linegen``: synthetic training lines composed from training glyphs (touching, slanted, noisy);
+- ``crnn``: the line recogniser (convolutions + BiLSTM, trained with CTC) behind the model interface;
+- ``decode``: CTC prefix beam search constrained by a grammar (arithmetic lines, written numbers).
+"""
+
+CHARSET = "0123456789+-*/="  # CTC classes 1..15; 0 is the blank
+LINE_HEIGHT = 32

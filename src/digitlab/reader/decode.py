@@ -1,0 +1,109 @@
+"""CTC prefix beam search constrained by a grammar, with an N-best list.
+
+The grammar is a small deterministic automaton over ``CHARSET``: only strings it accepts can come
+out, so a stroke that the network finds ambiguous between "1" and "/" is read as whatever the line
+allows there. The N-best hypotheses carry their probabilities (summed over all CTC alignments), which
+is what the checker uses to say "unsure" when readings with different verdicts compete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import CHARSET
+
+DIGITS = set("0123456789")
+OPS = set("+-*/")
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """A DFA: ``moves[state]`` maps a character class to the next state; ``final`` are accepting."""
+
+    name: str
+    moves: dict[int, dict[str, int]]
+    final: frozenset[int]
+
+    def step(self, state: int, ch: str) -> int | None:
+        for chars, nxt in self.moves.get(state, {}).items():
+            if ch in chars:
+                return nxt
+        return None
+
+    def accepts(self, text: str) -> bool:
+        s: int | None = 0
+        for ch in text:
+            s = self.step(s, ch)
+            if s is None:
+                return False
+        return s in self.final
+
+
+_D, _O = "0123456789", "+-*/"
+# line := NUMBER (OP NUMBER)+ '=' ['-'] NUMBER
+ARITHMETIC = Grammar("arithmetic", {
+    0: {_D: 1},
+    1: {_D: 1, _O: 2},
+    2: {_D: 3},
+    3: {_D: 3, _O: 2, "=": 4},
+    4: {_D: 6, "-": 5},
+    5: {_D: 6},
+    6: {_D: 6},
+}, frozenset({6}))
+NUMBER = Grammar("number", {0: {_D: 1}, 1: {_D: 1}}, frozenset({1}))
+ANY = Grammar("any", {0: {CHARSET: 0}}, frozenset({0}))
+
+
+def _lse(a: float, b: float) -> float:
+    if a == -np.inf:
+        return b
+    if b == -np.inf:
+        return a
+    m = max(a, b)
+    return m + float(np.log1p(np.exp(-abs(a - b))))
+
+
+def beam_search(logp: np.ndarray, grammar: Grammar = ARITHMETIC, beam: int = 12, prune: float = -9.0,
+                nbest: int = 8) -> list[tuple[str, float]]:
+    """N-best (text, log P(text | line)) accepted by ``grammar``, best first; [] if none survives.
+
+    ``logp``: (T, 1 + len(CHARSET)) frame log-probabilities, class 0 = blank.
+    """
+    logp = np.asarray(logp, np.float64)
+    # beams: prefix -> [log p ending in blank, log p ending in a symbol, grammar state]
+    beams: dict[str, list] = {"": [0.0, -np.inf, 0]}
+    ninf = -np.inf
+    for t in range(logp.shape[0]):
+        row = logp[t]
+        blank = row[0]
+        cands = [k for k in np.nonzero(row[1:] > prune)[0] + 1]
+        nxt: dict[str, list] = {}
+
+        def add(prefix: str, pb: float, pnb: float, state: int) -> None:
+            e = nxt.get(prefix)
+            if e is None:
+                nxt[prefix] = [pb, pnb, state]
+            else:
+                e[0], e[1] = _lse(e[0], pb), _lse(e[1], pnb)
+
+        for prefix, (pb, pnb, state) in beams.items():
+            total = _lse(pb, pnb)
+            add(prefix, total + blank, ninf, state)
+            last = prefix[-1] if prefix else None
+            if last is not None and pnb > ninf:
+                add(prefix, ninf, pnb + row[CHARSET.index(last) + 1], state)
+            for k in cands:
+                ch = CHARSET[k - 1]
+                s2 = grammar.step(state, ch)
+                if s2 is None:
+                    continue
+                # A repeated symbol needs a blank between its two copies.
+                p = pb + row[k] if ch == last else total + row[k]
+                add(prefix + ch, ninf, p, s2)
+        ranked = sorted(nxt.items(), key=lambda kv: -_lse(kv[1][0], kv[1][1]))
+        beams = dict(ranked[:beam])
+    done = [(p, _lse(v[0], v[1])) for p, v in beams.items() if v[2] in grammar.final]
+    done.sort(key=lambda x: -x[1])
+    return done[:nbest]

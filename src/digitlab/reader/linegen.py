@@ -1,0 +1,174 @@
+"""Synthetic training lines: training glyphs composed into arithmetic lines and numbers.
+
+Each line is drawn the way the page reader will hand it over: an ink map (1 = ink) of one line
+band, with neighbours that touch or overlap, size and baseline jitter, slant, pen width, blur,
+remnants of rulings and of the lines above and below. ``prepare_line`` (crnn.py) then normalises it
+exactly as at inference. The benchmarks compose their pages with a different generator
+(``benchmarks/pages.py``) from held-out glyphs, so they do not measure this generator's habits.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .glyphs import KIND_CHAR, GlyphBank
+
+_OP_KINDS = ["+", "-", "x", ".", "÷", "/"]
+# Operator size as a fraction of the digit height: (low, high) of the longest side.
+_OP_SIZE = {"+": (0.4, 0.8), "-": (0.35, 0.8), "x": (0.35, 0.75), ".": (0.08, 0.2), "÷": (0.45, 0.85),
+            "/": (0.55, 1.05), "=": (0.4, 0.85)}
+
+
+def random_text(rng: np.random.Generator) -> list[str]:
+    """A line as a list of tokens: digits "0".."9" and operator kinds ("+", "x", "÷", "=", ...)."""
+    r = rng.random()
+    if r < 0.25:  # a written number
+        n = int(rng.integers(1, 7))
+        return [str(rng.integers(1 if i == 0 and n > 1 else 0, 10)) for i in range(n)]
+    if r < 0.4:  # anything at all, so the reader does not lean on arithmetic habits
+        n = int(rng.integers(2, 11))
+        return [str(rng.integers(10)) if rng.random() < 0.6 else str(rng.choice([*_OP_KINDS, "="])) for _ in range(n)]
+
+    def number(max_digits: int) -> list[str]:
+        n = int(rng.integers(1, max_digits + 1))
+        return [str(rng.integers(1 if i == 0 and n > 1 else 0, 10)) for i in range(n)]
+
+    toks = number(3)
+    for _ in range(1 if rng.random() < 0.85 else 2):
+        toks += [str(rng.choice(_OP_KINDS))] + number(3)
+    toks.append("=")
+    if rng.random() < 0.05:
+        toks.append("-")
+    return toks + number(4)
+
+
+def tokens_to_text(tokens: list[str]) -> str:
+    return "".join(t if t.isdigit() else KIND_CHAR[t] for t in tokens)
+
+
+def _resize(g: np.ndarray, h: float, w: float) -> np.ndarray:
+    h, w = max(1, int(round(h))), max(1, int(round(w)))
+    interp = cv2.INTER_AREA if h < g.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(g, (w, h), interpolation=interp)
+
+
+def render_tokens(tokens: list[str], bank: GlyphBank, rng: np.random.Generator) -> np.ndarray:
+    """Compose glyphs into one line of ink at a random scale (digit height 24-48 px)."""
+    hd = float(rng.uniform(24, 48))
+    touching = rng.random() < 0.5  # half the lines are written tightly, neighbours touching
+    glyphs = []
+    for t in tokens:
+        if t.isdigit():
+            g = bank.digit(int(t), rng)
+            h = hd * rng.uniform(0.85, 1.1)
+            w = g.shape[1] * h / g.shape[0] * rng.uniform(0.8, 1.25)
+            if g.shape[1] < 0.3 * g.shape[0]:  # a "1": keep it thin
+                w = min(w, 0.35 * h)
+            glyphs.append((t, _resize(g, h, w), hd * rng.normal(0, 0.04)))
+        else:
+            g = bank.op(t, rng)
+            side = hd * rng.uniform(*_OP_SIZE[t])
+            s = side / max(g.shape)
+            gh, gw = max(2.0, g.shape[0] * s), max(2.0, g.shape[1] * s)
+            if t == "/":
+                gh, gw = side, max(2.0, g.shape[1] * side / g.shape[0])
+            glyphs.append((t, _resize(g, gh, gw), hd * rng.normal(-0.5, 0.08)))  # centred on mid-height
+    pad = int(hd)
+    width = int(sum(g.shape[1] for _, g, _ in glyphs) + hd * 0.8 * len(glyphs) + 2 * pad)
+    height = int(hd * 2.6)
+    canvas = np.zeros((height, width), np.float32)
+    baseline = int(hd * 1.7)
+    slope = rng.normal(0, 0.02)
+    x = pad
+    prev = None
+    for t, g, dy in glyphs:
+        if prev is not None:
+            digit_pair = t.isdigit() and prev.isdigit()
+            if touching:
+                gap = rng.uniform(-0.22, 0.05) if digit_pair else rng.uniform(-0.1, 0.25)
+            else:
+                gap = rng.uniform(-0.05, 0.3) if digit_pair else rng.uniform(0.05, 0.7)
+            x += int(gap * hd)
+            x = max(x, 1)
+        gh, gw = g.shape
+        y_bottom = baseline + dy + slope * x if t.isdigit() else baseline + dy + slope * x + gh / 2
+        y0 = int(np.clip(y_bottom - gh, 0, height - gh))
+        x1 = min(width, x + gw)
+        canvas[y0 : y0 + gh, x : x1] = np.maximum(canvas[y0 : y0 + gh, x : x1], g[:, : x1 - x])
+        x += gw
+        prev = t
+    canvas = canvas[:, : min(width, x + pad)]
+    # Pen: thicker or thinner strokes, slant, blur.
+    r = rng.random()
+    if r < 0.25:
+        k = int(rng.integers(2, 4 if hd > 32 else 3))
+        canvas = cv2.dilate(canvas, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    elif r < 0.4 and hd > 30:
+        canvas = cv2.erode(canvas, np.ones((2, 2), np.uint8))
+    shear = rng.normal(0, 0.15)
+    if abs(shear) > 0.02:
+        h, w = canvas.shape
+        extra = int(abs(shear) * h) + 1
+        M = np.float32([[1, -shear, extra if shear > 0 else 0], [0, 1, 0]])
+        canvas = cv2.warpAffine(canvas, M, (w + extra, h))
+    return canvas
+
+
+def add_clutter(ink: np.ndarray, rng: np.random.Generator, bank: GlyphBank | None = None) -> np.ndarray:
+    """What a line band cut from a page carries besides the line: rulings, neighbours, specks, blur."""
+    h, w = ink.shape
+    out = ink.copy()
+    if rng.random() < 0.3:  # remnants of a ruling or grid line the page cleaning missed
+        for _ in range(int(rng.integers(1, 3))):
+            y = int(rng.integers(0, h))
+            a, b = sorted(rng.integers(0, w, 2))
+            cv2.line(out, (int(a), y), (int(b), y + int(rng.integers(-1, 2))), float(rng.uniform(0.15, 0.6)),
+                     int(rng.integers(1, 3)))
+    if rng.random() < 0.2 and bank is not None:  # the tail of a digit from the line above or below
+        g = bank.digit(int(rng.integers(10)), rng)
+        g = _resize(g, h * 0.6, g.shape[1] * h * 0.6 / g.shape[0])
+        x = int(rng.integers(0, max(1, w - g.shape[1])))
+        cut = int(g.shape[0] * rng.uniform(0.15, 0.35))
+        if rng.random() < 0.5:
+            out[:cut, x : x + g.shape[1]] = np.maximum(out[:cut, x : x + g.shape[1]], g[-cut:, : w - x])
+        else:
+            out[h - cut :, x : x + g.shape[1]] = np.maximum(out[h - cut :, x : x + g.shape[1]], g[:cut, : w - x])
+    if rng.random() < 0.3:
+        n = int(rng.integers(1, 6))
+        ys, xs = rng.integers(0, h, n), rng.integers(0, w, n)
+        for y, x in zip(ys, xs):
+            cv2.circle(out, (int(x), int(y)), int(rng.integers(1, 3)), float(rng.uniform(0.3, 1)), -1)
+    if rng.random() < 0.4:
+        out = cv2.GaussianBlur(out, (0, 0), float(rng.uniform(0.5, 1.5)))
+    out *= rng.uniform(0.6, 1.0)  # faint pens
+    if rng.random() < 0.5:
+        out += rng.normal(0, rng.uniform(0.01, 0.06), out.shape).astype(np.float32)
+    return np.clip(out, 0, 1)
+
+
+def training_line(bank: GlyphBank, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """One raw line band (ink map) and its text."""
+    tokens = random_text(rng)
+    return add_clutter(render_tokens(tokens, bank, rng), rng, bank), tokens_to_text(tokens)
+
+
+def problem_tokens(rng: np.random.Generator, correct: bool) -> list[str]:
+    """A homework line "a op b = c" whose answer is right or wrong, as tokens."""
+    kind = str(rng.choice(["+", "-", "x", "÷"]))
+    a, b = int(rng.integers(0, 100)), int(rng.integers(1, 100))
+    if kind == "-":
+        a, b = max(a, b), min(a, b)
+    if kind == "x":
+        a, b = int(rng.integers(0, 13)), int(rng.integers(0, 13))
+    if kind == "÷":
+        b = int(rng.integers(1, 13))
+        a = b * int(rng.integers(0, 13))
+    value = {"+": a + b, "-": a - b, "x": a * b, "÷": a // max(b, 1)}[kind]
+    answer = value if correct else value + int(rng.choice([-11, -10, -2, -1, 1, 2, 10, 11]))
+    if answer < 0:
+        answer = value + int(rng.integers(1, 5))
+    op = kind if kind != "x" or rng.random() < 0.85 else "."
+    if kind == "÷" and rng.random() < 0.3:
+        op = "/"
+    return [*str(a), op, *str(b), "=", *str(answer)]

@@ -1,0 +1,167 @@
+"""Page geometry: finding and flattening the sheet, rulings, skew, columns and lines."""
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digitlab.page.ink import darkness, flatten_light, remove_rulings
+from digitlab.page.layout import analyse_page, estimate_skew, find_columns, find_lines
+from digitlab.page.sheet import find_sheet, order_corners, rectify
+
+
+def _strokes(h, w, rng, n=40):
+    """Dark strokes in random places: something like handwriting for geometry tests."""
+    ink = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        x, y = int(rng.integers(0, w - 30)), int(rng.integers(0, h - 30))
+        cv2.line(ink, (x, y), (x + int(rng.integers(5, 25)), y + int(rng.integers(5, 25))), 1.0, 3)
+    return ink
+
+
+def _photo_of_sheet(rng, corners, size=(900, 1200)):
+    """A white sheet with writing, warped onto a dark table so its corners land on ``corners``."""
+    W, H = 700, 990
+    sheet = np.ones((H, W, 3), np.float32) * 0.95
+    sheet *= 1 - 0.8 * _strokes(H, W, rng)[..., None]
+    src = np.float32([[0, 0], [W, 0], [W, H], [0, H]])
+    M = cv2.getPerspectiveTransform(src, np.float32(corners))
+    table = np.ones((size[1], size[0], 3), np.float32) * np.array([0.35, 0.25, 0.2], np.float32)
+    warped = cv2.warpPerspective(sheet, M, size, borderValue=(-1, -1, -1))
+    return np.where(warped[..., :1] < 0, table, warped).clip(0, 1)
+
+
+def test_sheet_corners_recovered_within_a_few_pixels():
+    rng = np.random.default_rng(0)
+    corners = [[140, 90], [780, 150], [820, 1100], [90, 1050]]
+    photo = _photo_of_sheet(rng, corners)
+    found = find_sheet(photo)
+    assert found is not None
+    assert np.abs(found - np.float32(corners)).max() < 8, found
+
+
+def test_rectify_makes_the_sheet_upright():
+    rng = np.random.default_rng(1)
+    corners = np.float32([[140, 90], [780, 150], [820, 1100], [90, 1050]])
+    photo = _photo_of_sheet(rng, corners)
+    flat, M = rectify(photo, corners, max_side=800)
+    assert max(flat.shape[:2]) == 800
+    # The table is gone: the border of the flattened sheet is paper.
+    border = np.concatenate([flat[2], flat[-3], flat[:, 2], flat[:, -3]])
+    assert np.median(border) > 0.85
+    mapped = cv2.perspectiveTransform(corners[None], M)[0]
+    assert np.abs(mapped[0]).max() < 1 and abs(mapped[2][0] - (flat.shape[1] - 1)) < 1
+
+
+def test_no_sheet_when_the_paper_fills_the_picture():
+    rng = np.random.default_rng(2)
+    page = np.ones((600, 400, 3), np.float32) * 0.95
+    page *= 1 - 0.8 * _strokes(600, 400, rng)[..., None]
+    assert find_sheet(page) is None
+
+
+@given(st.permutations(range(4)))
+def test_order_corners_is_independent_of_input_order(perm):
+    pts = np.float32([[10, 12], [200, 5], [210, 300], [3, 290]])
+    assert np.array_equal(order_corners(pts[list(perm)]), pts)
+
+
+def _grid_page(blue_pen: bool):
+    h, w = 600, 800
+    rgb = np.ones((h, w, 3), np.float32) * np.float32([0.97, 0.96, 0.93])
+    for y in range(10, h, 30):
+        cv2.line(rgb, (0, y), (w, y), (0.55, 0.7, 0.92), 1)
+    for x in range(10, w, 30):
+        cv2.line(rgb, (x, 0), (x, h), (0.55, 0.7, 0.92), 1)
+    pen = (0.1, 0.2, 0.6) if blue_pen else (0.1, 0.1, 0.1)
+    strokes = np.zeros((h, w), np.uint8)
+    cv2.putText(strokes, "12+7=19", (60, 200), cv2.FONT_HERSHEY_SIMPLEX, 2.0, 1, 4)
+    rgb[strokes > 0] = pen
+    return rgb, strokes > 0
+
+
+@pytest.mark.parametrize("blue_pen", [False, True])
+def test_rulings_removed_pen_kept(blue_pen):
+    rgb, strokes = _grid_page(blue_pen)
+    d = darkness(flatten_light(rgb))
+    clean, found = remove_rulings(d, min_len=40)
+    grid = (darkness(rgb) > 0.2) & ~cv2.dilate(strokes.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.mean(clean[grid] > 0.25) < 0.02  # the squares are gone ...
+    assert np.mean(clean[strokes] > 0.4) > 0.9  # ... and the writing, crossing them, is not
+
+
+def test_short_strokes_are_not_rulings():
+    d = np.zeros((200, 300), np.float32)
+    cv2.line(d, (40, 100), (110, 100), 1.0, 3)  # a minus sign, longer than min_len
+    clean, found = remove_rulings(d, min_len=30)
+    assert clean[100, 50:100].min() > 0.9 and found.max() == 0
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.floats(-12, 12))
+def test_skew_of_text_lines_recovered(angle):
+    rng = np.random.default_rng(3)
+    mask = np.zeros((700, 900), np.uint8)
+    for y in range(120, 620, 70):
+        for x in range(100, 800, 24):
+            if rng.random() < 0.8:
+                cv2.rectangle(mask, (x, y), (x + 14, y + 30), 1, 3)
+    M = cv2.getRotationMatrix2D((450, 350), angle, 1.0)
+    rotated = cv2.warpAffine(mask, M, (900, 700), flags=cv2.INTER_NEAREST)
+    assert abs(estimate_skew(rotated > 0) - angle) < 0.5
+
+
+def test_columns_and_lines():
+    mask = np.zeros((500, 900), bool)
+    for col_x in (50, 520):
+        for y in range(60, 460, 80):
+            mask[y : y + 30, col_x : col_x + 250 : 3] = True  # a line of "symbols"
+    cols = find_columns(mask, symbol_h=30)
+    assert len(cols) == 2 and cols[0][1] < 520 <= cols[1][0]
+    assert len(find_lines(mask[:, cols[0][0] : cols[0][1]])) == 5
+
+
+def test_a_column_is_not_split_by_wide_spaces_within_lines():
+    mask = np.zeros((300, 900), bool)
+    for y in (40, 120, 200):
+        mask[y : y + 30, 50:200] = True
+        mask[y : y + 30, 290:330] = True  # the answer, a bit further away
+    assert len(find_columns(mask, symbol_h=30)) == 1
+
+
+def test_analyse_notebook_photo_finds_sheet_columns_and_lines():
+    from digitlab import pagegen
+    from digitlab.reader.glyphs import GlyphBank
+
+    bank = GlyphBank.load("heldout", max_per_digit=200)
+    data, truths, corners = pagegen.notebook_photo(bank, np.random.default_rng(4))
+    page = analyse_page(data)
+    assert page.sheet is not None
+    assert np.abs(np.float32(page.sheet) - corners).max() < 25
+    assert len(page.lines) == len(truths)
+    assert {l.column for l in page.lines} == {0, 1}
+    # Every truth line is found where it is in the photo (the user's coordinates).
+    for t in truths:
+        best = max(page.lines, key=lambda l: _overlap(l.bbox, t.box))
+        assert _overlap(best.bbox, t.box) > 0.5
+
+
+def _overlap(a, b):
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return ix * iy / max(1, (b[2] - b[0]) * (b[3] - b[1]))
+
+
+def test_dense_dots_are_refused_quickly():
+    import time
+
+    from digitlab.errors import ImageError
+
+    img = np.full((2000, 2000), 255, np.uint8)
+    img[::12, ::12] = 0
+    img = cv2.dilate(255 - img, np.ones((3, 3), np.uint8))
+    t0 = time.perf_counter()
+    with pytest.raises(ImageError, match="too many marks"):
+        analyse_page(255 - img)
+    assert time.perf_counter() - t0 < 5
