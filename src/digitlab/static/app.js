@@ -177,12 +177,20 @@ async function checkSheet(body) {
   $("check-error").textContent = ""; const ul = $("check-result"); ul.innerHTML = "";
   try {
     const r = await api("/api/check", body);
+    const cls = { correct: "ok", wrong: "bad", unsure: "unsure", unreadable: "unreadable" };
     for (const line of r.lines) {
       const li = document.createElement("li");
-      if (line.error) { li.className = "unreadable"; li.textContent = `${line.expression || "?"} `; }
-      else { li.className = line.correct ? "ok" : "bad"; li.textContent = `${line.expression} `; }
+      const status = line.status || (line.error ? "unreadable" : line.correct ? "correct" : "wrong");
+      li.className = cls[status]; li.dataset.status = status;
+      li.textContent = `${line.expression || "?"} `;
       const note = document.createElement("small");
-      note.textContent = line.error ? `unreadable: ${line.error}` : line.correct ? "correct" : `should be ${line.value}`;
+      const alt = (line.alternatives || []).slice(0, 2).join(", ");
+      note.textContent = {
+        correct: "correct",
+        wrong: `should be ${line.value_exact || line.value}`,
+        unsure: `unsure, please look${alt ? ` (or ${alt})` : ""}`,
+        unreadable: `unreadable${line.error ? `: ${line.error}` : ""}`,
+      }[status];
       li.append(note); ul.append(li);
     }
     if (!r.lines.length) $("check-error").textContent = "no lines found";
