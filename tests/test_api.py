@@ -180,3 +180,100 @@ def test_page_and_docs_served(client):
     assert client.get("/openapi.json").json()["paths"]["/api/predict"]
     report = client.get("/report")
     assert report.status_code == 200 and "comparative study" in report.text
+
+
+# -- Issue 16: a typed contract, fuzzed --------------------------------------------------------------
+def test_every_post_declares_its_bodies_and_answers(client):
+    doc = client.get("/openapi.json").json()
+    schemas = doc["components"]["schemas"]
+
+    def resolve(schema):
+        return schemas[schema["$ref"].rsplit("/", 1)[-1]] if "$ref" in schema else schema
+
+    posts = {path: ops["post"] for path, ops in doc["paths"].items() if "post" in ops}
+    assert set(posts) >= {"/api/predict", "/api/read", "/api/check", "/api/visualize"}
+    for path, op in posts.items():
+        content = op["requestBody"]["content"]
+        form = resolve(content["multipart/form-data"]["schema"])
+        assert form["properties"]["file"]["format"] == "binary" and "file" in form["required"], path
+        assert resolve(content["application/json"]["schema"])["properties"]["image"], path
+        assert "example" in content["application/json"], path
+        answer = op["responses"]["200"]["content"]["application/json"]["schema"]
+        assert resolve(answer)["properties"], path
+        for code in ("400", "413", "415", "422", "503", "504"):
+            assert op["responses"][code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    check = schemas["CheckResponse"]
+    assert {"file", "skew_degrees", "lines"} <= set(check["required"]) and "sheet_found" not in check["required"]
+    line = schemas["CheckLine"]
+    assert "status" in line["properties"] and "status" not in line["required"]
+
+
+def test_documented_examples_work(client):
+    doc = client.get("/openapi.json").json()
+    for path, ops in doc["paths"].items():
+        if "post" in ops:
+            example = ops["post"]["requestBody"]["content"]["application/json"]["example"]
+            r = client.post(path, json=example)
+            assert r.status_code == 200, (path, r.text)
+
+
+def test_check_page_and_its_boxes_in_the_uploaded_pixels(client):
+    """A worksheet photo is read; a large one is read downscaled, with boxes in the upload's pixels."""
+    from pathlib import Path
+
+    from digitlab.server import PAGE_SIDE, CheckResponse
+
+    page = Image.open(Path(__file__).resolve().parents[1] / "examples" / "homework.jpg")
+    buf = io.BytesIO()
+    page.save(buf, "JPEG", quality=95)
+    small = client.post("/api/check", files={"file": ("hw.jpg", buf.getvalue(), "image/jpeg")})
+    assert small.status_code == 200, small.text
+    CheckResponse.model_validate(small.json())
+    assert small.json()["lines"]
+    k = 7  # 3801x2660: more than PAGE_SIDE a side, so the server reads a downscaled copy
+    big_img = page.resize((page.width * k, page.height * k), Image.Resampling.BICUBIC)
+    assert max(big_img.size) > PAGE_SIDE
+    buf = io.BytesIO()
+    big_img.save(buf, "JPEG", quality=90)
+    big = client.post("/api/check", files={"file": ("big.jpg", buf.getvalue(), "image/jpeg")})
+    assert big.status_code == 200, big.text
+    lines = big.json()["lines"]
+    assert len(lines) == len(small.json()["lines"])
+    for line in lines:
+        x0, y0, x1, y1 = line["bbox"]
+        assert 0 <= x0 < x1 <= big_img.width and 0 <= y0 < y1 <= big_img.height
+    # In the upload's pixels, not the working copy's: the lines reach well past PAGE_SIDE.
+    assert max(line["bbox"][2] for line in lines) > 1.2 * PAGE_SIDE
+
+
+@pytest.fixture(scope="module")
+def api_schema():
+    import schemathesis
+
+    app = create_app()
+    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    app.state.heavy.close()
+
+
+def _contract_test():
+    """Schemathesis: requests generated from /openapi.json (the documented examples, then edge
+    cases and random ones, both content types): no 5xx, every status documented, every answer
+    matching its schema. FUZZ_EXAMPLES=200 for a longer run."""
+    import os
+
+    import schemathesis
+    from hypothesis import HealthCheck, settings
+    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_schema_conformance,
+                                     status_code_conformance)
+
+    @schemathesis.pytest.from_fixture("api_schema").parametrize()
+    @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 25)), deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    def test_api_contract_fuzzed(case):
+        case.call_and_validate(checks=[not_a_server_error, status_code_conformance, content_type_conformance,
+                                       response_schema_conformance])
+
+    return test_api_contract_fuzzed
+
+
+test_api_contract_fuzzed = _contract_test()

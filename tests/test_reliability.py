@@ -1,6 +1,7 @@
 """Issue 7: hostile and odd input everywhere, property tests, and safe model/cache files."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,116 @@ def test_server_binds_loopback_and_shuts_down_gracefully_on_sigterm():
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Uvicorn running on http://127.0.0.1:" in out and "Application shutdown complete" in out
     assert "Traceback" not in out
+
+
+# -- Issue 16: no request can starve the service --------------------------------------------------
+def dot_page(side=4000, step=16, dot=3) -> bytes:
+    """A page covered in small dots (squared paper looks much like it): a 28 KB PNG, 62,500 marks."""
+    yy, xx = np.ogrid[:side, :side]
+    return save(Image.fromarray(np.where((yy % step < dot) & (xx % step < dot), 0, 255).astype(np.uint8)), "PNG")
+
+
+@pytest.fixture(scope="module")
+def dots():
+    return dot_page()
+
+
+def test_dense_dot_page_is_refused_quickly_everywhere(client, dots, three):
+    import time
+
+    # Start-up (imports, loading models) is not what is timed here.
+    assert client.app.state.heavy.ready(120)
+    assert upload(client, save(Image.fromarray(three), "PNG")).status_code == 200
+    for path in ("/api/check", "/api/read"):
+        t0 = time.perf_counter()
+        r = client.post(path, files={"file": ("dots.png", dots, "image/png")})
+        took = time.perf_counter() - t0
+        assert r.status_code == 422, (path, r.status_code, r.text)
+        assert "too many marks to read as handwriting" in r.json()["error"]
+        assert took < 15, (path, took)  # about 0.3 s once the worker is warm
+    # A single digit is read from a downscaled copy: cheap whatever it holds.
+    t0 = time.perf_counter()
+    r = client.post("/api/predict", files={"file": ("dots.png", dots, "image/png")})
+    assert r.status_code in (200, 422) and time.perf_counter() - t0 < 5
+
+
+def test_heavy_work_past_its_deadline_is_killed_and_its_slot_freed():
+    import asyncio
+    import math
+    import time
+
+    from digitlab.server import ApiError, HeavyPool
+
+    pool = HeavyPool(workers=1, queue_size=0, timeout=1.0, deadline=1.5, warm=False)
+
+    async def scenario():
+        pool.wait = 60  # room for the worker's start-up
+        assert await pool.run(math.factorial, 5) == 120
+        pool.wait = 0.5
+        first = asyncio.create_task(pool.run(math.factorial, 10 ** 8))  # minutes of CPU
+        await asyncio.sleep(0.2)
+        with pytest.raises(ApiError) as busy:  # the one slot is taken and nobody may wait
+            await pool.run(math.factorial, 5)
+        assert busy.value.status == 503
+        [pid] = pool.pids()
+        t0 = time.perf_counter()
+        with pytest.raises(ApiError) as late:
+            await first
+        assert late.value.status == 504 and "stopped after 1.0 s" in late.value.message
+        assert time.perf_counter() - t0 < 5
+        return pid
+
+    try:
+        pid = asyncio.run(scenario())
+        # The worker that ran past its deadline is gone (killed and reaped), not computing on.
+        assert not Path(f"/proc/{pid}").exists()
+        assert pool.killed == 1 and pid not in pool.pids()
+        # A fresh worker answers the next request: the slot was freed.
+        pool.wait = 60
+        assert asyncio.run(pool.run(math.factorial, 6)) == 720
+        assert pid not in pool.pids() and len(pool.pids()) == 1
+    finally:
+        pool.close()
+    assert not pool.pids()
+
+
+def test_worker_errors_keep_their_status_and_the_worker(client):
+    # An unreadable upload is a 422 from inside the worker process; the same worker serves on.
+    pids = client.app.state.heavy.pids()
+    r = client.post("/api/check", files={"file": ("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png")})
+    assert r.status_code == 422 and "error" in r.json()
+    assert client.app.state.heavy.pids() == pids
+
+
+def test_predictions_stay_fast_while_heavy_checks_run(client, dots, three):
+    """Four page checks at once do not hold up single-digit predictions (separate pools)."""
+    import threading
+    import time
+
+    raw = save(Image.fromarray(three), "PNG")
+    stop = threading.Event()
+    heavy_status = []
+
+    def heavy():
+        while not stop.is_set():
+            heavy_status.append(client.post("/api/check", files={"file": ("d.png", dots, "image/png")}).status_code)
+
+    threads = [threading.Thread(target=heavy) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)  # the checks are under way
+        lat = []
+        for _ in range(40):
+            t0 = time.perf_counter()
+            r = client.post("/api/predict", files={"file": ("3.png", raw, "image/png")})
+            lat.append(time.perf_counter() - t0)
+            assert r.status_code == 200 and r.json()["digit"] == 3
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert heavy_status and set(heavy_status) <= {422, 503}, heavy_status
+    # The benchmark measures p95 <= 250 ms on a real server; here the bound leaves room for CI noise.
+    print("predict p50/p95 ms while checks run:", np.percentile(lat, [50, 95]) * 1000, "checks:", len(heavy_status))
+    assert float(np.percentile(lat, 95)) < 1.0, sorted(lat)[-5:]

@@ -55,6 +55,7 @@ PAGE_SIDE = 2048  # pages and numbers are read at most this large (longest side)
 MAX_MARKS = int(os.environ.get("DIGITLAB_MAX_MARKS", 2000))  # separate ink marks on a page
 MAX_READ_MARKS = int(os.environ.get("DIGITLAB_MAX_READ_MARKS", 400))  # ... in a written number
 TIMEOUT_S = float(os.environ.get("DIGITLAB_TIMEOUT", 20))
+STARTUP_TIMEOUT_S = 120.0  # a heavy worker's start-up (imports, models), not counted in a request's deadline
 _POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("DIGITLAB_WORKERS", 2)), thread_name_prefix="infer")
 _QUEUE = threading.BoundedSemaphore(int(os.environ.get("DIGITLAB_QUEUE", 64)))
 
@@ -442,10 +443,10 @@ def _check_work(raw: bytes) -> dict:
     return result
 
 
-def _heavy_worker(conn) -> None:
+def _heavy_worker(conn, warm: bool = True) -> None:
     """A heavy worker process: one job at a time from ``conn``, answered with ("ok"|"err", payload)."""
     with contextlib.suppress(OSError):
-        os.nice(int(os.environ.get("DIGITLAB_HEAVY_NICE", 10)))  # predictions first when cores are short
+        os.nice(int(os.environ.get("DIGITLAB_HEAVY_NICE", 3)))  # predictions first when cores are short
     with contextlib.suppress(Exception):
         import cv2
         import torch
@@ -456,11 +457,15 @@ def _heavy_worker(conn) -> None:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(1)
-    with contextlib.suppress(Exception):  # load the models now rather than in the first request
-        from .recognize import get_model
-
-        get_model(None)
-        get_model("symbols")
+    if warm:  # load the models and run each job once now, rather than in the first requests
+        examples = _examples()
+        for job, path in ((_check_work, "/api/check"), (_read_work, "/api/read")):
+            with contextlib.suppress(Exception):
+                job(decode_base64(examples[path]["image"]))
+    try:
+        conn.send(("ready", os.getpid()))  # the deadline of the first job does not count start-up
+    except (EOFError, OSError):
+        return
     while True:
         try:
             fn, args = conn.recv()
@@ -501,12 +506,21 @@ def _main_hidden():
 
 
 class _Worker:
-    def __init__(self, ctx) -> None:
+    def __init__(self, ctx, warm: bool) -> None:
         self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_heavy_worker, args=(child,), daemon=True, name="digitlab-heavy")
+        self.process = ctx.Process(target=_heavy_worker, args=(child, warm), daemon=True, name="digitlab-heavy")
         with _main_hidden():
             self.process.start()
         child.close()
+        self.ready = False
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for the worker's start-up (imports, models) to finish; EOFError if it does not."""
+        if not self.ready:
+            if not self.conn.poll(timeout):
+                raise EOFError("heavy worker did not start")
+            self.conn.recv()
+            self.ready = True
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
@@ -529,13 +543,19 @@ def _context():
 class HeavyPool:
     """Worker processes for work whose cost depends on the image: killed and replaced past a deadline.
 
-    ``workers`` processes; at most ``queue`` more requests wait (beyond that: 503 at once); a
-    request waits at most ``wait`` s for a worker (then 503) and runs at most ``timeout`` s (then
-    504, and the worker process is killed, so the work really stops, and a fresh one takes its place).
+    ``workers`` processes (started in the background: imports, models, one job of each kind); at
+    most ``queue_size`` more requests wait, beyond that 503 at once. Every request is answered
+    within ``deadline`` s: it waits for a worker while at least ``min(timeout, 4)`` s would be left
+    to run it (else 503, "busy"), then runs at most ``timeout`` s and within the deadline (else 504:
+    the worker process is killed, so the work really stops, and a fresh one is started).
     """
 
-    def __init__(self, workers: int = 1, queue_size: int = 8, timeout: float = 10.0, wait: float = 5.0) -> None:
-        self.size, self.timeout, self.wait = max(1, workers), timeout, wait
+    MIN_RUN_S = 4.0
+
+    def __init__(self, workers: int = 1, queue_size: int = 8, timeout: float = 10.0, deadline: float = 14.0,
+                 warm: bool = True) -> None:
+        self.size, self.timeout, self.deadline, self.warm = max(1, workers), timeout, max(deadline, 0.1), warm
+        self.wait = max(0.0, self.deadline - min(timeout, self.MIN_RUN_S))
         self._admit = threading.BoundedSemaphore(self.size + queue_size)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: set[_Worker] = set()
@@ -545,15 +565,26 @@ class HeavyPool:
         self.killed = 0  # workers killed at their deadline (or found dead)
         self._ctx = None
 
-    def _spawn(self) -> _Worker:
+    def _add_worker(self) -> None:
+        """Start a worker and, once it is ready, offer it to the waiting requests (in a thread)."""
         with self._lock:
             if self._closed:
-                raise ApiError(503, "server shutting down")
+                return
             if self._ctx is None:
                 self._ctx = _context()
-            w = _Worker(self._ctx)
+            try:
+                w = _Worker(self._ctx, self.warm)
+            except Exception:
+                log.exception("cannot start a heavy worker")
+                return
             self._all.add(w)
-            return w
+        try:
+            w.wait_ready(STARTUP_TIMEOUT_S)
+        except (EOFError, OSError):
+            log.error("heavy worker %s did not start", w.process.pid)
+            self._retire(w)
+            return
+        self._idle.put(w)
 
     def _retire(self, w: _Worker) -> None:
         w.kill()
@@ -561,12 +592,13 @@ class HeavyPool:
             self._all.discard(w)
 
     def start(self) -> None:
+        """Start the workers in the background (returns at once; idempotent)."""
         with self._lock:
             if self._started:
                 return
             self._started = True
         for _ in range(self.size):
-            self._idle.put(self._spawn())
+            threading.Thread(target=self._add_worker, name="heavy-start", daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
@@ -576,14 +608,23 @@ class HeavyPool:
             self._retire(w)
         self._threads.shutdown(wait=False, cancel_futures=True)
 
+    def ready(self, timeout: float = STARTUP_TIMEOUT_S) -> bool:
+        """Wait until every worker has started and is idle (for tests and benchmarks)."""
+        self.start()
+        end = time.monotonic() + timeout
+        while self._idle.qsize() < self.size:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.05)
+        return True
+
     def pids(self) -> list[int]:
         with self._lock:
             return [w.process.pid for w in self._all]
 
     async def run(self, fn, *args):
         """``fn(*args)`` in a worker process (``fn`` must be importable), answered asynchronously."""
-        if not self._started:
-            await asyncio.to_thread(self.start)
+        self.start()
         if not self._admit.acquire(blocking=False):
             raise ApiError(503, "server busy with other page checks, try again in a few seconds", {"Retry-After": "5"})
         try:
@@ -597,19 +638,19 @@ class HeavyPool:
         raise payload
 
     def _call(self, fn, args):
+        t0 = time.monotonic()
         try:
             try:
                 w = self._idle.get(timeout=self.wait)
             except queue.Empty:
                 return "err", ApiError(503, "server busy with other page checks, try again in a few seconds",
                                        {"Retry-After": "5"})
+            limit = min(self.timeout, self.deadline - (time.monotonic() - t0))
             healthy = False
             try:
-                if not w.process.is_alive():
-                    raise EOFError
                 w.conn.send((fn, args))
-                if not w.conn.poll(self.timeout):
-                    return "err", ApiError(504, f"stopped after {self.timeout:g} s: the image is too complex to read "
+                if not w.conn.poll(limit):
+                    return "err", ApiError(504, f"stopped after {limit:.1f} s: the image is too complex to read "
                                                 "in time; send a smaller, cleaner picture of the written lines")
                 answer = w.conn.recv()
                 healthy = True
@@ -618,32 +659,28 @@ class HeavyPool:
                 log.error("heavy worker %s died", w.process.pid)
                 return "err", RuntimeError("heavy worker died")
             finally:
-                if not healthy:
+                if healthy:
+                    self._idle.put(w)
+                else:
                     self.killed += 1
                     self._retire(w)
-                    try:
-                        w = self._spawn()
-                    except Exception:
-                        log.exception("cannot start a heavy worker")
-                        w = None
-                if w is not None:
-                    self._idle.put(w)
+                    threading.Thread(target=self._add_worker, name="heavy-start", daemon=True).start()
         finally:
             self._admit.release()
 
 
 # -- the app ----------------------------------------------------------------------------------------
 def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
-               heavy_timeout: float | None = None, heavy_wait: float | None = None) -> FastAPI:
+               heavy_timeout: float | None = None, heavy_deadline: float | None = None) -> FastAPI:
     env = os.environ.get
     heavy = HeavyPool(workers=heavy_workers or int(env("DIGITLAB_HEAVY_WORKERS", 1)),
                       queue_size=heavy_queue if heavy_queue is not None else int(env("DIGITLAB_HEAVY_QUEUE", 8)),
                       timeout=heavy_timeout or float(env("DIGITLAB_HEAVY_TIMEOUT", 10)),
-                      wait=heavy_wait or float(env("DIGITLAB_HEAVY_WAIT", 4)))
+                      deadline=heavy_deadline or float(env("DIGITLAB_HEAVY_DEADLINE", 14)))
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
-        await asyncio.to_thread(heavy.start)
+        heavy.start()
         try:
             yield
         finally:
@@ -830,6 +867,11 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False)
     from .recognize import get_model
 
     get_model(None)  # load the default model before accepting requests
+    # One image at a time needs no intra-op threads; with threads, a prediction waits on the core
+    # that a page check (or anything else) holds. Parallelism comes from the pools instead.
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("DIGITLAB_TORCH_THREADS", 1)))
     if open_browser:
         import webbrowser
 
