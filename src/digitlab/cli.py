@@ -210,6 +210,9 @@ def _add_optional_commands(sub) -> None:
     from . import commands
 
     commands.register(sub)
+    from .worksheets.cli import register as register_worksheet  # worksheets (issue 14)
+
+    register_worksheet(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
