@@ -218,3 +218,43 @@ def test_corrections_update_score(tmp_path):
     assert len(c) == 1 and c[0]["label"] == "2" and c[0]["was_read"] == "2"
     with pytest.raises(Exception, match="digits"):
         db.correct(gid, 2, ["two"])
+
+
+# -- web endpoints and the auth rule ---------------------------------------------------------------------------
+@pytest.fixture()
+def client(tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from digitlab.server import create_app
+
+    monkeypatch.setenv("DIGITLAB_DB", str(tmp_path / "web.db"))
+    monkeypatch.delenv("DIGITLAB_TEACHER_TOKEN", raising=False)
+    monkeypatch.delenv("DIGITLAB_LISTEN_HOST", raising=False)
+    return TestClient(create_app())
+
+
+def test_api_create_list_and_errors(client):
+    r = client.post("/api/worksheets", json={"problems": 8, "ops": ["+", "x"], "max": 10, "seed": 1, "title": "T"})
+    assert r.status_code == 200, r.text
+    sid = r.json()["sheet_id"]
+    assert client.get(f"/api/worksheets/{sid}/pdf").content.startswith(b"%PDF")
+    assert client.get(f"/api/worksheets/{sid}/png").headers["content-type"] == "image/png"
+    assert [s["sheet_id"] for s in client.get("/api/worksheets").json()] == [sid]
+    bad = client.post("/api/worksheets", json={"problems": 8, "ops": ["%"]})
+    assert bad.status_code == 400 and "unknown operation" in bad.json()["error"]
+    missing = client.get("/api/worksheets/WS-NOPE/key")
+    assert missing.status_code == 404 and "error" in missing.json()
+    junk = client.post("/api/worksheets/grade", files={"file": ("a.png", b"not an image", "image/png")})
+    assert junk.status_code == 422 and "error" in junk.json()
+
+
+def test_auth_rule(client, monkeypatch):
+    assert client.get("/api/worksheets").status_code == 200  # loopback, no token: open
+    monkeypatch.setenv("DIGITLAB_LISTEN_HOST", "0.0.0.0")
+    r = client.get("/api/worksheets")
+    assert r.status_code == 403 and "teacher token" in r.json()["error"]
+    assert client.get("/api/health").status_code == 200  # the rest of the app is not affected
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "s3cret")
+    assert client.get("/api/worksheets").status_code == 401
+    assert client.get("/api/worksheets", headers={"X-Teacher-Token": "wrong"}).status_code == 401
+    assert client.get("/api/worksheets", headers={"X-Teacher-Token": "s3cret"}).status_code == 200

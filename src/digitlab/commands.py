@@ -12,6 +12,11 @@ from .errors import DigitlabError, ImageError
 def cmd_serve(args) -> int:
     from .server import serve
 
+    import os
+
+    os.environ["DIGITLAB_LISTEN_HOST"] = args.host  # worksheets (issue 14): endpoints closed beyond loopback
+    if args.teacher_token:  # ... unless a teacher token is set
+        os.environ["DIGITLAB_TEACHER_TOKEN"] = args.teacher_token
     serve(args.host, args.port, args.open)
     return 0
 
@@ -64,6 +69,8 @@ def register(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--open", action="store_true", help="open the page in a browser")
+    p.add_argument("--teacher-token", help="token the worksheet endpoints require (header X-Teacher-Token); "
+                   "default $DIGITLAB_TEACHER_TOKEN")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("read", help="read a written number (several digits) from each image")

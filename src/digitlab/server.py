@@ -857,6 +857,8 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
     async def index():
         return FileResponse(STATIC / "index.html")
 
+    from .worksheets.api import install as install_worksheets  # worksheets (issue 14): /api/worksheets
+    install_worksheets(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

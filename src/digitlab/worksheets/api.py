@@ -1,0 +1,325 @@
+"""Web endpoints for printed worksheets (``/api/worksheets/...``), a FastAPI router included by the app.
+
+Pupils' results are personal data. The rule (``require_teacher``):
+
+- a teacher token is set (``$DIGITLAB_TEACHER_TOKEN`` or ``digitlab serve --teacher-token``): every
+  worksheet endpoint needs it in the ``X-Teacher-Token`` header (else 401);
+- no token and the server listens on loopback only (the default): open, the data never leaves the machine;
+- no token and the server listens elsewhere (``--host 0.0.0.0``): closed, 403.
+
+Errors are ``{"error": "..."}`` with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import os
+import secrets
+import threading
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from ..errors import DigitlabError, ImageError
+
+TOKEN_HEADER = "X-Teacher-Token"
+MAX_PHOTO = 12 * 1024 * 1024
+_grading_lock = threading.Semaphore(1)  # one page read at a time: the reader uses every core
+
+
+class WorksheetError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def require_teacher(request: Request) -> None:
+    token = os.environ.get("DIGITLAB_TEACHER_TOKEN")
+    if token:
+        given = request.headers.get(TOKEN_HEADER, "")
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise WorksheetError(401, f"worksheet data needs the teacher token (header {TOKEN_HEADER})")
+        return
+    if not is_loopback(os.environ.get("DIGITLAB_LISTEN_HOST", "127.0.0.1")):
+        raise WorksheetError(403, "worksheet and class endpoints are closed: the server listens beyond this machine "
+                                  "and no teacher token was set (start it with --teacher-token or DIGITLAB_TEACHER_TOKEN)")
+
+
+def _db():
+    from ..storage import open_db
+
+    return open_db()
+
+
+async def _off_loop(fn, *args):
+    return await asyncio.to_thread(fn, *args)
+
+
+# -- models ---------------------------------------------------------------------------------------------
+class CreateSheet(BaseModel):
+    problems: int = Field(20, ge=1, le=40)
+    ops: list[str] = Field(default_factory=lambda: ["+", "-"], examples=[["+", "-", "x", "/"]])
+    max: int = Field(20, ge=2, le=10000)
+    remainder: bool = False
+    missing: bool = False
+    seed: int | None = None
+    title: str = Field("Worksheet", max_length=60)
+
+
+class SheetOut(BaseModel):
+    sheet_id: str
+    title: str
+    pdf_url: str
+    png_url: str
+    key: dict
+
+
+class SheetInfo(BaseModel):
+    sheet_id: str
+    title: str
+    created_at: str
+    params: dict
+    graded: int
+
+
+class ProblemResult(BaseModel):
+    id: int
+    op: str = ""
+    question: str = ""
+    expected: list[str]
+    read: list[str | None]
+    status: str
+    confidence: float
+    corrected: bool = False
+
+
+class GradingOut(BaseModel):
+    grading_id: int
+    file: str
+    sheet_id: str
+    pupil_name: str | None = None
+    score: int
+    total: int
+    graded_at: str | None = None
+    problems: list[ProblemResult] = []
+    annotated_png: str | None = Field(None, description="the photo with marks, base64 PNG (only right after grading)")
+
+
+class GradingRow(BaseModel):
+    id: int
+    sheet_id: str
+    file: str
+    pupil_name: str | None
+    score: int
+    total: int
+    graded_at: str
+
+
+class Fix(BaseModel):
+    labels: list[str | None] = Field(..., description="what is written in each box of the problem (null = blank)",
+                                     examples=[["14"]])
+    profile: str | None = Field(None, max_length=80, description="class or pupil the handwriting belongs to")
+
+
+class FixOut(BaseModel):
+    status: str
+    score: int
+
+
+class Rename(BaseModel):
+    name: str = Field(..., max_length=80)
+
+
+router = APIRouter(prefix="/api/worksheets", tags=["worksheets"], dependencies=[Depends(require_teacher)])
+
+
+def install(app) -> None:
+    """Include the router and its JSON error handler (the one call the app makes)."""
+
+    @app.exception_handler(WorksheetError)
+    async def _ws_error(request, exc: WorksheetError):
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    app.include_router(router)
+
+
+def _err(exc: Exception) -> WorksheetError:
+    return WorksheetError(422 if isinstance(exc, ImageError) else 400, str(exc))
+
+
+@router.post("", response_model=SheetOut, summary="create a worksheet (PDF, PNG and answer key), recorded in the database")
+async def create(body: CreateSheet):
+    from .layout import key_of, layout, make_problems, new_sheet_id
+
+    try:
+        problems = make_problems(body.problems, ops=body.ops, max_value=body.max, remainder=body.remainder,
+                                 missing=body.missing, seed=body.seed)
+        sheet = layout(problems, new_sheet_id(), body.title)
+    except DigitlabError as exc:
+        raise _err(exc) from None
+    key = key_of(sheet)
+    await _off_loop(_db().add_sheet, key, body.model_dump())
+    sid = key["sheet_id"]
+    return SheetOut(sheet_id=sid, title=body.title, pdf_url=f"/api/worksheets/{sid}/pdf",
+                    png_url=f"/api/worksheets/{sid}/png", key=key)
+
+
+@router.get("", response_model=list[SheetInfo], summary="the sheets in the database")
+async def sheets():
+    return await _off_loop(lambda: _db().sheets())
+
+
+def _key(sheet_id: str) -> dict:
+    key = _db().sheet_key(sheet_id)
+    if key is None:
+        raise WorksheetError(404, f"no sheet {sheet_id}")
+    return key
+
+
+@router.get("/{sheet_id}/pdf", response_class=Response, summary="the printable PDF")
+async def sheet_pdf(sheet_id: str):
+    from .layout import redraw, to_pdf
+
+    key = await _off_loop(_key, sheet_id)
+    pdf = await _off_loop(to_pdf, redraw(key))
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{sheet_id}.pdf"'})
+
+
+@router.get("/{sheet_id}/png", response_class=Response, summary="the page as PNG (150 dpi)")
+async def sheet_png(sheet_id: str):
+    import io
+
+    from PIL import Image
+
+    from .layout import redraw, to_raster
+
+    key = await _off_loop(_key, sheet_id)
+    buf = io.BytesIO()
+    Image.fromarray(await _off_loop(to_raster, redraw(key))).save(buf, "PNG")
+    return Response(buf.getvalue(), media_type="image/png")
+
+
+@router.get("/{sheet_id}/key", summary="the answer key and layout (JSON)")
+async def sheet_key(sheet_id: str) -> dict:
+    return await _off_loop(_key, sheet_id)
+
+
+def _grade(raw: bytes, filename: str, name: str | None) -> dict:
+    from .grade import annotate, grade_photo
+
+    db = _db()
+    with _grading_lock:
+        g = grade_photo(raw, name=filename, lookup=db.sheet_key)
+    gid = db.add_grading(g.result, g.name_png, g.crops, pupil_name=name or None)
+    out = db.grading(gid)
+    out["grading_id"] = gid
+    out["annotated_png"] = base64.b64encode(annotate(g)).decode()
+    return out
+
+
+@router.post("/grade", response_model=GradingOut, summary="grade one photo of a filled-in sheet (multipart `file`)")
+async def grade(file: UploadFile = File(...), name: str | None = Form(None)):
+    raw = await file.read(MAX_PHOTO + 1)
+    if len(raw) > MAX_PHOTO:
+        raise WorksheetError(413, "photo larger than 12 MB")
+    if not raw:
+        raise WorksheetError(400, "empty upload")
+    try:
+        return await _off_loop(_grade, raw, file.filename or "photo", name)
+    except DigitlabError as exc:
+        raise _err(exc) from None
+
+
+@router.get("/gradings/list", response_model=list[GradingRow], summary="graded photos (optionally of one sheet)")
+async def gradings(sheet: str | None = None):
+    rows = await _off_loop(lambda: _db().gradings(sheet))
+    return [GradingRow(**{k: r[k] for k in GradingRow.model_fields}) for r in rows]
+
+
+@router.get("/gradings/{grading_id}", response_model=GradingOut, summary="one graded photo with its answers")
+async def grading(grading_id: int):
+    g = await _off_loop(lambda: _db().grading(grading_id))
+    if g is None:
+        raise WorksheetError(404, f"no graded sheet {grading_id}")
+    g["grading_id"] = g.pop("id")
+    return g
+
+
+@router.get("/gradings/{grading_id}/crops/{problem_id}/{part}", response_class=Response,
+            summary="the answer box as the reader saw it (PNG)")
+async def crop(grading_id: int, problem_id: int, part: int):
+    png = await _off_loop(lambda: _db().crop(grading_id, problem_id, part))
+    if png is None:
+        raise WorksheetError(404, "no such answer box")
+    return Response(png, media_type="image/png")
+
+
+@router.get("/gradings/{grading_id}/name.png", response_class=Response, summary="the name field as photographed")
+async def name_png(grading_id: int):
+    png = await _off_loop(lambda: _db().name_png(grading_id))
+    if png is None:
+        raise WorksheetError(404, "no name field stored")
+    return Response(png, media_type="image/png")
+
+
+@router.post("/gradings/{grading_id}/answers/{problem_id}/fix", response_model=FixOut,
+             summary="the teacher's reading of an answer: re-marks it and keeps the crop as a correction")
+async def fix(grading_id: int, problem_id: int, body: Fix):
+    try:
+        return await _off_loop(lambda: _db().correct(grading_id, problem_id, body.labels, body.profile))
+    except DigitlabError as exc:
+        raise WorksheetError(404 if "no answer" in str(exc) else 400, str(exc)) from None
+
+
+@router.put("/gradings/{grading_id}/name", summary="type the pupil's name")
+async def rename(grading_id: int, body: Rename) -> dict:
+    try:
+        await _off_loop(lambda: _db().rename(grading_id, body.name))
+    except DigitlabError as exc:
+        raise WorksheetError(404, str(exc)) from None
+    return {"grading_id": grading_id, "pupil_name": body.name.strip() or None}
+
+
+@router.get("/report/class", summary="the class table, error rates by operation, most-missed problems")
+async def report(sheet: str | None = None) -> dict:
+    from .report import class_report
+
+    return await _off_loop(lambda: class_report(_db(), sheet))
+
+
+@router.get("/report/plot.png", response_class=Response, summary="scores and error rates (PNG)")
+async def report_plot(sheet: str | None = None):
+    from .report import class_report, plot_png
+
+    png = await _off_loop(lambda: plot_png(class_report(_db(), sheet)))
+    return Response(png, media_type="image/png")
+
+
+@router.get("/report/class.csv", response_class=Response, summary="the class table as CSV")
+async def report_csv(sheet: str | None = None):
+    import tempfile
+    from pathlib import Path
+
+    from .report import class_report, write_csv
+
+    def make() -> bytes:
+        with tempfile.TemporaryDirectory() as d:
+            p = Path(d) / "class.csv"
+            write_csv(class_report(_db(), sheet), p)
+            return p.read_bytes()
+
+    return Response(await _off_loop(make), media_type="text/csv",
+                    headers={"Content-Disposition": 'attachment; filename="class.csv"'})
