@@ -436,10 +436,12 @@ def _check_work(raw: bytes) -> dict:
     source, grey, scale = load_grey(raw, PAGE_SIDE)
     count_marks(grey, MAX_MARKS)
     result = check_page(source, name="image", max_side=MAX_SIDE).as_dict()
-    if scale < 1.0:
+    if scale < 1.0:  # geometry back in the pixels of the image the user sent
         for line in result.get("lines", []):
-            if "bbox" in line:
+            if isinstance(line.get("bbox"), list):
                 line["bbox"] = _unscale(line["bbox"], scale)
+            if isinstance(line.get("polygon"), list):
+                line["polygon"] = [_unscale(p, scale) for p in line["polygon"]]
     return result
 
 
