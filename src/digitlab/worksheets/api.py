@@ -226,7 +226,7 @@ def _grade(raw: bytes, filename: str, name: str | None) -> dict:
     gid = db.add_grading(g.result, g.name_png, g.crops, pupil_name=name or None)
     out = db.grading(gid)
     out["grading_id"] = gid
-    out["annotated_png"] = base64.b64encode(annotate(g)).decode()
+    out["annotated_png"] = base64.b64encode(annotate(g, max_side=1400)).decode()
     return out
 
 

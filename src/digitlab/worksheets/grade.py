@@ -202,8 +202,9 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
 COLOURS = {"correct": (30, 140, 50), "wrong": (200, 40, 40), "unsure": (230, 130, 0), "blank": (200, 40, 40)}
 
 
-def annotate(g: Graded) -> bytes:
-    """The photo with a tick, a cross and the right answer, or a "?" beside each answer (PNG bytes)."""
+def annotate(g: Graded, max_side: int | None = None, fmt: str = "PNG") -> bytes:
+    """The photo with a tick, a cross and the right answer, or a "?" beside each answer (PNG bytes;
+    ``max_side``/``fmt="JPEG"`` for a lighter copy, e.g. for the web page)."""
     from PIL import Image, ImageDraw, ImageFont
 
     from .layout import font_path
@@ -241,8 +242,11 @@ def annotate(g: Graded) -> bytes:
         else:
             d.text(pt(cx, cy), "?", fill=colour, font=big, anchor="mm")
     d.text(pt(105, 37), f"{g.result['score']} / {g.result['total']}", fill=(200, 40, 40), font=big, anchor="mm")
+    if max_side and max(img.size) > max_side:
+        k = max_side / max(img.size)
+        img = img.resize((round(img.width * k), round(img.height * k)), Image.LANCZOS)
     buf = io.BytesIO()
-    img.save(buf, "PNG")
+    img.save(buf, fmt, **({"quality": 85} if fmt == "JPEG" else {}))
     return buf.getvalue()
 
 
