@@ -20,6 +20,7 @@ import base64
 import http.client
 import io
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -223,7 +224,9 @@ def main() -> None:
         r = runs["predict_during_4_checks"]
         print(f"page checks during that run: {r['checks']} ({r['checks_by_status']}), "
               f"median {r['check_p50_s']} s, slowest {r['check_max_s']} s, wrong status {r['checks_wrong_status']}")
-    result = {"runs": runs, "machine": platform.processor() or platform.machine(), "python": platform.python_version()}
+    result = {"runs": runs, "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+              "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version()}
+    print(f"{os.cpu_count()} CPUs; load average (1/5/15 min) at the end: {result['load_average_at_end']}")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
     if any(r["wrong_status"] or r["wrong_answers"] or r["transport_errors"] or r.get("checks_wrong_status")
