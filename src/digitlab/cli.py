@@ -93,7 +93,7 @@ def cmd_train(args) -> int:
         from .recognize import models_dir
 
         out = args.out or models_dir() / "line_reader.dlm"
-        model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0,
+        model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0, lr=args.lr or 2e-3,
                                   data_dir=args.data_dir, progress=not args.quiet, init=args.init)
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
