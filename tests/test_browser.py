@@ -111,3 +111,23 @@ def test_phone_width(server, page, artifacts):
     assert page.locator("#draw-canvas").bounding_box()["width"] <= 390
     page.screenshot(path=str(artifacts / "browser_phone.png"), full_page=True)
     page.set_viewport_size({"width": 1000, "height": 800})
+
+
+def test_homework_photo_upload_shows_statuses(page, artifacts, tmp_path):
+    import numpy as np
+
+    from digitlab import pagegen
+    from digitlab.reader.glyphs import GlyphBank
+
+    data, truths, _ = pagegen.notebook_photo(GlyphBank.load("heldout", max_per_digit=100), np.random.default_rng(8))
+    photo = tmp_path / "notebook.jpg"
+    photo.write_bytes(data)
+    page.click("#tab-check")
+    page.set_input_files("#check-upload", str(photo))
+    page.wait_for_selector("#check-result li", timeout=30000)
+    items = page.locator("#check-result li")
+    assert items.count() == len(truths)
+    statuses = {items.nth(i).get_attribute("data-status") for i in range(items.count())}
+    assert statuses <= {"correct", "wrong", "unsure", "unreadable"} and statuses & {"correct", "wrong"}
+    page.screenshot(path=str(artifacts / "browser_homework_photo.png"), full_page=True)
+    assert not page.errors, page.errors
