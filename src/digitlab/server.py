@@ -871,11 +871,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False)
     from .recognize import get_model
 
     get_model(None)  # load the default model before accepting requests
-    # One image at a time needs no intra-op threads; with threads, a prediction waits on the core
-    # that a page check (or anything else) holds. Parallelism comes from the pools instead.
-    import torch
+    if os.environ.get("DIGITLAB_TORCH_THREADS"):  # PyTorch's own default (one per core) measured best
+        import torch
 
-    torch.set_num_threads(int(os.environ.get("DIGITLAB_TORCH_THREADS", 1)))
+        torch.set_num_threads(int(os.environ["DIGITLAB_TORCH_THREADS"]))
     if open_browser:
         import webbrowser
 
