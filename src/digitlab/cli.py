@@ -55,7 +55,10 @@ def cmd_predict(args) -> int:
             pred = predict_source(model, path, name=str(path))
         except ImageError as exc:
             failures += 1
-            report_file_error(path, exc, args.json)
+            if args.json:  # the line still says "no digit" in the field a reader of the output looks at
+                print(json.dumps({"file": str(path), "digit": None, "error": str(exc)}), flush=True)
+            else:
+                report_file_error(path, exc, args.json)
             continue
         if args.json:
             print(json.dumps({"file": str(path), **pred.as_dict()}), flush=True)

@@ -50,7 +50,7 @@ def available() -> list[str]:
 
 def _ensure_loaded() -> None:
     # Importing the modules registers their classes; kept lazy so `import digitlab` stays light.
-    from . import classic, cnn  # noqa: F401
+    from . import classic, cnn, profile  # noqa: F401
 
 
 def check_images(X, name: str = "X") -> np.ndarray:

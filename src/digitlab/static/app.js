@@ -108,6 +108,7 @@ function drawArray(canvas, arr) {
 function resetDigit(message) {
   $("result-digit").textContent = "–"; $("result-conf").textContent = ""; $("top3").textContent = message || "";
   $("bars").innerHTML = ""; $("compare-table").hidden = true;
+  document.dispatchEvent(new CustomEvent("digitlab:prediction", { detail: null })); // profiles.js
 }
 
 async function predictDigit(body) {
@@ -115,6 +116,7 @@ async function predictDigit(body) {
   try {
     const r = await api("/api/predict", body);
     renderPrediction(r);
+    document.dispatchEvent(new CustomEvent("digitlab:prediction", { detail: r })); // profiles.js
   } catch (err) { resetDigit(); $("draw-error").textContent = err.message; }
 }
 

@@ -1,0 +1,85 @@
+"use strict";
+// Profiles (issue 15): under a prediction in the Digit tab, "that's wrong, it is: [0-9]" stores a
+// correction for the current profile; a built profile's own answer is shown beside the base model's.
+// app.js announces each prediction with a "digitlab:prediction" event (detail: the answer, or null).
+(() => {
+  const el = (id) => document.getElementById(id);
+  const answer = document.querySelector("#mode-draw .answer");
+  if (!answer) return;
+  const box = document.createElement("div");
+  box.id = "profile-box"; box.className = "profile-box";
+  box.innerHTML = `
+    <label>Profile <input id="profile-name" list="profile-list" size="12" maxlength="64"
+      placeholder="class or pupil" pattern="[A-Za-z0-9][A-Za-z0-9_.\\-]{0,63}" autocomplete="off"></label>
+    <datalist id="profile-list"></datalist>
+    <p id="profile-answer" class="profile-answer"></p>
+    <div id="profile-fix" class="profile-fix" hidden>That's wrong, it is:
+      ${[...Array(10).keys()].map((d) => `<button type="button" data-digit="${d}" aria-label="it is ${d}">${d}</button>`).join("")}
+    </div>
+    <p id="profile-status" class="profile-status" role="status"></p>`;
+  answer.insertBefore(box, el("draw-error"));
+
+  const nameInput = el("profile-name");
+  nameInput.value = localStorage.getItem("digitlab.profile") || "";
+  let last = null; // the last prediction (its input28 is what a correction stores)
+  let built = new Set(); // profiles that have been built (digitlab adapt)
+
+  const headers = () => {
+    const token = el("ws-token") && el("ws-token").value; // the teacher token of the Worksheets tab
+    return { "Content-Type": "application/json", ...(token ? { "X-Teacher-Token": token } : {}) };
+  };
+  const profile = () => (nameInput.checkValidity() && nameInput.value.trim()) || null;
+
+  async function post(path, body) {
+    const resp = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body) });
+    const data = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
+    if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);
+    return data;
+  }
+
+  async function refreshProfiles() {
+    try {
+      const resp = await fetch("/api/profiles", { headers: headers() });
+      if (!resp.ok) return;
+      const rows = await resp.json();
+      built = new Set(rows.filter((r) => r.examples > 0).map((r) => r.name));
+      el("profile-list").innerHTML = rows.map((r) => `<option value="${r.name}">`).join("");
+    } catch (_) { /* the profile features are optional */ }
+  }
+
+  async function showProfileAnswer() {
+    const out = el("profile-answer"); out.textContent = "";
+    const name = profile();
+    if (!last || !name || !built.has(name)) return;
+    try {
+      const r = await post(`/api/profiles/${encodeURIComponent(name)}/predict`, { pixels: last.input28 });
+      out.textContent = `with profile ${name}: ${r.digit} (${(r.confidence * 100).toFixed(1)}%)`;
+    } catch (err) { out.textContent = `profile ${name}: ${err.message}`; }
+  }
+
+  document.addEventListener("digitlab:prediction", (e) => {
+    last = e.detail && e.detail.input28 ? e.detail : null;
+    el("profile-fix").hidden = !last;
+    el("profile-status").textContent = "";
+    if (last) for (const b of el("profile-fix").querySelectorAll("button")) b.disabled = Number(b.dataset.digit) === last.digit;
+    showProfileAnswer();
+  });
+
+  el("profile-fix").addEventListener("click", async (e) => {
+    const d = e.target.dataset && e.target.dataset.digit;
+    if (d === undefined || !last) return;
+    const name = profile();
+    try {
+      const r = await post("/api/corrections", { pixels: last.input28, label: Number(d), profile: name, was_read: last.digit });
+      el("profile-status").textContent = `Saved: it is a ${d}. ${r.corrections} correction(s) for ${name || "no profile"}` +
+        (name ? `; learn them with: digitlab adapt --from-corrections --profile ${name}` : "; choose a profile to learn from them");
+      el("profile-fix").hidden = true;
+    } catch (err) { el("profile-status").textContent = err.message; }
+  });
+
+  nameInput.addEventListener("change", () => {
+    localStorage.setItem("digitlab.profile", nameInput.value.trim());
+    showProfileAnswer();
+  });
+  refreshProfiles();
+})();

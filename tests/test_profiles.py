@@ -1,0 +1,200 @@
+"""Profiles (issue 15): corrections kept, profiles built by `digitlab adapt`, used by predict --profile.
+
+Fast: the shipped CNN is only run forward on a handful of drawn digits; nothing is trained.
+"""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.cli import main
+
+
+def _digit_png(kind: str, shift: int = 0) -> bytes:
+    """A digit drawn dark on white paper: 'ring' (a 0), 'bar' (a 1), 'seven'."""
+    img = np.full((120, 100), 255, np.uint8)
+    if kind == "ring":
+        cv2.ellipse(img, (50 + shift, 60), (25, 38), 0, 0, 360, 0, 9)
+    elif kind == "bar":
+        cv2.line(img, (50 + shift, 20), (48 + shift, 100), 0, 9)
+        cv2.line(img, (50 + shift, 20), (35 + shift, 35), 0, 7)
+    else:
+        cv2.line(img, (25 + shift, 22), (75 + shift, 22), 0, 9)
+        cv2.line(img, (75 + shift, 22), (40 + shift, 100), 0, 9)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A private models folder and database, so no real profile or correction is touched."""
+    monkeypatch.setenv("DIGITLAB_MODELS", str(tmp_path / "models"))
+    monkeypatch.setenv("DIGITLAB_DB", str(tmp_path / "digitlab.db"))
+    return tmp_path
+
+
+@pytest.fixture
+def examples(env):
+    d = env / "examples"
+    d.mkdir()
+    (d / "ring.png").write_bytes(_digit_png("ring"))  # the CNN reads a 0 ...
+    (d / "seven.png").write_bytes(_digit_png("seven"))
+    (d / "labels.csv").write_text("file,label\nring.png,6\nseven.png,7\n")  # ... this class writes its 6 like that
+    return d
+
+
+def _predict(path, capsys, *extra) -> dict:
+    assert main(["predict", "--json", str(path), *extra]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_adapt_from_a_folder_then_predict_with_the_profile(examples, capsys):
+    assert _predict(examples / "ring.png", capsys)["digit"] == 0
+    assert main(["adapt", str(examples), "--labels", str(examples / "labels.csv"), "--profile", "class-3b",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["examples"] == 2 and out["counts"]["6"] == 1 and out["seconds"] < 30
+    assert (examples.parent / "models" / "profiles" / "class-3b.dlm").is_file()
+    taught = _predict(examples / "ring.png", capsys, "--profile", "class-3b")
+    assert taught["digit"] == 6  # what it was taught
+    assert _predict(examples / "seven.png", capsys, "--profile", "class-3b")["digit"] == 7
+    # `digitlab profiles` lists it with its example counts; adapting again adds nothing new
+    assert main(["profiles", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["examples"], r["counts"]["6"]) for r in rows] == [("class-3b", 2, 1)]
+    assert main(["adapt", str(examples), "--labels", str(examples / "labels.csv"), "--profile", "class-3b",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["added"] == 0
+
+
+@pytest.mark.parametrize("labels, message", [
+    (None, "labels file not found"),
+    ("file,label\nring.png,six\n", "labels.csv:2: label must be one digit 0-9, got 'six'"),
+    ("ring.png,6\nmissing.png,1\n", "labels.csv:2: image 'missing.png' not found"),
+    ("ring.png,6\nlabels.csv,1\n", "labels.csv"),  # not an image: named
+    ("ring.png;6\n", "labels.csv:1: expected 2 columns"),
+    ("ring.png,6\nring.png,6\n", "listed twice"),
+    ("file,label\n", "no labelled examples"),
+])
+def test_a_bad_labels_file_is_one_line_and_exit_2(examples, capsys, labels, message):
+    path = examples / "bad.csv"
+    if labels is not None:
+        path.write_text(labels.replace("labels.csv", "bad.csv"))
+    assert main(["adapt", str(examples), "--labels", str(path), "--profile", "p"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message.replace("labels.csv", "bad.csv") in err, err
+    assert not (examples.parent / "models" / "profiles" / "p.dlm").exists()
+
+
+def test_unknown_or_bad_profile_names_are_one_line_errors(examples, capsys):
+    assert main(["predict", str(examples / "ring.png"), "--profile", "nobody"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown profile 'nobody'" in err and "digitlab adapt" in err and len(err.strip().splitlines()) == 1
+    assert main(["adapt", str(examples), "--labels", str(examples / "labels.csv"), "--profile", "../x"]) == 2
+    assert "bad profile name" in capsys.readouterr().err
+
+
+def test_cli_errors_have_no_traceback(examples):
+    proc = subprocess.run([sys.executable, "-m", "digitlab", "predict", str(examples / "ring.png"), "--profile", "nope"],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("digitlab: error: unknown profile 'nope'")
+
+
+def test_profile_round_trip_through_the_model_file_format(env):
+    from digitlab.errors import ModelError
+    from digitlab.models.base import load, read_header
+    from digitlab.preprocess import preprocess_digit
+    from digitlab.profiles.core import build_profile
+
+    X = np.stack([preprocess_digit(_digit_png(k, s)) for k in ("ring", "bar", "seven") for s in (0, 6)])
+    y = np.array([6, 6, 1, 1, 7, 7])
+    model = build_profile(X, y, settings={"augment": 1, "head_steps": 5}, name="rt")
+    path = model.save(env / "rt.dlm")
+    header, payload = read_header(path)
+    assert header["model"] == "profile" and b"pickle" not in payload[:64]
+    again = load(path)
+    assert again.name == "profile" and again.metadata["counts"]["6"] == 2
+    np.testing.assert_array_equal(again.labels, y)
+    np.testing.assert_allclose(again.predict_proba(X), model.predict_proba(X), atol=2e-3)  # fp16 prototypes
+    raw = bytearray(path.read_bytes())
+    raw[-5] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelError, match="checksum"):
+        load(path)
+
+
+def test_a_profile_on_another_base_model_says_rebuild(env, monkeypatch):
+    from digitlab.errors import ModelError
+    from digitlab.models.base import load
+    from digitlab.preprocess import preprocess_digit
+    from digitlab.profiles.core import build_profile
+
+    model = build_profile(preprocess_digit(_digit_png("ring"))[None], np.array([6]), settings={"augment": 0})
+    model.metadata["base_sha256"] = "0" * 64
+    path = model.save(env / "old.dlm")
+    with pytest.raises(ModelError, match="rebuild it"):
+        load(path)
+
+
+def test_corrections_stored_and_learned(env, capsys):
+    from digitlab.preprocess import preprocess_digit
+    from digitlab.profiles.store import add_correction, correction_examples
+    from digitlab.storage import SCHEMA_VERSION, open_db
+
+    db = open_db()
+    assert db.schema_version() == SCHEMA_VERSION >= 3
+    ring = preprocess_digit(_digit_png("ring"))
+    add_correction(db, ring, 6, "anna", was_read=0)
+    add_correction(db, (ring * 255).round(), 6, "anna")  # 0..255 works too
+    add_correction(db, preprocess_digit(_digit_png("bar")), 1, "ben")
+    with pytest.raises(Exception, match="one digit"):
+        add_correction(db, ring, 12, "anna")
+    X, y, skipped = correction_examples(db, "anna")
+    assert X.shape == (2, 28, 28) and list(y) == [6, 6] and skipped == 0
+    assert main(["adapt", "--from-corrections", "--profile", "anna", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["examples"] == 1  # the same image twice is one example
+    assert main(["adapt", "--from-corrections", "--profile", "nobody"]) == 2
+    assert "no usable corrections" in capsys.readouterr().err
+
+
+def test_correction_and_profile_endpoints(examples):
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from digitlab.preprocess import preprocess_digit
+    from digitlab.profiles.api import install
+
+    app = FastAPI()
+    install(app)
+    client = TestClient(app)
+    ring = preprocess_digit(_digit_png("ring")).tolist()
+    r = client.post("/api/corrections", json={"pixels": ring, "label": 6, "profile": "3b", "was_read": 0})
+    assert r.status_code == 200, r.text
+    assert r.json()["corrections"] == 1
+    import base64
+
+    b64 = base64.b64encode(_digit_png("seven")).decode()
+    assert client.post("/api/corrections", json={"image": b64, "label": 7, "profile": "3b"}).json()["corrections"] == 2
+    assert client.post("/api/corrections", json={"pixels": ring, "label": 11}).status_code == 422
+    assert client.post("/api/corrections", json={"pixels": [[0.0] * 28] * 27, "label": 1}).status_code == 422
+    assert client.post("/api/corrections", json={"label": 1}).json() == {"error": "give 'pixels' (28x28) or 'image' (base64)"}
+    assert client.get("/api/corrections").json() == {"3b": 2}
+    assert client.get("/api/profiles").json() == [{"name": "3b", "examples": 0, "counts": {}, "updated": None,
+                                                   "corrections": 2, "error": None}]
+    r = client.post("/api/profiles/3b/predict", json={"pixels": ring})
+    assert r.status_code == 404 and "unknown profile" in r.json()["error"]
+    assert main(["adapt", "--from-corrections", "--profile", "3b"]) == 0
+    r = client.post("/api/profiles/3b/predict", json={"pixels": ring})
+    assert r.status_code == 200, r.text
+    assert r.json()["digit"] == 6 and r.json()["base"]["digit"] == 0
+    assert client.get("/api/profiles").json()[0]["examples"] == 2
