@@ -24,14 +24,14 @@ def test_benchmark_report_has_every_figure_and_row(tmp_path, mnist_test):
     from digitlab.report import write_report
 
     methods = ["linear", "knn", "svm", "kmeans", "cnn"]
-    res = study.benchmark(methods, subset_n=1500, progress=False, unsupervised=True)
+    res = study.benchmark(methods, subset_n=1500, progress=False, unsupervised=True, n_degraded=100)
     res["tuning"] = {"linear": {"grid": {"C": [0.1, 1.0]}, "defaults": {"C": 0.1}, "train_size": 10, "val_size": 5,
                                 "trials": [{"params": {"C": 0.1}, "val_accuracy": 0.9},
                                            {"params": {"C": 1.0}, "val_accuracy": 0.8}],
                                 "best": {"val_accuracy": 0.9, "params": {"C": 0.1}}, "best_changes": {}}}
     paths = write_report(res, tmp_path, mnist_test.images)
     for fig in ("accuracy", "accuracy_vs_time", "confusion", "misclassified", "pca_variance", "pca_projection",
-                "kmeans_centroids", "tuning_linear"):
+                "kmeans_centroids", "tuning_linear", "other_sets"):
         assert paths[fig].exists() and paths[fig].stat().st_size > 1000, fig
     md = paths["md"].read_text()
     for m in methods:
@@ -45,6 +45,14 @@ def test_benchmark_report_has_every_figure_and_row(tmp_path, mnist_test):
         assert 0.5 < row["accuracy"] <= 1 and row["errors"] == round(row["error_rate"] * 10000)
         assert np.asarray(row["confusion"]).sum() == 10000
     assert saved["unsupervised"]["kmeans10"]["clustering_accuracy"] > 0.4
+    # The column of other writers and other pens: every method scored on the same extra sets.
+    assert "## Other writers and other pens" in md
+    for m in methods:
+        other = saved["methods"][m]["other_sets"]
+        assert set(other) >= {"MNIST test binarise", "MNIST test dilate", "MNIST test erode", "MNIST test slant"}
+        assert all(0.3 < v["accuracy"] <= 1 for v in other.values())
+        if "optdigits windep" in other:  # present wherever the optdigits data is
+            assert other["optdigits windep"]["n"] > 1000
 
 
 def test_tuning_never_touches_the_test_split(monkeypatch):

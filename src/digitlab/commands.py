@@ -97,6 +97,8 @@ def register(sub) -> None:
     p.add_argument("--out", help="report folder (default: ~/.cache/digitlab/report, shown by the web app)")
     p.add_argument("--json", help="also write the results JSON here")
     p.add_argument("--no-unsupervised", action="store_true", help="skip PCA / K-means / UMAP")
+    p.add_argument("--no-other-sets", action="store_true",
+                   help="skip the other writers (optdigits windep) and the degraded MNIST test sets")
     p.add_argument("--no-save", action="store_true", help="do not keep the fitted models for predict/serve")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--data-dir")
@@ -125,7 +127,8 @@ def cmd_benchmark(args) -> int:
     from .recognize import models_dir
 
     results = benchmark(methods, args.subset, args.data_dir, unsupervised=not args.no_unsupervised,
-                        progress=not args.quiet, save_dir=None if args.no_save else models_dir())
+                        progress=not args.quiet, save_dir=None if args.no_save else models_dir(),
+                        other_sets=not args.no_other_sets)
     out = Path(args.out) if args.out else default_report_dir()
     tuning_dir = out / "tuning"
     if tuning_dir.is_dir():

@@ -307,9 +307,18 @@ def crop_and_fit(ink: np.ndarray) -> np.ndarray:
     return fit_to_mnist(ink[y0:y1, x0:x1])
 
 
-def preprocess_digit(source, max_side: int = MAX_SIDE, name: str | None = None) -> np.ndarray:
-    """Any image (path, bytes, PIL image, or 2-D array with 0=black) -> 28x28 float32 in [0,1]."""
-    return crop_and_fit(ink_map(load_image(source, max_side=max_side, name=name)))
+def preprocess_digit(source, max_side: int = MAX_SIDE, name: str | None = None, reject: bool = True) -> np.ndarray:
+    """Any image (path, bytes, PIL image, or 2-D array with 0=black) -> 28x28 float32 in [0,1].
+
+    With ``reject`` (the default), a picture whose ink does not have a digit's shape (noise, a blob,
+    a grid, stripes, ...) raises ``NoDigitFound`` (``digitlab.reject``); ``reject=False`` skips that.
+    """
+    image = crop_and_fit(ink_map(load_image(source, max_side=max_side, name=name)))
+    if reject:
+        from .reject import check_shape
+
+        check_shape(image)
+    return image
 
 
 def preprocess_mnist_like(arr: np.ndarray) -> np.ndarray:

@@ -73,11 +73,30 @@ def predict_images(model: DigitModel, images: np.ndarray) -> list[Prediction]:
     return [Prediction(int(p.argmax()), float(p.max()), [float(v) for v in p], img) for p, img in zip(proba, images)]
 
 
-def predict_source(model: DigitModel, source, name: str | None = None, max_side: int | None = None) -> Prediction:
-    kw = {"name": name}
+def is_shipped(model: DigitModel) -> bool:
+    """Whether ``model`` is the shipped CNN (the one the confidence bound of ``reject`` was set for)."""
+    try:
+        return model is get_model(None)
+    except ModelError:
+        return False
+
+
+def predict_source(model: DigitModel, source, name: str | None = None, max_side: int | None = None,
+                   reject: bool = True) -> Prediction:
+    """Read the one digit in a user image (path, bytes, PIL image or array).
+
+    With ``reject`` (the default) a picture that is not a digit raises ``NoDigitFound``: its shape is
+    checked (``digitlab.reject``) and, for the shipped CNN, the model's confidence too.
+    """
+    kw = {"name": name, "reject": reject}
     if max_side:
         kw["max_side"] = max_side
-    return predict_images(model, preprocess_digit(source, **kw)[None])[0]
+    pred = predict_images(model, preprocess_digit(source, **kw)[None])[0]
+    if reject and is_shipped(model):
+        from .reject import check_confidence
+
+        check_confidence(pred.probabilities)
+    return pred
 
 
 def expand_paths(paths) -> list[Path]:

@@ -63,3 +63,100 @@ def degrade(digit: np.ndarray, kind: str, rng: np.random.Generator, upscale: int
         raise ValueError(f"unknown degradation {kind!r}")
     ink = np.pad(ink, upscale // 8)
     return ((1 - ink.clip(0, 1)) * 255).astype(np.uint8)
+
+
+def render_bitmap(bitmap: np.ndarray, rng: np.random.Generator, **kw) -> bytes:
+    """A binary bitmap (e.g. optdigits 32x32, 255 = ink) as a paper-like user image (``render_user_image``).
+
+    The bitmap is scaled up 4x with a smooth kernel and blurred, so the staircase of the 32x32 grid
+    becomes a pen stroke's soft edge before the usual size, margins, colours, noise and JPEG.
+    """
+    ink = bitmap.astype(np.float32) / 255.0
+    up = cv2.resize(ink, (ink.shape[1] * 4, ink.shape[0] * 4), interpolation=cv2.INTER_LINEAR)
+    up = cv2.GaussianBlur(up, (0, 0), 1.5)
+    up = up / max(float(up.max()), 1e-6)
+    return render_user_image((up.clip(0, 1) * 255).astype(np.uint8), rng, **kw)
+
+
+NON_DIGIT_KINDS = ("noise", "blobs", "grids", "stripes", "checkerboards", "gradients")
+
+
+def _non_digit_ink(kind: str, rng: np.random.Generator, side: int) -> np.ndarray:
+    """Ink map (1 = ink) of one non-digit picture, ``side`` x ``side``."""
+    s = side
+    yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
+    if kind == "noise":
+        style = rng.integers(3)
+        if style == 0:  # white / grey noise everywhere
+            ink = rng.random((s, s)).astype(np.float32)
+        elif style == 1:  # salt and pepper
+            ink = (rng.random((s, s)) < rng.uniform(0.05, 0.5)).astype(np.float32)
+        else:  # blotchy noise (blurred, thresholded)
+            ink = cv2.GaussianBlur(rng.random((s, s)).astype(np.float32), (0, 0), rng.uniform(1, 4))
+            ink = (ink > np.median(ink)).astype(np.float32)
+        return ink
+    if kind == "blobs":
+        ink = np.zeros((s, s), np.float32)
+        for _ in range(int(rng.integers(1, 4))):
+            c = (int(rng.uniform(0.25, 0.75) * s), int(rng.uniform(0.25, 0.75) * s))
+            a = rng.uniform(0.12, 0.35) * s
+            axes = (int(a), int(a * rng.uniform(0.5, 1.0)))
+            if rng.random() < 0.5:
+                cv2.ellipse(ink, c, axes, float(rng.uniform(0, 180)), 0, 360, 1.0, -1)
+            else:
+                pts = (np.array(c) + rng.uniform(-a, a, (int(rng.integers(3, 7)), 2))).astype(np.int32)
+                cv2.fillPoly(ink, [cv2.convexHull(pts)], 1.0)
+        return ink
+    if kind == "grids":
+        ink = np.zeros((s, s), np.float32)
+        n, m = int(rng.integers(3, 9)), int(rng.integers(3, 9))
+        t = max(1, int(rng.uniform(0.005, 0.03) * s))
+        lo, hi = rng.uniform(0.05, 0.2), rng.uniform(0.8, 0.95)
+        for v in np.linspace(lo, hi, n):
+            ink[:, max(0, int(v * s) - t // 2) : int(v * s) + t - t // 2] = 1
+        for v in np.linspace(lo, hi, m):
+            ink[max(0, int(v * s) - t // 2) : int(v * s) + t - t // 2, :] = 1
+        return ink
+    if kind == "stripes":
+        n = int(rng.integers(3, 10))
+        angle = rng.uniform(0, np.pi)
+        u = xx * np.cos(angle) + yy * np.sin(angle)
+        duty = rng.uniform(0.3, 0.6)
+        ink = ((u * n) % 1.0 < duty).astype(np.float32)
+        return ink
+    if kind == "checkerboards":
+        n = int(rng.integers(4, 11))
+        ink = (((xx * n).astype(int) + (yy * n).astype(int)) % 2).astype(np.float32)
+        if rng.random() < 0.5:
+            M = cv2.getRotationMatrix2D((s / 2, s / 2), float(rng.uniform(-30, 30)), 1.0)
+            ink = cv2.warpAffine(ink, M, (s, s), flags=cv2.INTER_NEAREST)
+        return ink
+    if kind == "gradients":
+        if rng.random() < 0.5:
+            angle = rng.uniform(0, 2 * np.pi)
+            ink = (xx - 0.5) * np.cos(angle) + (yy - 0.5) * np.sin(angle) + 0.5
+        else:
+            c = rng.uniform(0.2, 0.8, 2)
+            ink = 1 - np.hypot(xx - c[0], yy - c[1]) / rng.uniform(0.5, 1.0)
+        return np.clip(ink, 0, 1).astype(np.float32) * rng.uniform(0.6, 1.0)
+    raise ValueError(f"unknown non-digit kind {kind!r}; choose from {', '.join(NON_DIGIT_KINDS)}")
+
+
+def non_digit_image(kind: str, rng: np.random.Generator, size: tuple[int, int] = (40, 200)) -> bytes:
+    """A picture that is not a digit, as a user would send it: PNG bytes, random size and colours.
+
+    kinds: ``noise`` (grey, salt-and-pepper or blotchy), ``blobs`` (1-3 filled ellipses or convex
+    polygons), ``grids`` (3-8 lines each way), ``stripes`` (3-9 bars at any angle), ``checkerboards``
+    (4-10 squares a side, sometimes rotated), ``gradients`` (linear or radial shading).
+    """
+    side = int(rng.integers(size[0], size[1] + 1))
+    ink = _non_digit_ink(kind, rng, side)
+    paper = rng.uniform(0.75, 1.0, 3)
+    pen = rng.uniform(0.0, 0.3, 3)
+    if rng.random() < 0.3:
+        paper, pen = 1 - paper, 1 - pen
+    rgb = paper[None, None] * (1 - ink[..., None]) + pen[None, None] * ink[..., None]
+    rgb += rng.normal(0, 0.02, rgb.shape)
+    buf = io.BytesIO()
+    Image.fromarray((rgb.clip(0, 1) * 255).astype(np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
