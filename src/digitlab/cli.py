@@ -121,7 +121,7 @@ def cmd_train(args) -> int:
             if val is not None:
                 params[key] = val
     out = train_model(args.method, params, data_dir=args.data_dir, out=args.out, subset_n=args.subset,
-                      resume=args.resume, progress=not args.quiet)
+                      resume=args.resume, progress=not args.quiet, optdigits_repeat=args.optdigits or 0)
     if out is not None:
         print(f"saved {args.method} model to {out['path']}: test accuracy {out['test_accuracy']:.2%}, "
               f"trained in {out['fit_seconds']:.1f} s")
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CNN: bf16 trains ~1.5-2x faster on CPUs with AVX512-BF16/AMX (default fp32)")
     p.add_argument("--val-size", type=int, help="CNN: digits held out for validation (default 5000; 0 = train on all)")
     p.add_argument("--resume", action="store_true", help="CNN: continue from the last epoch checkpoint")
+    p.add_argument("--optdigits", type=int, metavar="N", help="add the 30 optdigits training writers (tra) N times "
+                   "to MNIST train (other writers' styles; optdigits cv is scored as their validation)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)
     p.set_defaults(func=cmd_train)

@@ -11,6 +11,7 @@ preprocessed picture the way a person would before reading it:
                  a stroke is thin next to the digit's height, a blob is not;
 ``texture``     share of ink pixels that are mid-grey rather than stroke or paper (noise,
                  gradients);
+``ink``         mean ink over the whole 28x28 picture (a digit leaves most of it empty);
 ``confidence``  the shipped CNN's top probability (only checked for that model: others are calibrated
                  differently).
 
@@ -45,7 +46,7 @@ THRESHOLDS = {
     "texture": 0.6,
     "confidence": 0.0,
 }
-UPPER = ("components", "holes", "fill", "thickness", "texture")  # refuse when feature > bound
+UPPER = ("components", "holes", "fill", "thickness", "texture", "ink")  # refuse when feature > bound
 LOWER = ("confidence",)  # refuse when feature < bound
 
 REASONS = {
@@ -54,6 +55,7 @@ REASONS = {
     "fill": "the ink fills its box (a blob or a block?)",
     "thickness": "the ink is too thick for a pen stroke",
     "texture": "the ink looks like texture or shading, not strokes",
+    "ink": "too much ink for a digit",
     "confidence": "the model does not recognise it as any digit",
 }
 
@@ -65,7 +67,7 @@ def shape_features(image: np.ndarray) -> dict[str, float]:
         x = x / 255.0
     mask = (x > INK).astype(np.uint8)
     if not mask.any():
-        return {"components": 0, "holes": 0, "fill": 0.0, "thickness": 0.0, "texture": 1.0}
+        return {"components": 0, "holes": 0, "fill": 0.0, "thickness": 0.0, "texture": 1.0, "ink": float(x.mean())}
     n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     components = int((areas >= MIN_PIECE).sum())
@@ -81,7 +83,8 @@ def shape_features(image: np.ndarray) -> dict[str, float]:
     thickness = float(2 * dist.max() / max(h, w))
     soft = x > 0.05
     texture = float(((x > 0.05) & (x < 0.6)).sum() / max(1, soft.sum()))
-    return {"components": components, "holes": holes, "fill": fill, "thickness": thickness, "texture": texture}
+    return {"components": components, "holes": holes, "fill": fill, "thickness": thickness, "texture": texture,
+            "ink": float(x.mean())}
 
 
 def features(image: np.ndarray, probabilities=None) -> dict[str, float]:
