@@ -52,8 +52,11 @@ MAX_UPLOAD = 5 * 1024 * 1024
 MAX_SIDE = 4096  # refused from the header above this (422)
 PREDICT_SIDE = 1024  # a single digit ends up 20x20: larger images are downscaled first
 PAGE_SIDE = 2048  # pages and numbers are read at most this large (longest side)
-MAX_MARKS = int(os.environ.get("DIGITLAB_MAX_MARKS", 2000))  # separate ink marks on a page
-MAX_READ_MARKS = int(os.environ.get("DIGITLAB_MAX_READ_MARKS", 400))  # ... in a written number
+# Separate ink marks (grey-level connected components at PAGE_SIDE) in a page or number: a cheap
+# backstop before any reading. Photos of squared or ruled exercise books count 500 to 5,000 (rulings,
+# the table, specks: the page reader removes those and has its own, finer limit); a page of dense
+# dots 62,500.
+MAX_MARKS = int(os.environ.get("DIGITLAB_MAX_MARKS", 20000))
 TIMEOUT_S = float(os.environ.get("DIGITLAB_TIMEOUT", 20))
 STARTUP_TIMEOUT_S = 120.0  # a heavy worker's start-up (imports, models), not counted in a request's deadline
 _POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("DIGITLAB_WORKERS", 2)), thread_name_prefix="infer")
@@ -422,7 +425,7 @@ def _read_work(raw: bytes) -> dict:
     from .segment import segment_image
 
     source, grey, scale = load_grey(raw, PAGE_SIDE)
-    count_marks(grey, MAX_READ_MARKS)
+    count_marks(grey, MAX_MARKS)
     symbols = segment_image(source, max_side=MAX_SIDE, name="image")
     preds = predict_images(get_model(None), np.stack([s.image for s in symbols]))
     digits = [{"digit": p.digit, "confidence": p.confidence, "box": _unscale(s.box, scale)}
