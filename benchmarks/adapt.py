@@ -32,8 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from digitlab.data import load_mnist, load_optdigits, train_val_split  # noqa: E402
-from digitlab.models.profile import (DEFAULTS, ProfileModel, class_similarity, embed, head_proba,  # noqa: E402
-                                     mix)
+from digitlab.models.profile import DEFAULTS, ProfileModel, class_similarity, embed, mix  # noqa: E402
 from digitlab.preprocess import crop_and_fit  # noqa: E402
 from digitlab.profiles.core import replay_set  # noqa: E402
 from digitlab.recognize import get_model  # noqa: E402
@@ -68,8 +67,10 @@ class Cached:
 def evaluate(model: ProfileModel, data: Cached, rows=None, grid=None) -> dict:
     """Errors (optdigits) or accuracies of the profile on cached embeddings; over ``grid`` if given."""
     rows = np.arange(len(data.y)) if rows is None else rows
-    E, y = data.E[rows], data.y[rows]
-    p_head = data.P[rows] if model.head is None else head_proba(E, model.head)
+    deep = any(k.startswith("features") for k in model.adapted)  # the embedding itself was adapted
+    E = model.embeddings(data.X[rows]) if deep else data.E[rows]
+    y = data.y[rows]
+    p_head = model.net_proba(E, base_proba=data.P[rows])
     s_c = class_similarity(model._normalise(E), model.proto, model.proto_labels)
     p = model.params
     combos = grid or [(p["alpha"], p["tau"], p["temperature"])]
@@ -106,7 +107,7 @@ def run(split: str, check: str, configs: dict[str, dict], shots, draws: int, gri
             for r in range(draws):
                 idx, rest = draw(y, k, seed=1000 * k + r + seed)
                 t0 = time.perf_counter()
-                model = ProfileModel(**settings).fit(X[idx], y[idx], replay_embedded=replay_embedded)
+                model = ProfileModel(**settings).fit(X[idx], y[idx], replay=(rx, ry), replay_embedded=replay_embedded)
                 secs.append(time.perf_counter() - t0)
                 errs.append(evaluate(model, opt, rest, grid))
                 accs.append({c: 1 - e for c, e in evaluate(model, mn, None, grid).items()})

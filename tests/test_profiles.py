@@ -109,7 +109,8 @@ def test_cli_errors_have_no_traceback(examples):
     assert proc.stderr.strip().startswith("digitlab: error: unknown profile 'nope'")
 
 
-def test_profile_round_trip_through_the_model_file_format(env):
+@pytest.mark.parametrize("tuned", [{"head_steps": 5}, {"block_steps": 3}, {"head_steps": 0}])
+def test_profile_round_trip_through_the_model_file_format(env, tuned):
     from digitlab.errors import ModelError
     from digitlab.models.base import load, read_header
     from digitlab.preprocess import preprocess_digit
@@ -117,7 +118,7 @@ def test_profile_round_trip_through_the_model_file_format(env):
 
     X = np.stack([preprocess_digit(_digit_png(k, s)) for k in ("ring", "bar", "seven") for s in (0, 6)])
     y = np.array([6, 6, 1, 1, 7, 7])
-    model = build_profile(X, y, settings={"augment": 1, "head_steps": 5}, name="rt")
+    model = build_profile(X, y, settings={"augment": 1, **tuned}, name="rt")
     path = model.save(env / "rt.dlm")
     header, payload = read_header(path)
     assert header["model"] == "profile" and b"pickle" not in payload[:64]
@@ -198,3 +199,12 @@ def test_correction_and_profile_endpoints(examples):
     assert r.status_code == 200, r.text
     assert r.json()["digit"] == 6 and r.json()["base"]["digit"] == 0
     assert client.get("/api/profiles").json()[0]["examples"] == 2
+
+
+def test_the_app_includes_the_profile_endpoints():
+    from digitlab.server import create_app
+
+    app = create_app()  # not started: no worker processes
+    doc = app.openapi()
+    assert {"/api/corrections", "/api/profiles", "/api/profiles/{name}/predict"} <= set(doc["paths"])
+    assert "requestBody" in doc["paths"]["/api/corrections"]["post"]

@@ -1,20 +1,23 @@
 """A handwriting profile: the base CNN, corrected by labelled examples of one class's (or pupil's) writing.
 
-Two corrections, both in the CNN's penultimate embedding (the flattened ``features`` output that the
-final ``Linear`` reads), so adapting never trains a convolution and takes seconds:
+Corrections that take seconds on a CPU, chosen by measurement (``benchmarks/adapt.py``):
 
-1. **head** (optional): the final ``Linear`` fine-tuned on the examples mixed with MNIST replay,
-   pulled towards the shipped weights by an L2 penalty; the rest of the network is frozen.
-2. **prototypes**: the examples' embeddings. A digit whose embedding is close (cosine, after
-   centring on MNIST's mean embedding) to a taught example gets the nearest examples' vote mixed
-   into the probabilities; the weight of that vote rises with the similarity, so digits unlike any
-   example (MNIST's writers) keep the base model's answer.
+1. **fine-tuning** (optional): the final ``Linear`` (``head_steps``), and optionally the last conv
+   block too (``block_steps``), trained on the examples mixed with MNIST replay and pulled towards
+   the shipped weights by an L2 penalty; everything before is frozen, so its outputs are computed
+   once.
+2. **prototypes**: the examples' penultimate embeddings (the flattened ``features`` output that the
+   final ``Linear`` reads). A digit whose embedding is close (cosine, after centring on MNIST's mean
+   embedding) to a taught example gets the nearest examples' vote mixed into the probabilities; the
+   weight of that vote rises with the similarity, so digits unlike any example (MNIST's writers)
+   keep the network's answer.
 
-``p = (1 - g) * p_head + g * p_knn`` with ``g = alpha * clip((s_max - tau) / (1 - tau), 0, 1)`` and
+``p = (1 - g) * p_net + g * p_knn`` with ``g = alpha * clip((s_max - tau) / (1 - tau), 0, 1)`` and
 ``p_knn = softmax(s_c / temperature)`` over the best similarity ``s_c`` of each taught digit.
 
 The file holds the base model's path and the SHA-256 of its payload (checked on load), the examples'
-28x28 images (so a profile can be rebuilt) and the tensors, as safetensors: no pickle anywhere.
+28x28 images (so a profile can be rebuilt), the prototypes and the adapted weights, as safetensors:
+no pickle anywhere.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ from safetensors.torch import save as st_save
 from ..errors import ModelError
 from .base import DigitModel, check_images, register
 
-DEFAULTS = {"alpha": 0.9, "tau": 0.6, "temperature": 0.05, "augment": 4, "head_steps": 0, "head_l2": 1.0,
-            "replay": 2000, "example_weight": 4.0}
+DEFAULTS = {"alpha": 0.9, "tau": 0.6, "temperature": 0.05, "augment": 4, "head_steps": 0, "block_steps": 0,
+            "head_l2": 1.0, "replay": 2000, "example_weight": 4.0, "lr": 1e-3}
 
 
 def _base_sha(path) -> str:
@@ -43,16 +46,23 @@ def _base_sha(path) -> str:
 
 
 @torch.inference_mode()
-def embed(base, X: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Penultimate embeddings (N, D) of images (N,28,28) float in [0,1] by the base CNN's first member."""
+def embed(base, X: np.ndarray, batch: int = 512, net=None) -> np.ndarray:
+    """Penultimate embeddings (N, D) of images (N,28,28) float in [0,1]: ``net``, else the base CNN's first member."""
     from .cnn import to_tensor
 
-    net = base._infer_nets[0]
+    net = net if net is not None else base._infer_nets[0]
     out = []
     for i in range(0, len(X), batch):
         x = to_tensor(X[i : i + batch]).contiguous(memory_format=torch.channels_last)
         out.append(torch.flatten(net.features(x), 1))
     return torch.cat(out).numpy().astype(np.float32)
+
+
+def last_block(net) -> int:
+    """Index in ``net.features`` of the last conv block."""
+    from torch import nn
+
+    return max(i for i, m in enumerate(net.features) if isinstance(m, nn.Sequential))
 
 
 def augment_images(X: np.ndarray, copies: int, seed: int = 0) -> np.ndarray:
@@ -76,26 +86,64 @@ def augment_images(X: np.ndarray, copies: int, seed: int = 0) -> np.ndarray:
     return np.concatenate(out)
 
 
-def fit_head(weight: torch.Tensor, bias: torch.Tensor, E_ex: np.ndarray, y_ex: np.ndarray,
-             E_rep: np.ndarray | None, y_rep: np.ndarray | None, steps: int, l2: float,
-             example_weight: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fine-tune the final Linear on fixed embeddings: examples + replay, L2 towards the base weights."""
+def fit_net(base_net, X_ex: np.ndarray, y_ex: np.ndarray, X_rep: np.ndarray | None, y_rep: np.ndarray | None,
+            head_steps: int, block_steps: int, l2: float, example_weight: float, lr: float = 1e-3, seed: int = 0,
+            E_rep: np.ndarray | None = None) -> tuple[object, list[str]]:
+    """A copy of ``base_net`` with its head (and, if ``block_steps``, its last conv block) fine-tuned.
+
+    Loss: ``example_weight * CE(examples) + CE(replay) + l2 * ||theta - theta_base||^2``; batch norm
+    stays in inference mode (its running statistics are MNIST's). Returns (net, adapted tensor names).
+    """
+    import copy
+
+    from .cnn import to_tensor
+
     torch.manual_seed(seed)
-    W0, b0 = weight.detach().clone().float(), bias.detach().clone().float()
-    W, b = W0.clone().requires_grad_(True), b0.clone().requires_grad_(True)
-    Xe, ye = torch.as_tensor(E_ex), torch.as_tensor(y_ex, dtype=torch.long)
-    opt = torch.optim.Adam([W, b], lr=1e-3)
-    scale = 1.0 / max(1, W0.numel())
+    net = copy.deepcopy(base_net).float().eval().to(memory_format=torch.contiguous_format)
+    k = last_block(net)
+    trunk, block, rest = net.features[:k], net.features[k], net.features[k + 1 :]
+    lin = net.head[-1]
+    names = [f"head.{len(net.head) - 1}.weight", f"head.{len(net.head) - 1}.bias"]
+    params = [lin.weight, lin.bias]
+    ye = torch.as_tensor(y_ex, dtype=torch.long)
+    yr = None if y_rep is None else torch.as_tensor(y_rep, dtype=torch.long)
+    with torch.no_grad():
+        if block_steps > 0:
+            He = trunk(to_tensor(X_ex))
+            Hr = None if X_rep is None else trunk(to_tensor(X_rep))
+            params += [block[0].weight, block[1].weight, block[1].bias]
+            names += [f"features.{k}.0.weight", f"features.{k}.1.weight", f"features.{k}.1.bias"]
+        else:  # head only: the embeddings are fixed
+            Ee = torch.flatten(rest(block(trunk(to_tensor(X_ex)))), 1)
+            Er = torch.as_tensor(E_rep) if E_rep is not None else (
+                None if X_rep is None else torch.flatten(rest(block(trunk(to_tensor(X_rep)))), 1))
+    for q in net.parameters():
+        q.requires_grad_(False)
+    for q in params:
+        q.requires_grad_(True)
+    ref = [q.detach().clone() for q in params]
+    opt = torch.optim.Adam(params, lr=lr)
+    steps = block_steps if block_steps > 0 else head_steps
+    gen = torch.Generator().manual_seed(seed)
     with torch.enable_grad():
         for _ in range(steps):
             opt.zero_grad()
-            loss = example_weight * F.cross_entropy(Xe @ W.T + b, ye)
-            if E_rep is not None and len(E_rep):
-                loss = loss + F.cross_entropy(torch.as_tensor(E_rep) @ W.T + b, torch.as_tensor(y_rep, dtype=torch.long))
-            loss = loss + l2 * scale * ((W - W0).pow(2).sum() + (b - b0).pow(2).sum()) * 1e3
+            if block_steps > 0:
+                emb = lambda h: torch.flatten(rest(block(h)), 1)  # noqa: E731
+                loss = example_weight * F.cross_entropy(lin(emb(He)), ye)
+                if Hr is not None and len(Hr):
+                    idx = torch.randint(len(Hr), (min(512, len(Hr)),), generator=gen)
+                    loss = loss + F.cross_entropy(lin(emb(Hr[idx])), yr[idx])
+            else:
+                loss = example_weight * F.cross_entropy(lin(Ee), ye)
+                if Er is not None and len(Er):
+                    loss = loss + F.cross_entropy(lin(Er), yr)
+            loss = loss + l2 * sum((q - r).pow(2).sum() for q, r in zip(params, ref))
             loss.backward()
             opt.step()
-    return W.detach(), b.detach()
+    for q in net.parameters():
+        q.requires_grad_(False)
+    return net.eval(), names
 
 
 def class_similarity(Z: np.ndarray, proto: np.ndarray, proto_labels: np.ndarray) -> np.ndarray:
@@ -127,34 +175,29 @@ def knn_mix(p_head: np.ndarray, Z: np.ndarray, proto: np.ndarray, proto_labels: 
     return mix(p_head, class_similarity(Z, proto, proto_labels), alpha, tau, temperature)
 
 
-def head_proba(E: np.ndarray, head) -> np.ndarray:
-    W, b = head
-    with torch.inference_mode():
-        return F.softmax(torch.as_tensor(E) @ W.T + b, 1).numpy().astype(np.float64)
-
-
 @register
 class ProfileModel(DigitModel):
     """The base CNN plus a handwriting profile (see the module docstring); built by ``digitlab adapt``."""
 
     name: ClassVar[str] = "profile"
-    description: ClassVar[str] = "base CNN adapted to one class's handwriting (digitlab adapt)"
+    description: ClassVar[str] = "the CNN adapted to a class's handwriting (see `digitlab profiles`)"
 
     def __init__(self, base: str = "default", alpha: float = DEFAULTS["alpha"], tau: float = DEFAULTS["tau"],
                  temperature: float = DEFAULTS["temperature"], augment: int = DEFAULTS["augment"],
-                 head_steps: int = DEFAULTS["head_steps"], head_l2: float = DEFAULTS["head_l2"],
-                 replay: int = DEFAULTS["replay"], example_weight: float = DEFAULTS["example_weight"],
-                 seed: int = 0) -> None:
+                 head_steps: int = DEFAULTS["head_steps"], block_steps: int = DEFAULTS["block_steps"],
+                 head_l2: float = DEFAULTS["head_l2"], replay: int = DEFAULTS["replay"],
+                 example_weight: float = DEFAULTS["example_weight"], lr: float = DEFAULTS["lr"], seed: int = 0) -> None:
         super().__init__(base=str(base), alpha=alpha, tau=tau, temperature=temperature, augment=augment,
-                         head_steps=head_steps, head_l2=head_l2, replay=replay, example_weight=example_weight,
-                         seed=seed)
+                         head_steps=head_steps, block_steps=block_steps, head_l2=head_l2, replay=replay,
+                         example_weight=example_weight, lr=lr, seed=seed)
         self.base_model = None
         self.images = np.zeros((0, 28, 28), np.uint8)  # the examples as taught (MNIST polarity)
         self.labels = np.zeros(0, np.int64)
         self.proto = np.zeros((0, 0), np.float32)  # centred, unit-norm embeddings (examples + jitters)
         self.proto_labels = np.zeros(0, np.int64)
         self.center = None
-        self.head: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.net = None  # the adapted copy of the base's first net (None: not fine-tuned)
+        self.adapted: dict[str, torch.Tensor] = {}  # its tensors that differ from the base's
 
     # -- the base model -----------------------------------------------------------------------------
     def base_path(self) -> Path:
@@ -179,12 +222,24 @@ class ProfileModel(DigitModel):
             raise ModelError(f"profile {self.metadata.get('profile', '?')!r} was built on another version of "
                              f"{path}; rebuild it with `digitlab adapt --profile {self.metadata.get('profile', 'NAME')}`")
 
+    @property
+    def _infer_net(self):
+        """The net that embeds (fused for inference): the adapted copy, else the base's first member."""
+        if self.net is None:
+            return self.base_model._infer_nets[0]
+        if getattr(self, "_fused_for", None) is not self.net:
+            from .cnn import fused_for_inference
+
+            self._fused, self._fused_for = fused_for_inference(self.net), self.net
+        return self._fused
+
     # -- fitting: X, y are the examples ------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, replay=None, replay_embedded=None, **kw) -> None:
         """Build from examples ``X`` (N,28,28) in [0,1] and labels ``y``.
 
-        ``replay``: (images, labels) of MNIST training digits, for the head's replay and for centring
-        the embeddings; ``replay_embedded``: the same already embedded, (E, labels) (benchmarks).
+        ``replay``: (images, labels) of MNIST training digits, for fine-tuning's replay and for
+        centring the embeddings; ``replay_embedded``: (E, labels), the same already embedded by the
+        base (benchmarks; enough unless ``block_steps``).
         """
         if len(X) > 20000:
             raise ModelError("a profile is built from a few labelled examples (at most 20000), not a data set")
@@ -196,30 +251,49 @@ class ProfileModel(DigitModel):
         self.metadata["base_sha256"] = _base_sha(self.base_path())
         self.metadata["counts"] = {str(d): int((y == d).sum()) for d in range(10)}
         self.metadata["examples"] = int(len(y))
-        if replay_embedded is None and replay is not None and len(replay[0]):
-            n = max(1000, int(self.params["replay"]))
-            replay_embedded = embed(self.base_model, check_images(replay[0][:n])), np.asarray(replay[1][:n])
-        self._build(replay_embedded)
+        n = max(1000, int(self.params["replay"]))
+        rep = None
+        if replay is not None and len(replay[0]):
+            rep = check_images(replay[0][:n]), np.asarray(replay[1][:n])
+            if replay_embedded is None:
+                replay_embedded = embed(self.base_model, rep[0]), rep[1]
+        self._build(rep, replay_embedded)
 
-    def _build(self, replay_embedded=None) -> None:
+    def _build(self, replay=None, replay_embedded=None) -> None:
         p = self.params
         X = self.images.astype(np.float32) / 255
         Xa = augment_images(X, int(p["augment"]), seed=int(p["seed"]))
         ya = np.tile(self.labels, len(Xa) // max(1, len(X)))
-        E = embed(self.base_model, Xa)
         E_rep, y_rep = replay_embedded if replay_embedded is not None else (None, None)
         # Centred on MNIST's mean embedding, cosine similarity tells writers apart better; without
         # MNIST at hand (offline, no cache) the raw embeddings are used.
-        self.center = E_rep.mean(0).astype(np.float32) if E_rep is not None else np.zeros(E.shape[1], np.float32)
+        self.center = E_rep.mean(0).astype(np.float32) if E_rep is not None else None
+        self.net, self.adapted = None, {}
+        head_steps, block_steps = int(p["head_steps"]), int(p["block_steps"])
+        if head_steps > 0 or block_steps > 0:
+            n = int(p["replay"])
+            X_rep = replay[0][:n] if replay is not None and n > 0 else None
+            labels = replay[1] if replay is not None else y_rep
+            labels = labels[:n] if labels is not None and n > 0 else None
+            E_head = E_rep[:n] if E_rep is not None and n > 0 and block_steps == 0 else None
+            if labels is None or (X_rep is None and E_head is None):
+                X_rep = labels = E_head = None  # no replay at hand
+            net, names = fit_net(self.base_model.nets[0], Xa, ya, X_rep, labels, head_steps, block_steps,
+                                 float(p["head_l2"]), float(p["example_weight"]), float(p["lr"]), int(p["seed"]),
+                                 E_rep=E_head)
+            self._set_net(net, names)
+        E = self.embeddings(Xa)
+        if self.center is None:
+            self.center = np.zeros(E.shape[1], np.float32)
+        elif block_steps > 0 and replay is not None:
+            self.center = self.embeddings(replay[0][:1000]).mean(0).astype(np.float32)
         self.proto = self._normalise(E)
         self.proto_labels = ya
-        self.head = None
-        if int(p["head_steps"]) > 0:
-            lin = self.base_model.nets[0].head[-1]
-            n = int(p["replay"])
-            self.head = fit_head(lin.weight, lin.bias, E, ya, None if E_rep is None or n <= 0 else E_rep[:n],
-                                 None if y_rep is None else y_rep[:n], int(p["head_steps"]), float(p["head_l2"]),
-                                 float(p["example_weight"]), seed=int(p["seed"]))
+
+    def _set_net(self, net, names: list[str]) -> None:
+        state = net.state_dict()
+        self.net = net.to(memory_format=torch.channels_last).eval()
+        self.adapted = {k: state[k].detach().clone().contiguous() for k in names}
 
     def _normalise(self, E: np.ndarray) -> np.ndarray:
         Z = E - self.center
@@ -227,42 +301,46 @@ class ProfileModel(DigitModel):
 
     # -- predicting ------------------------------------------------------------------------------------
     def embeddings(self, X: np.ndarray) -> np.ndarray:
-        return embed(self.base_model, X)
+        return embed(self.base_model, X, net=self._infer_net)
 
-    def _head_proba(self, X: np.ndarray, E: np.ndarray) -> np.ndarray:
+    def net_proba(self, E: np.ndarray, X: np.ndarray | None = None, base_proba: np.ndarray | None = None) -> np.ndarray:
+        """The network's probabilities from embeddings ``E`` (the adapted head), averaged with the
+        base's other ensemble members when there are any (they need ``X`` or ``base_proba``)."""
         base = self.base_model
-        if self.head is None:
-            return base.predict_proba(X)
-        p0 = head_proba(E, self.head)
-        if len(base.nets) == 1:
-            return p0
-        # an ensemble: the adapted first member averaged with the others as they are
-        lin = base.nets[0].head[-1]
+        if self.net is None:
+            return base_proba if base_proba is not None else base.predict_proba(X)
         with torch.inference_mode():
-            p0_orig = F.softmax(torch.as_tensor(E) @ lin.weight.T + lin.bias, 1).numpy().astype(np.float64)
+            p0 = F.softmax(self.net.head(torch.as_tensor(E)), 1).numpy().astype(np.float64)
         n = len(base.nets)
-        return (base.predict_proba(X) * n - p0_orig + p0) / n
+        if n == 1:
+            return p0
+        full = base_proba if base_proba is not None else base.predict_proba(X)
+        with torch.inference_mode():  # the other members as they are: the mean without the first one
+            E0 = embed(base, X)
+            p0_base = F.softmax(base.nets[0].head(torch.as_tensor(E0)), 1).numpy().astype(np.float64)
+        return (full * n - p0_base + p0) / n
 
-    def combine(self, p_head: np.ndarray, E: np.ndarray) -> np.ndarray:
-        """Mix the head's probabilities with the prototypes' vote, gated by similarity."""
+    def combine(self, p_net: np.ndarray, E: np.ndarray) -> np.ndarray:
+        """Mix the network's probabilities with the prototypes' vote, gated by similarity."""
         p = self.params
-        return knn_mix(p_head, self._normalise(E), self.proto, self.proto_labels, float(p["alpha"]), float(p["tau"]),
+        return knn_mix(p_net, self._normalise(E), self.proto, self.proto_labels, float(p["alpha"]), float(p["tau"]),
                        float(p["temperature"]))
 
     def _predict_proba(self, X: np.ndarray) -> np.ndarray:
         E = self.embeddings(X)
-        return self.combine(self._head_proba(X, E), E)
+        return self.combine(self.net_proba(E, X), E)
 
     # -- file format -----------------------------------------------------------------------------------
     def _payload(self) -> bytes:
         t = {"images": torch.as_tensor(self.images), "labels": torch.as_tensor(self.labels),
              "proto": torch.as_tensor(self.proto).to(torch.float16), "proto_labels": torch.as_tensor(self.proto_labels),
-             "center": torch.as_tensor(self.center if self.center is not None else np.zeros(0, np.float32))}
-        if self.head is not None:
-            t["head.weight"], t["head.bias"] = self.head[0].contiguous(), self.head[1].contiguous()
+             "center": torch.as_tensor(self.center)}
+        t.update({f"net.{k}": v for k, v in self.adapted.items()})
         return st_save({k: v.contiguous() for k, v in t.items()}, metadata={"kind": "profile"})
 
     def _restore(self, payload: bytes) -> None:
+        import copy
+
         t = st_load(payload)
         try:
             self.images, self.labels = t["images"].numpy(), t["labels"].numpy()
@@ -271,6 +349,15 @@ class ProfileModel(DigitModel):
             self.center = t["center"].numpy()
         except KeyError as exc:
             raise ModelError(f"profile file lacks {exc}") from None
-        self.head = (t["head.weight"], t["head.bias"]) if "head.weight" in t else None
         self._check_base()
         self._load_base()
+        adapted = {k[4:]: v for k, v in t.items() if k.startswith("net.")}
+        if adapted:
+            net = copy.deepcopy(self.base_model.nets[0]).to(memory_format=torch.contiguous_format)
+            state = net.state_dict()
+            unknown = set(adapted) - set(state)
+            if unknown or any(state[k].shape != v.shape for k, v in adapted.items() if k in state):
+                raise ModelError("profile weights do not fit its base model; rebuild it with `digitlab adapt`")
+            state.update(adapted)
+            net.load_state_dict(state)
+            self._set_net(net.eval(), list(adapted))

@@ -43,7 +43,7 @@
       if (!resp.ok) return;
       const rows = await resp.json();
       built = new Set(rows.filter((r) => r.examples > 0).map((r) => r.name));
-      el("profile-list").innerHTML = rows.map((r) => `<option value="${r.name}">`).join("");
+      el("profile-list").replaceChildren(...rows.map((r) => Object.assign(document.createElement("option"), { value: r.name })));
     } catch (_) { /* the profile features are optional */ }
   }
 
