@@ -645,12 +645,19 @@ class HeavyPool:
     def _call(self, fn, args):
         t0 = time.monotonic()
         try:
-            try:
-                w = self._idle.get(timeout=self.wait)
-            except queue.Empty:
-                return "err", ApiError(503, "server busy with other page checks, try again in a few seconds",
-                                       {"Retry-After": "5"})
-            limit = min(self.timeout, self.deadline - (time.monotonic() - t0))
+            while True:
+                try:
+                    w = self._idle.get(timeout=max(0.0, self.wait - (time.monotonic() - t0)))
+                except queue.Empty:
+                    return "err", ApiError(503, "server busy with other page checks, try again in a few seconds",
+                                           {"Retry-After": "5"})
+                if w.process.is_alive():
+                    break
+                log.error("heavy worker %s died while idle", w.process.pid)  # killed from outside (OOM)
+                self.killed += 1
+                self._retire(w)
+                threading.Thread(target=self._add_worker, name="heavy-start", daemon=True).start()
+            limit = max(0.0, min(self.timeout, self.deadline - (time.monotonic() - t0)))
             healthy = False
             try:
                 w.conn.send((fn, args))
