@@ -129,7 +129,10 @@ class ReadDigit(BaseModel):
 
 class ReadResponse(BaseModel):
     text: str
+    confidence: float = Field(description="probability of this reading (the line reader's, summed over alignments)")
+    alternatives: list[str] = Field(default_factory=list, description="the next most likely readings")
     digits: list[ReadDigit]
+    bbox: list[int] | None = Field(None, description="the number's box in the uploaded image's pixels")
 
 
 class CheckLine(BaseModel):
@@ -421,16 +424,15 @@ def _visualize_work(raw: bytes | None, pixels: np.ndarray | None) -> dict:
 
 # -- heavy work, in a worker process ----------------------------------------------------------------
 def _read_work(raw: bytes) -> dict:
-    from .recognize import get_model, predict_images
-    from .segment import segment_image
+    from .reader.read import read_number
 
     source, grey, scale = load_grey(raw, PAGE_SIDE)
     count_marks(grey, MAX_MARKS)
-    symbols = segment_image(source, max_side=MAX_SIDE, name="image")
-    preds = predict_images(get_model(None), np.stack([s.image for s in symbols]))
-    digits = [{"digit": p.digit, "confidence": p.confidence, "box": _unscale(s.box, scale)}
-              for s, p in zip(symbols, preds)]
-    return {"text": "".join(str(d["digit"]) for d in digits), "digits": digits}
+    result = read_number(source, name="image", max_side=MAX_SIDE)
+    for d in result["digits"]:
+        d["box"] = _unscale(d["box"], scale)
+    result["bbox"] = _unscale(result["bbox"], scale)
+    return result
 
 
 def _check_work(raw: bytes) -> dict:
