@@ -45,7 +45,7 @@ def calibrate(model, data_dir=None, n: int = 1000, seed: int = 7, target: float 
         except NoDigitFound:
             continue
         support += [verdict_support(r.nbest) + (w,) for r, w in zip(readings, truth[i : i + 50])]
-    grid = [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
+    grid = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
     best = None
     for tc in grid:
         for tw in grid:
