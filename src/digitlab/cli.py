@@ -48,7 +48,14 @@ def report_file_error(path, exc: Exception, as_json: bool) -> None:
 def cmd_predict(args) -> int:
     from .recognize import expand_paths, get_model, predict_source
 
-    model = get_model(args.model)
+    if getattr(args, "profile", None):  # profiles (issue 15): the base model adapted to a class's handwriting
+        if args.model:
+            raise DigitlabError("--profile already names its base model; leave out --model")
+        from .profiles import get_profile
+
+        model = get_profile(args.profile)
+    else:
+        model = get_model(args.model)
     failures = 0
     for path in expand_paths(args.paths):
         try:
@@ -72,7 +79,12 @@ def cmd_evaluate(args) -> int:
     from .data import load_mnist, subset
     from .recognize import get_model
 
-    model = get_model(args.model)
+    if getattr(args, "profile", None):  # profiles (issue 15)
+        from .profiles import get_profile
+
+        model = get_profile(args.profile)
+    else:
+        model = get_model(args.model)
     test = subset(load_mnist("test", args.data_dir), args.subset)
     t0 = time.perf_counter()
     pred = model.predict(test.images)
@@ -100,17 +112,6 @@ def cmd_train(args) -> int:
                                   data_dir=args.data_dir, progress=not args.quiet, init=args.init)
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
-        return 0
-    if args.method == "symbols":
-        from .recognize import models_dir
-        from .symbols import train_symbol_model
-
-        out = args.out or models_dir() / "symbols.dlm"
-        model = train_symbol_model(args.data_dir, out, epochs=args.epochs or 8, seed=args.seed or 0,
-                                   progress=not args.quiet)
-        m = model.metadata
-        print(f"saved symbol model to {out}: digits {m['test_accuracy_digits']:.2%}, operators "
-              f"{m['test_accuracy_operators']:.2%} (test splits), trained in {m['fit_seconds']:.0f} s")
         return 0
     distributed = init_distributed()
     params = _params(args.param)
@@ -167,18 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", help="image files or folders")
     p.add_argument("--model", default=None, help="model name (cnn, svm, ...) or .dlm file; default: shipped CNN")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("--profile", help="a handwriting profile built with `digitlab adapt` (see `digitlab profiles`)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("evaluate", help="accuracy of a model on the MNIST test set")
     p.add_argument("--model", default=None, help="model name or .dlm file (default: shipped CNN)")
     p.add_argument("--subset", type=int, default=None, help="only the first N test digits (random, seeded)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--profile", help="evaluate the base model with this handwriting profile")
     _data_args(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("train", help="train a model on MNIST and save it",
                        description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
-    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; line-reader (the homework/number reader); or symbols")
+    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; or line-reader (the homework and number reader)")
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")
@@ -218,6 +221,9 @@ def _add_optional_commands(sub) -> None:
     from .worksheets.cli import register as register_worksheet  # worksheets (issue 14)
 
     register_worksheet(sub)
+    from .profiles.cli import register as register_profiles  # profiles (issue 15): adapt, profiles
+
+    register_profiles(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Symbols for arithmetic: digits 0-9 (MNIST) and + − × · ÷ / = (MDAS operator set, "=" built).
+"""Handwritten operators for arithmetic: + − × · ÷ / (MDAS operator set) and a built "=".
 
 The MDAS Symbol Dataset (MIT licence, (c) 2024 Jason MacLeod) has no "=": we build each "=" from
 two real minus-sign images of the same split, stacked with a random gap, horizontal offset and
@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from .errors import DataError
-from .preprocess import NoDigitFound, preprocess_mnist_like
 
 OPERATORS = {  # MDAS folder -> (label, ASCII for expressions, glyph shown to people)
     "addition_plus": (10, "+", "+"),
@@ -27,10 +26,6 @@ OPERATORS = {  # MDAS folder -> (label, ASCII for expressions, glyph shown to pe
     "division_obelus": (14, "/", "÷"),
     "division_slash": (15, "/", "/"),
 }
-EQUALS = 16
-NUM_CLASSES = 17
-ASCII = [str(d) for d in range(10)] + [a for _, a, _ in OPERATORS.values()] + ["="]
-GLYPH = [str(d) for d in range(10)] + [g for _, _, g in OPERATORS.values()] + ["="]
 ZIP_NAME = "mdas_symbols_v1.zip"
 
 
@@ -84,62 +79,3 @@ def make_equals(minus_a: np.ndarray, minus_b: np.ndarray, rng: np.random.Generat
     canvas[2 + a.shape[0] + gap : 2 + h, xb : xb + b.shape[1]] = np.maximum(
         canvas[2 + a.shape[0] + gap : 2 + h, xb : xb + b.shape[1]], b)
     return canvas
-
-
-def load_symbols(split: str = "train", data_dir=None, n_digits: int | None = None, equals: int | None = None,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Operators (+ built "=") and MNIST digits for a split, normalised the MNIST way: (N,28,28) float32."""
-    from .data import load_mnist, subset
-
-    rng = np.random.default_rng(seed)
-    ops, op_labels = _raw_operators(split, data_dir)
-    minus = [im for im, lab in zip(ops, op_labels) if lab == OPERATORS["subtraction_minus"][0]]
-    n_eq = equals if equals is not None else int(np.bincount(op_labels).max())
-    eq = [make_equals(minus[rng.integers(len(minus))], minus[rng.integers(len(minus))], rng) for _ in range(n_eq)]
-    X, y = [], []
-    for im, lab in [*zip(ops, op_labels), *((e, EQUALS) for e in eq)]:
-        try:
-            X.append(preprocess_mnist_like(im))
-            y.append(lab)
-        except NoDigitFound:
-            continue  # a blank image in the set
-    mnist_split = "test" if split == "test" else "train"
-    digits = load_mnist(mnist_split, data_dir)
-    if split == "val":
-        digits = subset(digits, n_digits or 1000, seed=seed + 1)
-    elif n_digits:
-        digits = subset(digits, n_digits, seed=seed)
-    X = np.concatenate([np.stack(X), digits.images.astype(np.float32) / 255])
-    y = np.concatenate([np.asarray(y), digits.labels])
-    return X.astype(np.float32), y.astype(np.int64)
-
-
-def train_symbol_model(data_dir=None, out=None, epochs: float = 8, n_digits: int = 30000, repeat_ops: int = 3,
-                       seed: int = 0, progress: bool = True):
-    """Train the 17-class symbol CNN; operators are repeated so each class is about as common as a digit."""
-    import time
-
-    from .models.cnn import CNNClassifier
-
-    X, y = load_symbols("train", data_dir, n_digits=n_digits, seed=seed)
-    ops = y >= 10
-    X = np.concatenate([X[~ops], *([X[ops]] * repeat_ops)])
-    y = np.concatenate([y[~ops], *([y[ops]] * repeat_ops)])
-    Xv, yv = load_symbols("val", data_dir, n_digits=1000, seed=seed)
-    model = CNNClassifier(width=32, epochs=epochs, num_classes=NUM_CLASSES, seed=seed)
-    t0 = time.perf_counter()
-    model.fit(X, y, X_val=Xv, y_val=yv, progress=progress)
-    fit_s = time.perf_counter() - t0
-    Xt, yt = load_symbols("test", data_dir, n_digits=None, seed=seed + 7)
-    pred = model.predict(Xt)
-    is_op = yt >= 10
-    model.metadata.update({
-        "fit_seconds": round(fit_s, 1), "classes": ASCII, "glyphs": GLYPH,
-        "test_accuracy_digits": float((pred[~is_op] == yt[~is_op]).mean()),
-        "test_accuracy_operators": float((pred[is_op] == yt[is_op]).mean()),
-        "operator_test_n": int(is_op.sum()),
-        "data": "MNIST digits + MDAS Symbol Dataset operators (MIT, (c) 2024 Jason MacLeod); '=' built from two minus signs",
-    })
-    if out:
-        model.save(out)
-    return model
