@@ -93,9 +93,9 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
         kw["max_side"] = max_side
     pred = predict_images(model, preprocess_digit(source, **kw)[None])[0]
     if reject and is_shipped(model):
-        from .reject import check_confidence
+        from .reject import check_prediction
 
-        check_confidence(pred.probabilities)
+        check_prediction(pred.image, pred.probabilities)
     return pred
 
 

@@ -269,6 +269,7 @@ def markdown(results: dict, figs: dict[str, Path]) -> str:
            f"Training set: {results['train_size']:,} digits; test set: {results['test_size']:,}. "
            f"Machine: {env['machine']} ({env['cpus']} CPUs, {env['torch_threads']} torch threads), "
            f"Python {env['python']}, torch {env['torch']}, scikit-learn {env['sklearn']}, numpy {env['numpy']}.", "",
+           *([f"*Note:* {results['note']}", ""] if results.get("note") else []),
            "## Results", "", *_table(results), "",
            "\\* CNN: scored from the shipped weights; its fit time is that of its recorded training run.", "",
            "![accuracy](accuracy.png)", "", "![accuracy vs time](accuracy_vs_time.png)", "",
