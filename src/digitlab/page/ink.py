@@ -42,7 +42,8 @@ def dark_on_light(rgb: np.ndarray) -> np.ndarray:
 
 def remove_rulings(d: np.ndarray, min_len: int, min_span: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
     """Subtract rulings: straight runs longer than ``min_len`` that belong to a line spanning at
-    least ``min_span`` of the page (a pen's bar of a 7 or a minus sign never does).
+    least ``min_span`` of the page and four times ``min_len`` (a pen's bar of a 7 or a minus sign
+    never does).
 
     Returns (cleaned darkness, the rulings' darkness that was taken away).
     """
@@ -55,7 +56,9 @@ def remove_rulings(d: np.ndarray, min_len: int, min_span: float = 0.3) -> tuple[
         runs = cv2.dilate((opened > 0.1).astype(np.uint8), grow)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         extent = stats[:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
-        keep = extent >= min_span * d.shape[axis]
+        # Long for the page *and* for the writing: in a small crop of a single number, a 7's bar
+        # or a 1's stem spans a good part of the image but is still no ruling.
+        keep = extent >= max(min_span * d.shape[axis], 4 * min_len)
         keep[0] = False
         if keep.any():
             # Widened by a pixel so the rulings' anti-aliased edges go too.
