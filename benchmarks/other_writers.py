@@ -53,7 +53,11 @@ def main() -> None:
     ap.add_argument("--splits", default="cv,windep")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="benchmarks/results/other_writers.json")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (one image at a time: 1 is fastest)")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     model = get_model(args.model)
     test = load_mnist("test")
     out = {"model": str(args.model or "shipped cnn"),
