@@ -53,12 +53,15 @@ def remove_rulings(d: np.ndarray, min_len: int, min_span: float = 0.3) -> tuple[
         opened = cv2.morphologyEx(d, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, shape))
         # A slightly tilted ruling survives the opening as a staircase of runs; growing them by a
         # pixel joins the steps back into one long line.
-        runs = cv2.dilate((opened > 0.1).astype(np.uint8), grow)
+        on = (opened > 0.1).astype(np.uint8)
+        runs = cv2.dilate(on, grow)
         n, labels, stats, _ = cv2.connectedComponentsWithStats(runs, connectivity=8)
         extent = stats[:, cv2.CC_STAT_WIDTH if axis == 1 else cv2.CC_STAT_HEIGHT]
-        # Long for the page *and* for the writing: in a small crop of a single number, a 7's bar
-        # or a 1's stem spans a good part of the image but is still no ruling.
-        keep = extent >= max(min_span * d.shape[axis], 4 * min_len)
+        thickness = np.bincount(labels.ravel(), weights=on.ravel(), minlength=n) / np.maximum(extent, 1)
+        # Long for the page *and* for the writing (in a small crop of a single number, a 7's bar or
+        # a 1's stem spans a good part of the image), and thin as printed lines are: a marker's or
+        # a canvas brush's straight stroke is thick.
+        keep = (extent >= max(min_span * d.shape[axis], 4 * min_len)) & (thickness <= max(4.0, 0.006 * max(d.shape)))
         keep[0] = False
         if keep.any():
             # Widened by a pixel so the rulings' anti-aliased edges go too.

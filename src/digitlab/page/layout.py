@@ -178,8 +178,13 @@ def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
-def analyse_page(source, name: str = "image", max_side: int | None = None, rulings: bool = True) -> Page:
-    """Find the sheet, flatten it, clean the ink, and cut it into lines (columns left to right)."""
+def analyse_page(source, name: str = "image", max_side: int | None = None, rulings: bool = True,
+                 columns: bool = True) -> Page:
+    """Find the sheet, flatten it, clean the ink, and cut it into lines (columns left to right).
+
+    ``columns=False`` reads each band across the whole width (a written number is one line, however
+    far apart its digits are).
+    """
     kw = {"name": name}
     if max_side:
         kw["max_side"] = max_side
@@ -222,7 +227,8 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
     to_work = np.r_[R, [[0, 0, 1]]] @ M @ S
     to_user = np.linalg.inv(to_work)
     lines: list[Line] = []
-    for ci, (x0, x1) in enumerate(find_columns(mask, symbol_h)):
+    spans = find_columns(mask, symbol_h) if columns else [(0, mask.shape[1])]
+    for ci, (x0, x1) in enumerate(spans):
         col = mask[:, x0:x1]
         for y0, y1 in find_lines(col):
             band = col[y0:y1]

@@ -100,11 +100,11 @@ def read_number(source, name: str = "image", model: LineReader | None = None, ma
     from ..preprocess import NoDigitFound
     from .decode import NUMBER
 
-    page = analyse_page(source, name=name, max_side=max_side, rulings=True)
+    page = analyse_page(source, name=name, max_side=max_side, columns=False)
     if not page.lines:
         raise NoDigitFound(f"{name}: no number found")
-    # A number is one line: join the bands the layout found (a tall digit may split into two).
-    line = max(page.lines, key=lambda l: (l.box[2] - l.box[0]) * (l.box[3] - l.box[1]))
+    # A number is one line: the band with the most writing.
+    line = max(page.lines, key=lambda l: float(l.ink.sum()))
     reading = read_lines([line.ink], NUMBER, model=model)[0]
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
