@@ -873,6 +873,8 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
 
     from .worksheets.api import install as install_worksheets  # worksheets (issue 14): /api/worksheets
     install_worksheets(app)
+    from .profiles.api import install as install_profiles  # profiles (issue 15): /api/corrections, /api/profiles
+    install_profiles(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 

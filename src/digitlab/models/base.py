@@ -48,8 +48,12 @@ def available() -> list[str]:
     return sorted(REGISTRY)
 
 
-def _ensure_loaded() -> None:
+def _ensure_loaded(name: str | None = None) -> None:
     # Importing the modules registers their classes; kept lazy so `import digitlab` stays light.
+    # Loading a CNN or a profile skips scikit-learn's import (seconds on a busy CPU).
+    if name in ("cnn", "profile"):
+        from . import cnn, profile  # noqa: F401
+        return
     from . import classic, cnn, profile  # noqa: F401
 
 
@@ -175,7 +179,7 @@ def read_header(path) -> tuple[dict, bytes]:
 
 def load(path, expect: type[DigitModel] | None = None) -> DigitModel:
     header, payload = read_header(path)
-    _ensure_loaded()
+    _ensure_loaded(header["model"])
     cls = REGISTRY.get(header["model"])
     if cls is None:
         raise ModelError(f"{path}: unknown model type {header['model']!r}")
