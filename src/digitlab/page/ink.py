@@ -69,15 +69,18 @@ def remove_rulings(d: np.ndarray, min_len: int, min_span: float = 0.3) -> tuple[
     return np.clip(d - found, 0, 1), found
 
 
-def ink_from_rgb(rgb: np.ndarray, rulings: bool = True) -> tuple[np.ndarray, float]:
-    """Flat-lit, ruling-free ink map (1 = ink) of a page, and the contrast it was stretched by."""
-    flat = flatten_light(dark_on_light(rgb))
-    d = darkness(flat)
+def page_darkness(rgb: np.ndarray) -> np.ndarray:
+    """Ink evidence of a page photo: dark on light, light evened out, darkest channel."""
+    return darkness(flatten_light(dark_on_light(rgb)))
+
+
+def clean_ink(d: np.ndarray, rulings: bool = True) -> np.ndarray:
+    """An upright page's darkness -> ink map (1 = ink): rulings removed, paper texture dropped, stretched."""
     if rulings:
         d, _ = remove_rulings(d, min_len=max(25, int(max(d.shape) / 22)))
     # Faint paper texture and JPEG noise are not ink.
     d = np.clip(d - 0.08, 0, 1)
     hi = float(np.percentile(d, 99.7))
-    if hi < 0.12:
+    if hi < 0.1:
         raise NoDigitFound("no writing found on the page")
-    return np.clip(d / max(hi, 0.35), 0, 1).astype(np.float32), hi
+    return np.clip(d / max(hi, 0.35), 0, 1).astype(np.float32)

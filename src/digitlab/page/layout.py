@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ImageError
 from ..preprocess import NoDigitFound, load_rgb, otsu_mask
-from .ink import dark_on_light, darkness, flatten_light, remove_rulings
+from .ink import clean_ink, page_darkness
 from .sheet import find_sheet, rectify
 
 WORK_SIDE = 1600  # px: the page is read at most this size (enough for 5 mm squares to be ~25 px)
@@ -201,19 +201,14 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
         flat = cv2.resize(small, (max(1, int(small.shape[1] * s2)), max(1, int(small.shape[0] * s2))),
                           interpolation=cv2.INTER_AREA) if s2 < 1 else small
         M = np.diag([s2, s2, 1.0])
-    d = darkness(flatten_light(dark_on_light(flat)))
+    d = page_darkness(flat)
     # The page's angle first, rulings included (they make the profile sharpest) ...
     rough = (d > max(0.15, float(np.percentile(d, 90)))).astype(np.uint8)
     skew = estimate_skew(rough) if rough.any() else 0.0
     R, size = rotation_matrix(d.shape, skew)
     d = cv2.warpAffine(d, R, size, flags=cv2.INTER_LINEAR, borderValue=0)
-    if rulings:
-        d, _ = remove_rulings(d, min_len=max(25, int(max(d.shape) / 22)))
-    d = np.clip(d - 0.08, 0, 1)
-    hi = float(np.percentile(d, 99.7))
-    if hi < 0.1:
-        raise NoDigitFound("no writing found on the page")
-    ink = np.clip(d / max(hi, 0.35), 0, 1).astype(np.float32)
+    # ... rulings are removed on the straightened page, where they run along rows and columns ...
+    ink = clean_ink(d, rulings)
     mask, symbol_h = _clean_mask(ink)
     # ... then what is left of the writing's own slant.
     fine = estimate_skew(mask, max_angle=3.0, coarse=0.25)
