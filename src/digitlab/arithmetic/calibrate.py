@@ -27,7 +27,7 @@ def calibrate(model, data_dir=None, n: int = 1000, seed: int = 7, target: float 
     from ..preprocess import NoDigitFound
     from ..reader.decode import ARITHMETIC
     from ..reader.glyphs import GlyphBank
-    from ..reader.linegen import add_clutter, problem_tokens, render_tokens, tokens_to_text
+    from ..reader.linegen import add_clutter, problem_tokens, render_tokens
     from ..reader.read import read_lines
 
     bank = GlyphBank.load("val", data_dir, seed=seed)
