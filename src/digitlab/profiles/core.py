@@ -138,31 +138,28 @@ def load_examples(folder, labels) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(images).astype(np.float32), np.asarray(ys, np.int64)
 
 
-def replay_set(n: int = 2000, data_dir=None, seed: int = 0):
-    """MNIST training digits (the base CNN's own training part) for replay and centring; None offline."""
+def _mnist_part(part: int, n: int, data_dir, seed: int):
+    """``n`` random digits of MNIST train's training (0) or validation (1) split; None offline."""
     from ..data import load_mnist, train_val_split
     from ..errors import DataError
 
     try:
-        train, _ = train_val_split(load_mnist("train", data_dir, download=False))
+        split = train_val_split(load_mnist("train", data_dir, download=False))[part]
     except DataError:
         return None
-    idx = np.random.default_rng(seed).choice(len(train.labels), size=min(n, len(train.labels)), replace=False)
-    return np.asarray(train.images[idx]), np.asarray(train.labels[idx])
+    idx = np.random.default_rng(seed).choice(len(split.labels), size=min(n, len(split.labels)), replace=False)
+    return np.asarray(split.images[idx]), np.asarray(split.labels[idx])
+
+
+def replay_set(n: int = 2000, data_dir=None, seed: int = 0):
+    """MNIST training digits (the base CNN's own training part) for replay and centring; None offline."""
+    return _mnist_part(0, n, data_dir, seed)
 
 
 def guard_set(n: int = 2000, data_dir=None, seed: int = 0):
     """MNIST digits the base CNN never trained on (its validation split): a profile may cost them at
     most ``guard_drop`` accuracy (see ``ProfileModel._guard``); None offline."""
-    from ..data import load_mnist, train_val_split
-    from ..errors import DataError
-
-    try:
-        _, val = train_val_split(load_mnist("train", data_dir, download=False))
-    except DataError:
-        return None
-    idx = np.random.default_rng(seed).choice(len(val.labels), size=min(n, len(val.labels)), replace=False)
-    return np.asarray(val.images[idx]), np.asarray(val.labels[idx])
+    return _mnist_part(1, n, data_dir, seed)
 
 
 # -- building ------------------------------------------------------------------------------------------

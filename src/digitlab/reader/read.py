@@ -21,11 +21,12 @@ class Reading:
 
 
 def get_line_reader(name_or_path=None) -> LineReader:
+    from ..errors import ModelError
     from ..recognize import get_model
 
     model = get_model(name_or_path or "line_reader")
     if not isinstance(model, LineReader):
-        raise TypeError(f"{name_or_path} is not a line-reader model")
+        raise ModelError(f"{name_or_path} is not a line-reader model")
     return model
 
 
