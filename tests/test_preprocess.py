@@ -112,6 +112,24 @@ def test_blank_images_have_no_digit(value):
         preprocess_digit(png(np.full((50, 50), value, np.uint8)))
 
 
+def test_first_dab_on_a_big_canvas_is_ink_but_scattered_noise_is_not():
+    import cv2
+
+    from digitlab.preprocess import ink_map
+
+    canvas = np.full((280, 280), 255, np.uint8)
+    cv2.circle(canvas, (140, 140), 9, 0, -1)  # one pointer-down with an 18 px brush: ~250 px, under 0.5%
+    assert ink_map(canvas / 255.0).max() > 0.9
+    with pytest.raises(NoDigitFound) as refused:  # ink, but not a digit's shape
+        preprocess_digit(png(canvas))
+    assert "no ink" not in str(refused.value)
+    noisy = np.full((280, 280), 255, np.uint8)
+    rng = np.random.default_rng(0)
+    noisy[rng.integers(0, 280, 300), rng.integers(0, 280, 300)] = 0
+    with pytest.raises(NoDigitFound, match="no ink"):
+        ink_map(noisy / 255.0)
+
+
 @pytest.mark.parametrize("raw, msg", [
     (b"", "empty"),
     (b"hello, this is text", "not an image"),

@@ -44,6 +44,12 @@ class Pad {
   undo() { this.strokes.pop(); this.redraw(); this.onChange(this, true); }
   clear() { this.strokes = []; this.redraw(); this.onChange(this, true); }
   empty() { return this.strokes.length === 0; }
+  // The extent of the ink in canvas units: a pen that has only just touched down is not a digit yet.
+  extent() {
+    const pts = this.strokes.flat(); if (!pts.length) return 0;
+    const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
+    return Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys));
+  }
   redraw() {
     const c = this.ctx;
     c.fillStyle = "#fff"; c.fillRect(0, 0, this.canvas.width, this.canvas.height);
@@ -122,6 +128,7 @@ async function predictDigit(body) {
 
 const predictSoon = debounce((pad) => {
   if (pad.empty()) { resetDigit("draw a digit"); lastDigitImage = null; return; }
+  if (pad.current && pad.extent() < pad.canvas.height / 8) return; // still the first dab of a stroke
   lastDigitImage = pad.dataURL();
   predictDigit({ image: lastDigitImage, model: $("model-select").value || "cnn", compare: $("compare-toggle").checked });
 }, 120);
