@@ -63,6 +63,22 @@ def test_predict_base64_and_pixels(client, seven, mnist_test):
     assert "cnn" in body["compare"]
 
 
+def test_predict_refuses_non_digits_like_the_cli(client, mnist_test):
+    # A filled square drawn on 28x28 pixels passes the "has ink" check; only the shape/score refuse it.
+    square = np.zeros((28, 28), np.uint8)
+    square[6:22, 6:22] = 255
+    assert "no digit found" in err(client.post("/api/predict", json={"pixels": square.tolist()}), 422)
+    grid = np.full((150, 150), 240, np.uint8)
+    for v in range(15, 150, 24):
+        grid[:, v : v + 3] = 30
+        grid[v : v + 3, :] = 30
+    r = client.post("/api/predict", files={"file": ("grid.png", png_bytes(grid), "image/png")})
+    assert "no digit found" in err(r, 422)
+    for i in range(20):  # and real digits from held-out writers still pass
+        r = client.post("/api/predict", json={"pixels": mnist_test.images[i].tolist()})
+        assert r.status_code == 200 and r.json()["digit"] == int(mnist_test.labels[i]), r.text
+
+
 def test_read_number(client, mnist_test):
     digits = [mnist_test.images[i] for i in (1, 2, 3)]  # 2, 1, 0
     row = np.concatenate([np.pad(d, 6) for d in digits], axis=1)

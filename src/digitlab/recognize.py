@@ -92,11 +92,20 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
     if max_side:
         kw["max_side"] = max_side
     pred = predict_images(model, preprocess_digit(source, **kw)[None])[0]
-    if reject and is_shipped(model):
+    if reject:
+        refuse_non_digit(model, pred)
+    return pred
+
+
+def refuse_non_digit(model: DigitModel, pred: Prediction) -> None:
+    """Raise ``NoDigitFound`` when the shipped CNN's answer, with the input's shape, says "not a digit".
+
+    Only the shipped CNN has a calibrated score; other models rely on the shape checks alone.
+    """
+    if is_shipped(model):
         from .reject import check_prediction
 
         check_prediction(pred.image, pred.probabilities)
-    return pred
 
 
 def expand_paths(paths) -> list[Path]:

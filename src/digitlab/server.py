@@ -393,16 +393,19 @@ def _trained_models() -> dict[str, Any]:
 def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str, compare: bool) -> dict:
     from .models.base import available
     from .preprocess import preprocess_digit, preprocess_mnist_like
-    from .recognize import get_model, predict_images
+    from .recognize import get_model, predict_images, refuse_non_digit
+    from .reject import check_shape
 
     if model_name not in available():  # names only: no file paths, no non-digit models over the API
         raise ModelError(f"unknown model {model_name!r}; choose one of: {', '.join(available())}")
     if pixels is not None:
         image = preprocess_mnist_like(pixels)
+        check_shape(image)
     else:
         image = preprocess_digit(open_image(raw, PREDICT_SIDE)[0], max_side=MAX_SIDE, name="image")
     model = get_model(model_name)
     pred = predict_images(model, image[None])[0]
+    refuse_non_digit(model, pred)  # the same "no digit found" as `digitlab predict`
     result = {"model": model.name, **_answer(pred), "input28": np.round(image, 4).tolist()}
     if compare:
         result["compare"] = {name: _answer(predict_images(m["model"], image[None])[0])
