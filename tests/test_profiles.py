@@ -214,3 +214,87 @@ def test_the_app_includes_the_profile_endpoints():
     doc = app.openapi()
     assert {"/api/corrections", "/api/profiles", "/api/profiles/{name}/predict"} <= set(doc["paths"])
     assert "requestBody" in doc["paths"]["/api/corrections"]["post"]
+
+
+# -- read / check with a profile: the profile re-ranks the line reader's readings ------------------------
+@pytest.fixture(scope="module")
+def line():
+    from digitlab import pagegen
+    from digitlab.reader.glyphs import GlyphBank
+
+    bank = GlyphBank.load("heldout", max_per_digit=100)
+    rng = np.random.default_rng(2)
+    ink = pagegen.render_text("36+47=83", bank, pagegen.Writer.sample(rng, (34, 36), touching=False), rng)
+    return np.pad(ink, ((8, 8), (0, 0)))
+
+
+class _Believer:
+    """A stand-in profile that turns each digit's probability up or down against the base CNN."""
+
+    def __init__(self, factors):
+        from digitlab.recognize import get_model
+
+        self.base_model = get_model(None)
+        self.factors = np.asarray(factors, float)
+
+    def predict_proba(self, X):
+        p = self.base_model.predict_proba(X) * self.factors
+        return p / p.sum(1, keepdims=True)
+
+
+def test_a_profile_that_agrees_with_the_base_changes_nothing(line):
+    from digitlab.reader.read import read_lines
+
+    plain = read_lines([line])[0]
+    same = read_lines([line], profile=_Believer(np.ones(10)))[0]
+    assert plain.text == "36+47=83"
+    assert [t for t, _ in same.nbest] == [t for t, _ in plain.nbest]
+    np.testing.assert_allclose([p for _, p in same.nbest], [p for _, p in plain.nbest], rtol=1e-6)
+
+
+def test_a_profile_re_ranks_the_readings_and_keeps_their_mass(line):
+    from digitlab.reader.read import read_lines
+
+    plain = read_lines([line])[0]
+    # A profile sure that what looks like a 7 is never one in this class's writing: the profile
+    # can only move the odds the base CNN gives, so it has to be very sure to beat a clear 7.
+    doubt = read_lines([line], profile=_Believer([1, 1, 1, 1, 1, 1, 1, 1e-6, 1, 1]))[0]
+    assert doubt.text != plain.text and doubt.text.count("7") < plain.text.count("7")
+    assert sum(p for _, p in doubt.nbest) == pytest.approx(sum(p for _, p in plain.nbest), rel=1e-6)
+    assert {t for t, _ in doubt.nbest} == {t for t, _ in plain.nbest}
+
+
+def test_read_and_check_take_a_profile(examples, capsys, line):
+    cv2.imwrite(str(examples / "line.png"), ((1 - line) * 255).astype(np.uint8))
+    assert main(["check", str(examples / "line.png"), "--json", "--profile", "nobody"]) == 2
+    assert "unknown profile 'nobody'" in capsys.readouterr().err
+    assert main(["adapt", str(examples), "--labels", str(examples / "labels.csv"), "--profile", "c"]) == 0
+    capsys.readouterr()
+    assert main(["check", str(examples / "line.png"), "--json", "--profile", "c"]) == 0
+    lines = json.loads(capsys.readouterr().out)["lines"]
+    assert [l["expression"] for l in lines] == ["36+47=83"] and lines[0]["status"] in ("correct", "unsure")
+    assert main(["read", str(examples / "ring.png"), "--json", "--profile", "c"]) in (0, 2)
+
+
+def test_api_predict_takes_a_profile_under_the_teachers_rule(examples, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from digitlab.preprocess import preprocess_digit
+    from digitlab.server import create_app
+
+    client = TestClient(create_app(), raise_server_exceptions=False)
+    ring = preprocess_digit(_digit_png("ring")).tolist()
+    r = client.post("/api/predict", json={"pixels": ring, "profile": "c"})
+    assert r.status_code == 404 and "unknown profile 'c'" in r.json()["error"]
+    assert main(["adapt", str(examples), "--labels", str(examples / "labels.csv"), "--profile", "c"]) == 0
+    r = client.post("/api/predict", json={"pixels": ring, "profile": "c"})
+    assert r.status_code == 200, r.text
+    assert (r.json()["digit"], r.json()["model"]) == (6, "profile:c")
+    assert client.post("/api/predict", json={"pixels": ring}).json()["digit"] == 0  # the base, untouched
+    form = {"profile": "c"}
+    r = client.post("/api/predict", files={"file": ("ring.png", _digit_png("ring"), "image/png")}, data=form)
+    assert r.json()["digit"] == 6, r.text
+    assert client.post("/api/predict", json={"pixels": ring, "profile": "../etc"}).status_code == 422
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "s3cret")  # a class's profile is the teacher's
+    assert client.post("/api/predict", json={"pixels": ring, "profile": "c"}).status_code == 401
+    assert client.post("/api/predict", json={"pixels": ring}).status_code == 200

@@ -21,15 +21,25 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _profile(args):
+    """The handwriting profile named by ``--profile`` (issue 15), or None."""
+    if not getattr(args, "profile", None):
+        return None
+    from .profiles import get_profile
+
+    return get_profile(args.profile)
+
+
 def cmd_read(args) -> int:
     from .recognize import expand_paths
     from .reader.read import get_line_reader, read_number
 
-    model = get_line_reader()
+    model = get_line_reader(args.model)
+    profile = _profile(args)
     failures = 0
     for path in expand_paths(args.paths):
         try:
-            result = read_number(path, name=str(path), model=model)
+            result = read_number(path, name=str(path), model=model, profile=profile)
         except ImageError as exc:
             failures += 1
             report_file_error(path, exc, args.json)
@@ -74,9 +84,10 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("read", help="read a written number (several digits) from each image")
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--model", default=None)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--model", default=None, help="a line-reader model file (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--profile", help="a handwriting profile (`digitlab profiles`) that re-ranks the digits read")
     p.set_defaults(func=cmd_read)
 
     p = sub.add_parser("visualize", help="draw the CNN's layers, filters, feature maps and saliency for an image")
@@ -168,12 +179,13 @@ def cmd_check(args) -> int:
     from .recognize import expand_paths
 
     model = get_line_reader()
+    profile = _profile(args)
     failures = 0
     out_dir = Path(args.annotate) if args.annotate else None
     marks = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?"}
     for path in expand_paths(args.paths):
         try:
-            result = check_page(path, name=str(path), model=model)
+            result = check_page(path, name=str(path), model=model, profile=profile)
         except ImageError as exc:
             failures += 1
             report_file_error(path, exc, args.json)
@@ -200,4 +212,5 @@ def register_check(sub) -> None:
     p.add_argument("paths", nargs="+", help="images or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--annotate", metavar="DIR", help="write each page with ticks, crosses and right answers")
+    p.add_argument("--profile", help="a handwriting profile (`digitlab profiles`) that re-ranks the digits read")
     p.set_defaults(func=cmd_check)

@@ -79,6 +79,9 @@ _PIXELS = WithJsonSchema({"anyOf": [{"type": "array", "minItems": 28, "maxItems"
                                     {"type": "null"}],
                           "description": "28x28 array, 0 = background, 255 = ink"})
 _IMAGE = "base64 PNG/JPEG, optionally as a data: URL"
+_PROFILE = Field(None, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$", examples=["class-3b"],
+                 description="a handwriting profile (see /api/profiles): the teacher's, so it needs the "
+                             "teacher token when the server listens beyond this machine")
 
 
 class PredictJSON(BaseModel):
@@ -88,6 +91,7 @@ class PredictJSON(BaseModel):
     pixels: Annotated[list[list[float]] | None, _PIXELS] = None
     model: str = Field("cnn", description="model name, see /api/models")
     compare: bool = Field(False, description="also answer with every trained model")
+    profile: str | None = _PROFILE
 
 
 class VisualizeJSON(BaseModel):
@@ -97,16 +101,19 @@ class VisualizeJSON(BaseModel):
 
 class ImageJSON(BaseModel):
     image: str = Field(description=_IMAGE)
+    profile: str | None = _PROFILE
 
 
 class PredictForm(BaseModel):
     file: Annotated[bytes, _BINARY]
     model: str = Field("cnn", description="model name, see /api/models")
     compare: bool = Field(False, description="also answer with every trained model")
+    profile: str | None = _PROFILE
 
 
 class FileForm(BaseModel):
     file: Annotated[bytes, _BINARY]
+    profile: str | None = _PROFILE
 
 
 class DigitAnswer(BaseModel):
@@ -390,7 +397,17 @@ def _trained_models() -> dict[str, Any]:
 
 
 # -- light work, in the thread pool ----------------------------------------------------------------
-def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str, compare: bool) -> dict:
+def _profile_model(profile: str | None):
+    if not profile:
+        return None
+    from .profiles import get_profile
+    from .profiles.core import check_name
+
+    return get_profile(check_name(profile))
+
+
+def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str, compare: bool,
+                  profile: str | None = None) -> dict:
     from .models.base import available
     from .preprocess import preprocess_digit, preprocess_mnist_like
     from .recognize import get_model, predict_images, refuse_non_digit
@@ -398,6 +415,7 @@ def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str,
 
     if model_name not in available():  # names only: no file paths, no non-digit models over the API
         raise ModelError(f"unknown model {model_name!r}; choose one of: {', '.join(available())}")
+    adapted = _profile_model(profile)
     if pixels is not None:
         image = preprocess_mnist_like(pixels)
         check_shape(image)
@@ -406,7 +424,10 @@ def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str,
     model = get_model(model_name)
     pred = predict_images(model, image[None])[0]
     refuse_non_digit(model, pred)  # the same "no digit found" as `digitlab predict`
-    result = {"model": model.name, **_answer(pred), "input28": np.round(image, 4).tolist()}
+    if adapted is not None:  # the shape and score checks above are the base's: a profile only re-reads
+        pred = predict_images(adapted, image[None])[0]
+    result = {"model": f"profile:{profile}" if adapted else model.name, **_answer(pred),
+              "input28": np.round(image, 4).tolist()}
     if compare:
         result["compare"] = {name: _answer(predict_images(m["model"], image[None])[0])
                              for name, m in _trained_models().items()}
@@ -426,24 +447,26 @@ def _visualize_work(raw: bytes | None, pixels: np.ndarray | None) -> dict:
 
 
 # -- heavy work, in a worker process ----------------------------------------------------------------
-def _read_work(raw: bytes) -> dict:
+def _read_work(raw: bytes, profile: str | None = None) -> dict:
     from .reader.read import read_number
 
+    adapted = _profile_model(profile)
     source, grey, scale = load_grey(raw, PAGE_SIDE)
     count_marks(grey, MAX_MARKS)
-    result = read_number(source, name="image", max_side=MAX_SIDE)
+    result = read_number(source, name="image", max_side=MAX_SIDE, profile=adapted)
     for d in result["digits"]:
         d["box"] = _unscale(d["box"], scale)
     result["bbox"] = _unscale(result["bbox"], scale)
     return result
 
 
-def _check_work(raw: bytes) -> dict:
+def _check_work(raw: bytes, profile: str | None = None) -> dict:
     from .arithmetic import check_page
 
+    adapted = _profile_model(profile)
     source, grey, scale = load_grey(raw, PAGE_SIDE)
     count_marks(grey, MAX_MARKS)
-    result = check_page(source, name="image", max_side=MAX_SIDE).as_dict()
+    result = check_page(source, name="image", max_side=MAX_SIDE, profile=adapted).as_dict()
     if scale < 1.0:  # geometry back in the pixels of the image the user sent
         for line in result.get("lines", []):
             if isinstance(line.get("bbox"), list):
@@ -813,6 +836,22 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
             raise ApiError(422, "give 'image' (base64) or 'pixels' (28x28)")
         raise ApiError(415 if ctype else 422, "send multipart/form-data with a 'file', or JSON")
 
+    def _profile_field(request: Request, fields: dict) -> str | None:
+        """The ``profile`` field, if any: a profile is a class's handwriting, so the teacher's rule applies."""
+        profile = fields.get("profile")
+        if profile is None or profile == "":
+            return None
+        from .profiles.core import check_name
+        from .worksheets.api import require_teacher
+
+        if not isinstance(profile, str):
+            raise ApiError(422, "'profile' must be a profile name")
+        require_teacher(request)
+        try:
+            return check_name(profile)
+        except DigitlabError as exc:
+            raise ApiError(422, str(exc)) from None
+
     def _flag(value) -> bool:
         return value is True or str(value).lower() in ("1", "true", "yes", "on")
 
@@ -824,24 +863,25 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
                       compare: Annotated[bool | None, Query(description="also answer with every model")] = None):
         raw, pixels, fields = await _image_input(request)
         name = str(fields.get("model") or model or "cnn")
-        return await run_bounded(_predict_work, raw, pixels, name, _flag(fields.get("compare") or compare))
+        return await run_bounded(_predict_work, raw, pixels, name, _flag(fields.get("compare") or compare),
+                                 _profile_field(request, fields))
 
     @app.post("/api/read", response_model=ReadResponse, responses=ERRORS, openapi_extra=_body(FileForm, ImageJSON),
               summary="Read a written number: digits left to right with boxes and confidences")
     async def read(request: Request):
-        raw, pixels, _ = await _image_input(request)
+        raw, pixels, fields = await _image_input(request)
         if raw is None:
             raise ApiError(422, "give an image, not 28x28 pixels, to read a number")
-        return await heavy.run(_read_work, raw)
+        return await heavy.run(_read_work, raw, _profile_field(request, fields))
 
     @app.post("/api/check", response_model=CheckResponse, response_model_exclude_unset=True, responses=ERRORS,
               openapi_extra=_body(FileForm, ImageJSON),
               summary="Check handwritten arithmetic lines (a op b = c) on a page")
     async def check(request: Request):
-        raw, _, _ = await _image_input(request)
+        raw, _, fields = await _image_input(request)
         if raw is None:
             raise ApiError(422, "give an image of arithmetic lines")
-        return await heavy.run(_check_work, raw)
+        return await heavy.run(_check_work, raw, _profile_field(request, fields))
 
     @app.post("/api/visualize", response_model=VisualizeResponse, responses=ERRORS,
               openapi_extra=_body(FileForm, VisualizeJSON),

@@ -82,8 +82,8 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
 
 
 def check_page(source, name: str = "image", max_side: int | None = None, model=None,
-               low_confidence: float = 0.7) -> PageResult:
-    """Read and check every arithmetic line of a photo, scan or drawing."""
+               low_confidence: float = 0.7, profile=None) -> PageResult:
+    """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``)."""
     from ..page import analyse_page
     from ..reader.decode import ARITHMETIC
     from ..reader.read import read_lines
@@ -95,7 +95,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
     page = analyse_page(source, name=name, max_side=max_side)
     results = []
-    readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model) if page.lines else []
+    readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile) if page.lines else []
     for line, reading in zip(page.lines, readings):
         if reading.text is None:
             results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,

@@ -37,24 +37,26 @@ def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
     for k in labels:
         ext += [k, 0]
     T, S = logp.shape[0], len(ext)
+    ext = np.asarray(ext)
+    # A state may be entered from itself, the state before, or (a symbol unlike the one two back)
+    # skipping the blank between them; ties go to the earliest of those, as in the usual recursion.
+    skip = np.zeros(S, bool)
+    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
     score = np.full((T, S), -np.inf)
     back = np.zeros((T, S), np.int64)
     score[0, 0] = logp[0, 0]
     if S > 1:
         score[0, 1] = logp[0, ext[1]]
+    states = np.arange(S)
     for t in range(1, T):
-        for s in range(S):
-            cands = [score[t - 1, s]]
-            idx = [s]
-            if s >= 1:
-                cands.append(score[t - 1, s - 1])
-                idx.append(s - 1)
-            if s >= 2 and ext[s] != 0 and ext[s] != ext[s - 2]:
-                cands.append(score[t - 1, s - 2])
-                idx.append(s - 2)
-            j = int(np.argmax(cands))
-            score[t, s] = cands[j] + logp[t, ext[s]]
-            back[t, s] = idx[j]
+        prev = score[t - 1]
+        cands = np.full((3, S), -np.inf)
+        cands[0] = prev
+        cands[1, 1:] = prev[:-1]
+        cands[2, 2:] = np.where(skip[2:], prev[:-2], -np.inf)
+        j = cands.argmax(0)
+        score[t] = cands[j, states] + logp[t, ext]
+        back[t] = states - j
     s = S - 1 if S == 1 or score[T - 1, S - 1] >= score[T - 1, S - 2] else S - 2
     path = [s]
     for t in range(T - 1, 0, -1):
@@ -70,18 +72,81 @@ def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
     return out
 
 
+def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str) -> dict[int, np.ndarray]:
+    """28x28 MNIST-style images of the digits of ``text`` in a line's ink map, placed by CTC alignment.
+
+    CTC peaks are narrower than glyphs, so each symbol reaches halfway to its neighbours' centres.
+    """
+    from ..preprocess import NoDigitFound, crop_and_fit
+
+    y0, y1, x0, x1 = line_crop(ink)
+    scale = LINE_HEIGHT / (y1 - y0)
+    centres = [x0 + (f0 + f1 + 1) / 2 * STRIDE / scale for f0, f1, _ in align(logp, text)]
+    bounds = [x0, *((a + b) / 2 for a, b in zip(centres, centres[1:])), x1]
+    out = {}
+    for i, ch in enumerate(text):
+        crop = ink[y0:y1, int(bounds[i]) : int(np.ceil(bounds[i + 1]))]
+        if ch.isdigit() and crop.size and crop.max() > 0.2:
+            try:
+                out[i] = crop_and_fit(crop)
+            except NoDigitFound:
+                pass
+    return out
+
+
+def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]], profile, limit: float = 7.0,
+            floor: float = 1e-3) -> list[list[tuple[str, float]]]:
+    """Re-rank the N-best readings of lines ``(ink, logp, nbest)`` with a handwriting profile (issue 15).
+
+    Each reading's probability is multiplied, for each of its digits, by how much the profile
+    changes the base CNN's belief in that digit, ``p_profile(d) / p_base(d)`` on the digit's crop:
+    where the profile has learnt nothing about a glyph the ratio is 1 and the reader's answer stands.
+    Readings under ``floor`` times the best are left as they are (they cannot win); the N-best
+    mass is kept, so the verdict thresholds keep their meaning.
+    """
+    crops, owner = [], []
+    for j, (ink, logp, nbest) in enumerate(lines):
+        for k, (text, q) in enumerate(nbest):
+            if q < floor * nbest[0][1]:
+                break
+            for i, img in symbol_images(ink, logp, text).items():
+                crops.append(img)
+                owner.append((j, k, int(text[i])))
+    if not crops:
+        return [nbest for _, _, nbest in lines]
+    X = np.stack(crops).astype(np.float32)  # one batch for the whole page: per-call costs dominate
+    ratio = np.log(profile.predict_proba(X) + 1e-6) - np.log(profile.base_model.predict_proba(X) + 1e-6)
+    log_r = [np.zeros(len(nbest)) for _, _, nbest in lines]
+    for n, (j, k, d) in enumerate(owner):
+        log_r[j][k] += np.clip(ratio[n, d], -limit, limit)
+    out = []
+    for (_, _, nbest), lr in zip(lines, log_r):
+        p = np.array([q for _, q in nbest]) * np.exp(lr - lr.max())
+        p *= sum(q for _, q in nbest) / max(p.sum(), 1e-30)
+        out.append([(nbest[k][0], float(p[k])) for k in np.argsort(-p, kind="stable")])
+    return out
+
+
 def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | None = None,
-               beam: int = 12) -> list[Reading]:
-    """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns."""
+               beam: int = 12, profile=None) -> list[Reading]:
+    """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
+
+    ``profile`` (a ``ProfileModel``, see ``digitlab adapt``) re-ranks each line's readings by its digits.
+    """
     model = model or get_line_reader()
     prepared, geometry = [], []
     for ink in inks:
         prepared.append(prepare_line(ink))
         y0, y1, x0, _ = line_crop(ink)
         geometry.append((x0, LINE_HEIGHT / (y1 - y0)))
+    logps = model.frame_log_probs(prepared)
+    nbests = [[(t, float(np.exp(lp))) for t, lp in beam_search(logp, grammar, beam=beam)] for logp in logps]
+    if profile is not None:
+        todo = [j for j, nb in enumerate(nbests) if nb]
+        for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], profile)):
+            nbests[j] = nb
     out = []
-    for logp, (x0, scale) in zip(model.frame_log_probs(prepared), geometry):
-        nbest = [(t, float(np.exp(lp))) for t, lp in beam_search(logp, grammar, beam=beam)]
+    for logp, nbest, (x0, scale) in zip(logps, nbests, geometry):
         if not nbest:
             out.append(Reading(None, 0.0, []))
             continue
@@ -95,7 +160,8 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     return out
 
 
-def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None) -> dict:
+def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
+                profile=None) -> dict:
     """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
     from ..page import analyse_page
     from ..preprocess import NoDigitFound
@@ -106,7 +172,7 @@ def read_number(source, name: str = "image", model: LineReader | None = None, ma
         raise NoDigitFound(f"{name}: no number found")
     # A number is one line: the band with the most writing.
     line = max(page.lines, key=lambda l: float(l.ink.sum()))
-    reading = read_lines([line.ink], NUMBER, model=model)[0]
+    reading = read_lines([line.ink], NUMBER, model=model, profile=profile)[0]
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
     _, y0, _, y1 = line.box

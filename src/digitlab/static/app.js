@@ -10,8 +10,15 @@ function debounce(fn, ms) {
 }
 
 async function api(path, body) {
-  const opts = body instanceof FormData ? { method: "POST", body }
-    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+  const chosen = (path === "/api/read" || path === "/api/check") && window.digitlabProfile?.(); // profiles.js
+  let headers = { "Content-Type": "application/json" };
+  if (chosen) {
+    headers = chosen.headers;
+    if (body instanceof FormData) body.append("profile", chosen.name); else body = { ...body, profile: chosen.name };
+  }
+  const formHeaders = { ...headers }; delete formHeaders["Content-Type"]; // the browser sets the multipart boundary
+  const opts = body instanceof FormData ? { method: "POST", body, headers: formHeaders }
+    : { method: "POST", headers, body: JSON.stringify(body) };
   const resp = await fetch(path, opts);
   const data = await resp.json().catch(() => ({ error: `HTTP ${resp.status}` }));
   if (!resp.ok) throw new Error(data.error || `HTTP ${resp.status}`);

@@ -29,6 +29,11 @@
     return { "Content-Type": "application/json", ...(token ? { "X-Teacher-Token": token } : {}) };
   };
   const profile = () => (nameInput.checkValidity() && nameInput.value.trim()) || null;
+  // The Number and Homework tabs read with the chosen profile once it has been built (app.js).
+  window.digitlabProfile = () => {
+    const name = profile();
+    return name && built.has(name) ? { name, headers: headers() } : null;
+  };
 
   async function post(path, body) {
     const resp = await fetch(path, { method: "POST", headers: headers(), body: JSON.stringify(body) });
