@@ -11,8 +11,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
-def server():
-    proc, url = start_server()
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("browser")  # the class's data of these tests stays out of the user's
+    proc, url = start_server(env={**os.environ, "DIGITLAB_DB": str(home / "digitlab.db"),
+                                  "DIGITLAB_MODELS": str(home / "models")})
     yield url
     proc.terminate()
     proc.wait(10)
@@ -131,3 +133,65 @@ def test_homework_photo_upload_shows_statuses(page, artifacts, tmp_path):
     assert statuses <= {"correct", "wrong", "unsure", "unreadable"} and statuses & {"correct", "wrong"}
     page.screenshot(path=str(artifacts / "browser_homework_photo.png"), full_page=True)
     assert not page.errors, page.errors
+
+
+def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_path):
+    import numpy as np
+
+    from digitlab.reader.glyphs import GlyphBank
+    from digitlab.worksheets.layout import redraw
+    from digitlab.worksheets.simulate import fill, phone_photo, pupil_answers
+
+    page.click("#tab-worksheets")
+    page.fill("#ws-create input[name=problems]", "12")
+    page.check("#ws-create input[value=x]")
+    page.click("#ws-create button[type=submit]")
+    page.wait_for_function("/Sheet WS-/.test(document.getElementById('ws-created').textContent)", timeout=30000)
+    sheet_id = page.text_content("#ws-created").split()[1].rstrip(":")
+    key = page.request.get(f"{page.url.rstrip('/')}/api/worksheets/{sheet_id}/key").json()
+    assert key["sheet_id"] == sheet_id and len(key["problems"]) == 12
+
+    from digitlab.worksheets.grade import grade_photo
+
+    # A pupil whose sheet has an answer the grader is unsure of, to review in the page (the first such
+    # photo of a few pupils: which answers are unsure depends on the shipped reader).
+    bank = GlyphBank.load("heldout", max_per_digit=60)
+    for seed in range(11, 31):
+        rng = np.random.default_rng(seed)
+        answers = pupil_answers(key, rng, p_blank=0.2, p_wrong=0.3)
+        data = phone_photo(fill(redraw(key), answers, bank, rng), rng, out_side=1800)
+        if grade_photo(data, key=key, keep_crops=False).result["unsure"]:
+            break
+    photo = tmp_path / "pupil.jpg"
+    photo.write_bytes(data)
+    cat = tmp_path / "cat.png"
+    cat.write_bytes(phone_photo(np.ones((300, 200, 3), np.float32), rng, out_side=500))
+    page.set_input_files("#ws-photos", [str(photo), str(cat)])
+    page.wait_for_function("/graded/.test(document.getElementById('ws-status').textContent)", timeout=60000)
+    assert page.text_content("#ws-status") == "1 graded, 1 not recognised"
+    summary = page.text_content("#ws-graded details summary")
+    assert summary.startswith("pupil.jpg: ") and f"/12 correct (sheet {sheet_id})" in summary
+    assert "corner markers" in page.text_content("#ws-graded p.error")
+    assert page.locator("#ws-graded img.ws-marked").count() == 1
+    # every blank box the pupil left is marked blank; written answers never are
+    rows = page.locator("#ws-graded tbody tr")
+    marks = {int(rows.nth(i).locator("td").nth(0).text_content().rstrip(".")): rows.nth(i).locator("td").nth(4).text_content()
+             for i in range(rows.count())}
+    for w in answers:
+        assert (marks.get(w.problem_id) == "blank") == (w.truth == "blank"), (w, marks)
+    # reviewing an unsure answer: its crop is shown, one click stores the fix and updates the score
+    unsure = page.locator("#ws-graded tr.ws-unsure").first
+    page.wait_for_function("[...document.querySelectorAll('#ws-graded tr.ws-unsure img')].some(i => i.naturalWidth > 0)",
+                           timeout=10000)
+    score = int(summary.split(": ")[1].split("/")[0])
+    unsure.locator("button").first.click()  # "is <the right answer>"
+    page.wait_for_function("[...document.querySelectorAll('#ws-graded td')].some(td => td.textContent.includes('(fixed)'))",
+                           timeout=10000)
+    assert f"score now {score + 1}/12" in page.text_content("#ws-graded tbody")
+    page.click("#ws-refresh")
+    page.wait_for_function("document.querySelectorAll('#ws-class tbody tr').length === 1", timeout=10000)
+    assert page.text_content("#ws-class tbody tr td:nth-child(2)") == sheet_id
+    page.wait_for_function("!document.getElementById('ws-plot').hidden && document.getElementById('ws-plot').naturalWidth > 0",
+                           timeout=10000)
+    page.screenshot(path=str(artifacts / "browser_worksheets.png"), full_page=True)
+    assert not [e for e in page.errors if "422" not in e], page.errors  # the cat photo's 422 is expected

@@ -59,6 +59,7 @@ PAGE_SIDE = 2048  # pages and numbers are read at most this large (longest side)
 MAX_MARKS = int(os.environ.get("DIGITLAB_MAX_MARKS", 20000))
 TIMEOUT_S = float(os.environ.get("DIGITLAB_TIMEOUT", 20))
 STARTUP_TIMEOUT_S = 120.0  # a heavy worker's start-up (imports, models), not counted in a request's deadline
+STARTUP_WAIT_S = 60.0  # how much longer a request waits for a pool whose workers are still starting
 _POOL = ThreadPoolExecutor(max_workers=int(os.environ.get("DIGITLAB_WORKERS", 2)), thread_name_prefix="infer")
 _QUEUE = threading.BoundedSemaphore(int(os.environ.get("DIGITLAB_QUEUE", 64)))
 
@@ -596,6 +597,7 @@ class HeavyPool:
         self._started = self._closed = False
         self._threads = ThreadPoolExecutor(self.size + queue_size, thread_name_prefix="heavy-wait")
         self.killed = 0  # workers killed at their deadline (or found dead)
+        self._starting = 0  # workers between their launch and their "ready"
         self._ctx = None
 
     def _add_worker(self) -> None:
@@ -611,12 +613,16 @@ class HeavyPool:
                 log.exception("cannot start a heavy worker")
                 return
             self._all.add(w)
+            self._starting += 1
         try:
             w.wait_ready(STARTUP_TIMEOUT_S)
         except (EOFError, OSError):
             log.error("heavy worker %s did not start", w.process.pid)
             self._retire(w)
             return
+        finally:
+            with self._lock:
+                self._starting -= 1
         self._idle.put(w)
 
     def _retire(self, w: _Worker) -> None:
@@ -674,9 +680,14 @@ class HeavyPool:
         t0 = time.monotonic()
         try:
             while True:
+                # A worker that is still starting (the first requests after launch, or after a kill)
+                # is not a busy server: its start-up does not count against the wait.
+                budget = self.wait + (STARTUP_WAIT_S if self._starting else 0.0)
                 try:
-                    w = self._idle.get(timeout=max(0.0, self.wait - (time.monotonic() - t0)))
+                    w = self._idle.get(timeout=min(0.5, max(0.0, budget - (time.monotonic() - t0))))
                 except queue.Empty:
+                    if time.monotonic() - t0 < budget:
+                        continue
                     return "err", ApiError(503, "server busy with other page checks, try again in a few seconds",
                                            {"Retry-After": "5"})
                 if w.process.is_alive():

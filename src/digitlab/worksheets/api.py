@@ -217,28 +217,48 @@ async def sheet_key(sheet_id: str) -> dict:
     return await _off_loop(_key, sheet_id)
 
 
-def _grade(raw: bytes, filename: str, name: str | None) -> dict:
+def grade_job(raw: bytes, filename: str, db_path: str) -> tuple[dict, bytes | None, dict, bytes]:
+    """The heavy part of grading, run in a worker process: read the photo, mark it, draw the marks.
+
+    The worker only reads the database (the sheet's key); the grading is stored by the server.
+    """
+    from ..storage import open_db
     from .grade import annotate, grade_photo
 
-    db = _db()
+    g = grade_photo(raw, name=filename, lookup=open_db(db_path).sheet_key)
+    return g.result, g.name_png, g.crops, annotate(g, max_side=1400)
+
+
+def _grade(raw: bytes, filename: str, name: str | None) -> dict:
+    """Grade in this process (no worker pool: an app built without ``digitlab.server``)."""
     with _grading_lock:
-        g = grade_photo(raw, name=filename, lookup=db.sheet_key)
-    gid = db.add_grading(g.result, g.name_png, g.crops, pupil_name=name or None)
+        return _store_grading(*grade_job(raw, filename, str(_db().path)), name)
+
+
+def _store_grading(result: dict, name_png: bytes | None, crops: dict, marked: bytes, name: str | None) -> dict:
+    db = _db()
+    gid = db.add_grading(result, name_png, crops, pupil_name=name or None)
     out = db.grading(gid)
     out["grading_id"] = gid
-    out["annotated_png"] = base64.b64encode(annotate(g, max_side=1400)).decode()
+    out["annotated_png"] = base64.b64encode(marked).decode()
     return out
 
 
 @router.post("/grade", response_model=GradingOut, summary="grade one photo of a filled-in sheet (multipart `file`)")
-async def grade(file: UploadFile = File(...), name: str | None = Form(None)):
+async def grade(request: Request, file: UploadFile = File(...), name: str | None = Form(None)):
     raw = await file.read(MAX_PHOTO + 1)
     if len(raw) > MAX_PHOTO:
         raise WorksheetError(413, "photo larger than 12 MB")
     if not raw:
         raise WorksheetError(400, "empty upload")
+    heavy = getattr(request.app.state, "heavy", None)
     try:
-        return await _off_loop(_grade, raw, file.filename or "photo", name)
+        if heavy is None:
+            return await _off_loop(_grade, raw, file.filename or "photo", name)
+        # Like /api/check: a page read is CPU-bound work for the killable worker pool, with its
+        # deadline and queue bound, so no batch of photos can starve the light endpoints.
+        job = await heavy.run(grade_job, raw, file.filename or "photo", str(await _off_loop(lambda: _db().path)))
+        return await _off_loop(_store_grading, *job, name)
     except DigitlabError as exc:
         raise _err(exc) from None
 
