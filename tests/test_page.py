@@ -130,6 +130,32 @@ def test_a_column_is_not_split_by_wide_spaces_within_lines():
     assert len(find_columns(mask, symbol_h=30)) == 1
 
 
+def test_close_lines_with_overlapping_tails_are_two_lines():
+    mask = np.zeros((400, 600), bool)
+    for y in (40, 100, 160, 300):
+        mask[y : y + 50, 50:400:4] = True  # lines 50 px high, 10 px apart: a small hand on squared paper
+    mask[145:175, 200:204] = True  # a tail reaching into the next line
+    bands = find_lines(mask)
+    assert len(bands) == 4 and bands[0] == (40, 90) and bands[3] == (300, 350)
+    assert bands[1][0] == 100 and 150 <= bands[1][1] == bands[2][0] <= 160 and bands[2][1] == 210
+
+
+def test_a_slanted_margin_line_is_not_writing():
+    """An imperfect flattening leaves the margin line a few degrees off vertical, through the lines."""
+    from digitlab.page.layout import _clean_mask
+
+    u8 = np.zeros((900, 700), np.uint8)
+    for y in range(100, 800, 110):
+        for x in range(120, 500, 40):
+            cv2.putText(u8, "8", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 1.6, 255, 3)
+    cv2.line(u8, (30, 0), (110, 899), 255, 2)  # about 5 degrees, just left of the writing
+    ink = u8.astype(np.float32) / 255
+    mask, symbol_h = _clean_mask(ink)
+    assert not mask[450, 60:80].any()  # the margin is gone ...
+    assert 30 <= symbol_h <= 45 and mask[:, 200:].sum() > 0.9 * (ink[:, 200:] > 0.5).sum()  # ... the 8s stay
+    assert len(find_lines(mask)) == 7
+
+
 def test_analyse_notebook_photo_finds_sheet_columns_and_lines():
     from digitlab import pagegen
     from digitlab.reader.glyphs import GlyphBank

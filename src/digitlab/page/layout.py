@@ -107,13 +107,35 @@ def find_lines(mask: np.ndarray, min_gap_frac: float = 0.25) -> list[tuple[int, 
     merged = [bands[0]]
     for b in bands[1:]:
         # Parts of one line (the bars of "=", the dots of "÷", a detached stroke) are separated by
-        # gaps much smaller than a line's height; real lines are further apart.
-        if b[0] - merged[-1][1] < min_gap_frac * med or (b[1] - b[0]) < 0.3 * med:
+        # gaps much smaller than a line's height; real lines are further apart. Two bands that are
+        # each nearly a line high are two lines, however close (a small hand on squared paper).
+        gap, a = b[0] - merged[-1][1], merged[-1]
+        both_lines = min(b[1] - b[0], a[1] - a[0]) >= 0.6 * med and gap >= max(2, 0.06 * med)
+        if (gap < min_gap_frac * med and not both_lines) or (b[1] - b[0]) < 0.3 * med:
             merged[-1][1] = max(merged[-1][1], b[1])
         else:
             merged.append(b)
+    merged = _split_tall(rows, merged)
     tall = max(b[1] - b[0] for b in merged)
     return [(int(a), int(b)) for a, b in merged if b - a >= 0.2 * tall]
+
+
+def _split_tall(rows: np.ndarray, bands: list[list[int]]) -> list[list[int]]:
+    """Split bands about twice a line's height at their faintest row: two lines whose tails overlap."""
+    if len(bands) < 3:
+        return bands
+    line_h = float(np.median([b[1] - b[0] for b in bands]))
+    out = []
+    for a, b in bands:
+        while b - a >= 1.7 * line_h:
+            lo, hi = a + int(0.3 * line_h), b - int(0.3 * line_h)
+            cut = lo + int(np.argmin(rows[lo:hi]))
+            if rows[cut] > 0.25 * rows[a:b].mean():
+                break  # no faint row: one tall line after all (a fraction, a big bracket)
+            out.append([a, cut])
+            a = cut
+        out.append([a, b])
+    return out
 
 
 def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
@@ -169,6 +191,16 @@ def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
     symbol_h = float(np.median(big)) if len(big) else float(np.median(heights))
     keep = np.zeros(n, bool)
     keep[1:] = (areas >= max(3, 0.02 * symbol_h**2)) | (heights >= 0.3 * symbol_h)
+    # Long thin straight marks at any angle: a margin line or ruling left slanted by an imperfect
+    # flattening (the ruling remover only knows rows and columns), the edge of the sheet. No
+    # handwritten symbol is many symbols long and a fraction of a stroke thick.
+    long_side = np.maximum(heights, stats[1:, cv2.CC_STAT_WIDTH])
+    for i in np.flatnonzero(long_side >= max(5 * symbol_h, 0.2 * max(mask.shape))) + 1:
+        x, y, w, h = stats[i, :4]
+        ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
+        length = max(cv2.minAreaRect(np.c_[xs, ys].astype(np.float32))[1])
+        if length >= 5 * symbol_h and stats[i, cv2.CC_STAT_AREA] / length <= max(3.0, 0.15 * symbol_h):
+            keep[i] = False
     return keep[labels], max(symbol_h, 4.0)
 
 
@@ -202,6 +234,11 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
                           interpolation=cv2.INTER_AREA) if s2 < 1 else small
         M = np.diag([s2, s2, 1.0])
     d = page_darkness(flat)
+    if corners is not None:
+        # The outline is found on a small copy, so a sliver of the table can stay along the edges of
+        # the flattened sheet: a dark line beside every line of writing ("1" before each sum).
+        m = max(3, int(0.006 * max(d.shape)))
+        d[:m], d[-m:], d[:, :m], d[:, -m:] = 0, 0, 0, 0
     # The page's angle first, rulings included (they make the profile sharpest) ...
     rough = (d > max(0.15, float(np.percentile(d, 90)))).astype(np.uint8)
     skew = estimate_skew(rough) if rough.any() else 0.0
