@@ -140,6 +140,28 @@ def test_close_lines_with_overlapping_tails_are_two_lines():
     assert bands[1][0] == 100 and 150 <= bands[1][1] == bands[2][0] <= 160 and bands[2][1] == 210
 
 
+@settings(max_examples=40, deadline=2000)
+@given(st.lists(st.tuples(st.integers(0, 190), st.integers(1, 12)), min_size=1, max_size=25))
+def test_find_lines_always_ends_with_ordered_bands_inside_the_page(bands):
+    """Specks a few rows high next to taller marks once sent the band splitter into an endless loop."""
+    mask = np.zeros((200, 50), bool)
+    for y, h in bands:
+        mask[y : y + h, 5:40:3] = True
+        mask[y, 11:40] = False  # a faint first row (2 pixels): where a split would cut
+    out = find_lines(mask)
+    assert all(0 <= a < b <= 200 for a, b in out)
+    assert all(b1 <= a2 for (_, b1), (a2, _) in zip(out, out[1:]))
+
+
+def test_find_lines_with_specks_and_a_taller_mark_ends():
+    mask = np.zeros((80, 50), bool)
+    for y in (10, 20, 30):
+        mask[y : y + 2, 5:45] = True
+    mask[50, 5:7] = True
+    mask[51:56, 5:25] = True
+    assert find_lines(mask)[-1][1] == 56
+
+
 def test_a_slanted_margin_line_is_not_writing():
     """An imperfect flattening leaves the margin line a few degrees off vertical, through the lines."""
     from digitlab.page.layout import _clean_mask

@@ -125,12 +125,14 @@ def _split_tall(rows: np.ndarray, bands: list[list[int]]) -> list[list[int]]:
     if len(bands) < 3:
         return bands
     line_h = float(np.median([b[1] - b[0] for b in bands]))
+    if line_h < 6:
+        return bands  # specks, not lines of writing
     out = []
     for a, b in bands:
         while b - a >= 1.7 * line_h:
             lo, hi = a + int(0.3 * line_h), b - int(0.3 * line_h)
             cut = lo + int(np.argmin(rows[lo:hi]))
-            if rows[cut] > 0.25 * rows[a:b].mean():
+            if rows[cut] > 0.25 * rows[a:b].mean() or not a < cut < b:
                 break  # no faint row: one tall line after all (a fraction, a big bracket)
             out.append([a, cut])
             a = cut
