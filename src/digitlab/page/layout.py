@@ -116,8 +116,10 @@ def find_lines(mask: np.ndarray, min_gap_frac: float = 0.25) -> list[tuple[int, 
         else:
             merged.append(b)
     merged = _split_tall(rows, merged)
-    tall = max(b[1] - b[0] for b in merged)
-    return [(int(a), int(b)) for a, b in merged if b - a >= 0.2 * tall]
+    # Specks are small next to the typical band (not the tallest: a stray long stroke would set
+    # that, and every real line would then look like a speck).
+    typical = float(np.median([b[1] - b[0] for b in merged]))
+    return [(int(a), int(b)) for a, b in merged if b - a >= 0.3 * typical]
 
 
 def _split_tall(rows: np.ndarray, bands: list[list[int]]) -> list[list[int]]:
@@ -195,15 +197,41 @@ def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
     keep[1:] = (areas >= max(3, 0.02 * symbol_h**2)) | (heights >= 0.3 * symbol_h)
     # Long thin straight marks at any angle: a margin line or ruling left slanted by an imperfect
     # flattening (the ruling remover only knows rows and columns), the edge of the sheet. No
-    # handwritten symbol is many symbols long and a fraction of a stroke thick.
+    # handwritten symbol is three symbols long and a fraction of a stroke thick.
     long_side = np.maximum(heights, stats[1:, cv2.CC_STAT_WIDTH])
-    for i in np.flatnonzero(long_side >= max(5 * symbol_h, 0.2 * max(mask.shape))) + 1:
+    for i in np.flatnonzero(long_side >= 3 * symbol_h) + 1:
         x, y, w, h = stats[i, :4]
         ys, xs = np.nonzero(labels[y : y + h, x : x + w] == i)
         length = max(cv2.minAreaRect(np.c_[xs, ys].astype(np.float32))[1])
-        if length >= 5 * symbol_h and stats[i, cv2.CC_STAT_AREA] / length <= max(3.0, 0.15 * symbol_h):
+        if length >= 3 * symbol_h and stats[i, cv2.CC_STAT_AREA] / length <= max(3.0, 0.15 * symbol_h):
             keep[i] = False
+    keep[1:] &= ~_on_vertical_lines(mask, labels, stats, symbol_h)
     return keep[labels], max(symbol_h, 4.0)
+
+
+def _on_vertical_lines(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, symbol_h: float) -> np.ndarray:
+    """Which components are pieces of a long, nearly vertical line (a margin broken by thresholding).
+
+    Pieces are found as collinear runs (probabilistic Hough) at least 5 symbols long with gaps under
+    a symbol; a component belongs to such a line when it is thin and nearly all of it lies on one.
+    Gaps stay under a symbol so that the "1"s of consecutive lines (a line pitch apart) never join.
+    """
+    n = len(stats)
+    segs = cv2.HoughLinesP(mask.astype(np.uint8), 1, np.pi / 180, threshold=int(2 * symbol_h),
+                           minLineLength=int(5 * symbol_h), maxLineGap=int(symbol_h))
+    out = np.zeros(n - 1, bool)
+    if segs is None:
+        return out
+    on_line = np.zeros(mask.shape, np.uint8)
+    for x0, y0, x1, y1 in np.asarray(segs).reshape(-1, 4):
+        if abs(x1 - x0) <= 0.27 * abs(y1 - y0):  # within 15 degrees of vertical
+            cv2.line(on_line, (int(x0), int(y0)), (int(x1), int(y1)), 1, 5)
+    if not on_line.any():
+        return out
+    inside = np.bincount(labels[on_line > 0], minlength=n)[1:]
+    area = stats[1:, cv2.CC_STAT_AREA]
+    thin = np.minimum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) <= max(6, 0.25 * symbol_h)
+    return (inside >= 0.8 * area) & thin
 
 
 # -- the whole page --------------------------------------------------------------------------------
