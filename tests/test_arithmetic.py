@@ -113,6 +113,35 @@ def test_verdict_says_unsure_when_readings_disagree():
     assert verdict([])[0] == "unreadable"
 
 
+def test_verdict_support_is_measured_among_arithmetic_readings():
+    from digitlab.arithmetic import verdict
+
+    # Probability the reader gave to strings that are no arithmetic line says nothing about right
+    # or wrong: 0.6 of the mass, all on one wrong reading, is a confident cross...
+    assert verdict([("12+7=18", 0.6)], wrong_min=0.99, top_min=0.5) == ("wrong", 1.0)
+    # ...unless the best reading itself is too doubtful for a cross.
+    assert verdict([("12+7=18", 0.3)], wrong_min=0.99, top_min=0.5)[0] == "unsure"
+    status, support = verdict([("12+7=19", 0.3), ("12+7=18", 0.1)], correct_min=0.7)
+    assert status == "correct" and support == pytest.approx(0.75)
+
+
+@given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.sampled_from([True, False]),
+                          st.floats(0, 1), st.booleans()), min_size=1, max_size=60))
+def test_calibration_respects_its_bounds(rows):
+    from digitlab.arithmetic.calibrate import choose
+
+    best = choose(rows, target=0.99, max_false_cross=0.01)
+    if best is None:
+        return
+    decided = good = crosses = 0
+    for right, wrong, is_right, top, want in rows:
+        if is_right and right >= best["correct"]:
+            decided, good = decided + 1, good + want
+        elif not is_right and wrong >= best["wrong"] and top >= best["top"]:
+            decided, good, crosses = decided + 1, good + (not want), crosses + want
+    assert decided == best["decided"] and good / decided >= 0.99 and crosses <= 0.01 * len(rows)
+
+
 @pytest.fixture(scope="module")
 def heldout():
     from digitlab.reader.glyphs import GlyphBank

@@ -1,9 +1,13 @@
 """Check every arithmetic line of a page and say, per line, correct / wrong / unsure / unreadable.
 
-The reader's N-best readings carry probabilities. A line is marked **correct** only when the
-readings that make it correct hold at least ``CORRECT_MIN`` of the probability, **wrong** only when
-the readings that make it wrong hold ``WRONG_MIN`` (stricter: a cross on a right answer is the worst
-mistake a checker can make), and **unsure** otherwise, for the teacher to look at.
+The reader's N-best readings carry probabilities. Their support for a verdict is measured among the
+readings the grammar allows: a line is **correct** when the readings that make it correct hold at
+least ``CORRECT_MIN`` of that mass, **wrong** when the readings that make it wrong hold ``WRONG_MIN``
+of it *and* the best reading alone has at least ``TOP_MIN`` of all the probability (a cross on a
+right answer is the worst mistake a checker can make: an unsure reader must not give one), and
+**unsure** otherwise, for the teacher to look at. The mass is normalised because the CTC reader also
+puts probability on strings that are no arithmetic line at all (a stroke between two symbols read as
+a blank or an extra symbol); those say nothing about right or wrong.
 The thresholds are chosen on validation lines (validation writers) when the reader is trained
 (``calibrate.py``) and stored with it; these constants are only the fallback.
 """
@@ -18,7 +22,9 @@ from ..preprocess import NoDigitFound
 from .grammar import check_expression
 
 CORRECT_MIN = 0.80
-WRONG_MIN = 0.90
+WRONG_MIN = 0.999
+TOP_MIN = 0.5
+RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
 STATUSES = ("correct", "wrong", "unsure", "unreadable")
 
 
@@ -60,25 +66,23 @@ class PageResult:
 
 
 def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
-            wrong_min: float = WRONG_MIN) -> tuple[str, float]:
-    """(status, support) from N-best readings [(text, probability)], best first."""
+            wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN) -> tuple[str, float]:
+    """(status, support) from N-best readings [(text, probability)], best first.
+
+    ``support`` is the share of the grammatical readings' probability that backs the status.
+    """
+    from .calibrate import verdict_support
+
     if not nbest:
         return "unreadable", 0.0
-    p_right = p_wrong = 0.0
-    for text, p in nbest:
-        ok = check_expression(text)["correct"]
-        if ok is True:
-            p_right += p
-        elif ok is False:
-            p_wrong += p
-    best = check_expression(nbest[0][0])["correct"]
-    if best is True and p_right >= correct_min:
-        return "correct", p_right
-    if best is False and p_wrong >= wrong_min:
-        return "wrong", p_wrong
+    right, wrong, best = verdict_support(nbest)
     if best is None:
         return "unreadable", 0.0
-    return "unsure", max(p_right, p_wrong)
+    if best is True and right >= correct_min:
+        return "correct", right
+    if best is False and wrong >= wrong_min and nbest[0][1] >= top_min:
+        return "wrong", wrong
+    return "unsure", max(right, wrong)
 
 
 def check_page(source, name: str = "image", max_side: int | None = None, model=None,
@@ -92,7 +96,10 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
 
     model = model or get_line_reader()
     limits = model.metadata.get("verdict_thresholds", {})
+    if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
+        limits = {}
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
+    top_min = limits.get("top", TOP_MIN)
     page = analyse_page(source, name=name, max_side=max_side)
     results = []
     readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile) if page.lines else []
@@ -101,7 +108,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,
                                       error="not an arithmetic line (a op b = c)"))
             continue
-        status, support = verdict(reading.nbest, correct_min, wrong_min)
+        status, support = verdict(reading.nbest, correct_min, wrong_min, top_min)
         v = check_expression(reading.text)
         results.append(LineResult(
             expression=reading.text, value=v["value"], written_answer=v["written_answer"],
