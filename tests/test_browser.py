@@ -107,6 +107,26 @@ def test_network_view_and_no_console_errors(page, artifacts):
     assert not page.errors, page.errors
 
 
+def test_correction_under_a_prediction_is_stored_for_the_profile(server, page, artifacts):
+    page.click("#tab-draw")
+    page.fill("#profile-name", "class-4b")
+    page.dispatch_event("#profile-name", "change")
+    read = draw_digit(page, SEVEN)
+    page.wait_for_selector("#profile-fix", state="visible", timeout=10000)
+    # the model's own answer cannot be given as the correction
+    assert page.locator(f"#profile-fix button[data-digit='{read}']").is_disabled()
+    fix = "1" if read != "1" else "7"
+    page.click(f"#profile-fix button[data-digit='{fix}']")
+    page.wait_for_function("/Saved/.test(document.getElementById('profile-status').textContent)", timeout=10000)
+    assert f"it is a {fix}. 1 correction(s) for class-4b" in page.text_content("#profile-status")
+    assert page.locator("#profile-fix").is_hidden()
+    assert page.request.get(f"{server.rstrip('/')}/api/corrections").json().get("class-4b") == 1
+    page.screenshot(path=str(artifacts / "browser_correction.png"), full_page=True)
+    page.fill("#profile-name", "")
+    page.dispatch_event("#profile-name", "change")
+    assert not page.errors, page.errors
+
+
 def test_phone_width(server, page, artifacts):
     page.set_viewport_size({"width": 390, "height": 844})
     page.click("#tab-draw")
