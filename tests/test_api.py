@@ -88,6 +88,13 @@ def test_read_number(client, mnist_test):
     assert body["text"] == "".join(str(mnist_test.labels[i]) for i in (1, 2, 3))
     xs = [d["box"][0] for d in body["digits"]]
     assert xs == sorted(xs)
+    # each digit's box covers that digit's ink (a correction is cropped by it), not its neighbours'
+    for k, d in enumerate(body["digits"]):
+        cell = row[:, 40 * k : 40 * k + 40] > 60
+        cols, rows = np.flatnonzero(cell.any(0)) + 40 * k, np.flatnonzero(cell.any(1))
+        x0, y0, x1, y1 = d["box"]
+        assert x0 <= cols[0] + 2 and x1 >= cols[-1] - 1 and y0 <= rows[0] + 2 and y1 >= rows[-1] - 1, (k, d, cols, rows)
+        assert x0 >= 40 * k and x1 <= 40 * k + 41, (k, d)
 
 
 def _bomb():

@@ -78,7 +78,7 @@ def test_draw_digit(page, artifacts, name, strokes, expected):
     page.screenshot(path=str(artifacts / f"browser_draw_{name}.png"))
 
 
-def test_draw_number_42(page, artifacts):
+def draw_42(page):
     page.click("#tab-number")
     page.click("#number-clear")
     box = page.locator("#number-canvas").bounding_box()
@@ -93,6 +93,10 @@ def test_draw_number_42(page, artifacts):
             page.mouse.up()
     page.wait_for_function("document.getElementById('number-result').textContent.length >= 2", timeout=10000)
     page.wait_for_timeout(800)
+
+
+def test_draw_number_42(page, artifacts):
+    draw_42(page)
     page.screenshot(path=str(artifacts / "browser_number_42.png"))
     assert page.text_content("#number-result") == "42"
 
@@ -122,6 +126,20 @@ def test_correction_under_a_prediction_is_stored_for_the_profile(server, page, a
     assert page.locator("#profile-fix").is_hidden()
     assert page.request.get(f"{server.rstrip('/')}/api/corrections").json().get("class-4b") == 1
     page.screenshot(path=str(artifacts / "browser_correction.png"), full_page=True)
+
+    # Number tab: the right number stores each digit read wrongly, cropped from the drawing
+    draw_42(page)
+    assert page.text_content("#number-result") == "42"
+    page.fill("#number-fix-text", "4")
+    page.click("#number-fix button[type=submit]")
+    assert "Type 2 digits" in page.text_content("#number-fix-status")
+    page.fill("#number-fix-text", "47")
+    page.click("#number-fix button[type=submit]")
+    page.wait_for_function("/Saved/.test(document.getElementById('number-fix-status').textContent)", timeout=10000)
+    assert "Saved 1 digit(s). 2 correction(s) for class-4b" in page.text_content("#number-fix-status")
+    assert page.request.get(f"{server.rstrip('/')}/api/corrections").json().get("class-4b") == 2
+    page.screenshot(path=str(artifacts / "browser_number_correction.png"), full_page=True)
+    page.click("#tab-draw")
     page.fill("#profile-name", "")
     page.dispatch_event("#profile-name", "change")
     assert not page.errors, page.errors

@@ -160,6 +160,23 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     return out
 
 
+def _digit_boxes(ink: np.ndarray, spans: list[tuple[int, int]]) -> list[tuple[int, int, int, int]]:
+    """Each symbol's box (x0, x1, y0, y1) in a line's ink map: CTC spans are narrower than glyphs, so a
+    symbol reaches halfway to its neighbours' centres, then the box shrinks to the ink inside."""
+    cols = np.flatnonzero(ink.max(0) > 0.2)
+    if not len(cols) or not spans:
+        return [(a, b, 0, ink.shape[0]) for a, b in spans]
+    centres = [(a + b) / 2 for a, b in spans]
+    bounds = [cols[0], *((p + q) / 2 for p, q in zip(centres, centres[1:])), cols[-1] + 1]
+    out = []
+    for (a, b), lo, hi in zip(spans, bounds, bounds[1:]):
+        x0, x1 = int(lo), max(int(np.ceil(hi)), int(lo) + 1)
+        part = ink[:, x0:x1] > 0.2
+        xs, ys = np.flatnonzero(part.any(0)), np.flatnonzero(part.any(1))
+        out.append((x0 + xs[0], x0 + xs[-1] + 1, ys[0], ys[-1] + 1) if len(xs) else (a, b, 0, ink.shape[0]))
+    return out
+
+
 def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
                 profile=None) -> dict:
     """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
@@ -175,11 +192,10 @@ def read_number(source, name: str = "image", model: LineReader | None = None, ma
     reading = read_lines([line.ink], NUMBER, model=model, profile=profile)[0]
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
-    _, y0, _, y1 = line.box
-    left = line.origin[0]
+    left, top = line.origin
     digits = []
-    for ch, (a, b), c in zip(reading.text, reading.spans, reading.symbol_confidence):
-        quad = np.float32([[left + a, y0], [left + b, y0], [left + b, y1], [left + a, y1]])
+    for ch, (a, b, y0, y1), c in zip(reading.text, _digit_boxes(line.ink, reading.spans), reading.symbol_confidence):
+        quad = np.float32([[left + a, top + y0], [left + b, top + y0], [left + b, top + y1], [left + a, top + y1]])
         p = np.c_[quad, np.ones(4)] @ page.to_user.T
         p = p[:, :2] / p[:, 2:3]
         digits.append({"digit": int(ch), "confidence": c,

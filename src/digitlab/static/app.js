@@ -169,6 +169,8 @@ async function readNumber(body, pad) {
   try {
     const r = await api("/api/read", body);
     $("number-result").textContent = r.text;
+    // profiles.js offers a correction of a drawn number, digit by digit (crops of the image sent)
+    document.dispatchEvent(new CustomEvent("digitlab:number", { detail: pad ? { digits: r.digits, image: body.image } : null }));
     if (pad) {
       pad.redraw();
       const c = pad.ctx; c.lineWidth = 2; c.strokeStyle = "#2f6fdf"; c.fillStyle = "#2f6fdf"; c.font = "bold 20px system-ui";
@@ -177,7 +179,10 @@ async function readNumber(body, pad) {
         c.fillText(String(d.digit), x0, Math.max(18, y0 - 6));
       }
     }
-  } catch (err) { $("number-result").textContent = "–"; $("number-error").textContent = err.message; }
+  } catch (err) {
+    $("number-result").textContent = "–"; $("number-error").textContent = err.message;
+    document.dispatchEvent(new CustomEvent("digitlab:number", { detail: null }));
+  }
 }
 const readSoon = debounce((pad) => pad.empty() ? ($("number-result").textContent = "–") : readNumber({ image: pad.dataURL() }, pad), 300);
 const numberPad = new Pad($("number-canvas"), (pad, done) => { if (done) readSoon(pad); }, 14);

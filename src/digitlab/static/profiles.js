@@ -1,6 +1,7 @@
 "use strict";
 // Profiles (issue 15): under a prediction in the Digit tab, "that's wrong, it is: [0-9]" stores a
 // correction for the current profile; a built profile's own answer is shown beside the base model's.
+// Under a number read in the Number tab, the right number stores each misread digit the same way.
 // app.js announces each prediction with a "digitlab:prediction" event (detail: the answer, or null).
 (() => {
   const el = (id) => document.getElementById(id);
@@ -81,6 +82,54 @@
       el("profile-fix").hidden = true;
     } catch (err) { el("profile-status").textContent = err.message; }
   });
+
+  // Number tab: "that's wrong, it is: [____]" stores each digit read wrongly as a correction, cropped
+  // from the drawing by the box the reader gave it (so the typed number needs as many digits).
+  const numberAnswer = document.querySelector("#mode-number .answer");
+  let lastNumber = null;
+  if (numberAnswer) {
+    const form = document.createElement("form");
+    form.id = "number-fix"; form.className = "profile-fix"; form.hidden = true;
+    form.innerHTML = `<label>That's wrong, it is: <input id="number-fix-text" inputmode="numeric" pattern="[0-9]{1,12}"
+      size="8" required autocomplete="off"></label> <button type="submit">Save correction</button>
+      <p id="number-fix-status" class="profile-status" role="status"></p>`;
+    numberAnswer.append(form);
+    document.addEventListener("digitlab:number", (e) => {
+      lastNumber = e.detail && e.detail.digits && e.detail.digits.length ? e.detail : null;
+      form.hidden = !lastNumber; el("number-fix-status").textContent = ""; el("number-fix-text").value = "";
+    });
+    const crop = (img, [x0, y0, x1, y1]) => {
+      const m = 4, w = x1 - x0 + 2 * m, h = y1 - y0 + 2 * m;
+      const c = Object.assign(document.createElement("canvas"), { width: w, height: h });
+      const ctx = c.getContext("2d"); ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, w, h);
+      ctx.drawImage(img, x0 - m, y0 - m, w, h, 0, 0, w, h);
+      return c.toDataURL("image/png");
+    };
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const status = el("number-fix-status"), typed = el("number-fix-text").value.trim(), read = lastNumber;
+      if (!read) return;
+      if (typed.length !== read.digits.length) {
+        status.textContent = `Type ${read.digits.length} digits, one for each digit read (or write the number again).`;
+        return;
+      }
+      const img = new Image();
+      await new Promise((ok, fail) => { img.onload = ok; img.onerror = fail; img.src = read.image; });
+      const name = profile();
+      let saved = 0, total = 0;
+      try {
+        for (let i = 0; i < typed.length; i++) {
+          if (Number(typed[i]) === read.digits[i].digit) continue;
+          const r = await post("/api/corrections", { image: crop(img, read.digits[i].box), label: Number(typed[i]),
+                                                     profile: name, was_read: read.digits[i].digit });
+          saved += 1; total = r.corrections;
+        }
+        status.textContent = saved ? `Saved ${saved} digit(s). ${total} correction(s) for ${name || "no profile"}` +
+          (name ? `; learn them with: digitlab adapt --from-corrections --profile ${name}` : "; choose a profile (Digit tab) to learn from them")
+          : "That is what was read: nothing to correct.";
+      } catch (err) { status.textContent = err.message; }
+    });
+  }
 
   nameInput.addEventListener("change", () => {
     localStorage.setItem("digitlab.profile", nameInput.value.trim());
