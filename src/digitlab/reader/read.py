@@ -94,33 +94,49 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str) -> dict[int, np.
     return out
 
 
-def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]], profile, limit: float = 7.0,
-            floor: float = 1e-3) -> list[list[tuple[str, float]]]:
-    """Re-rank the N-best readings of lines ``(ink, logp, nbest)`` with a handwriting profile (issue 15).
+# The digit CNN's weight as a second opinion on each reading's digits, chosen on 1,500 validation lines
+# (validation writers, training generator): exact reads 91.3% -> 92.3% at 0.5 (0.25: 92.2%, 1.0: 92.1%).
+CNN_WEIGHT = 0.5
 
-    Each reading's probability is multiplied, for each of its digits, by how much the profile
-    changes the base CNN's belief in that digit, ``p_profile(d) / p_base(d)`` on the digit's crop:
-    where the profile has learnt nothing about a glyph the ratio is 1 and the reader's answer stands.
-    Readings under ``floor`` times the best are left as they are (they cannot win); the N-best
-    mass is kept, so the verdict thresholds keep their meaning.
+
+def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]], digits=None, profile=None,
+            weight: float = CNN_WEIGHT, limit: float = 7.0, floor: float = 1e-3) -> list[list[tuple[str, float]]]:
+    """Re-rank the N-best readings of lines ``(ink, logp, nbest)`` by what a digit classifier sees.
+
+    Each digit of a reading is cut out of the line by the CTC alignment and shown to the digit model
+    (the shipped CNN, which has seen more writers than the line reader): a reading's probability is
+    multiplied, per digit ``d``, by ``(10 p_cnn(d)) ** weight``, the hybrid recogniser's scaled likelihood
+    (a product of experts). With a handwriting ``profile`` (issue 15) it is also multiplied by how much
+    the profile changes the base CNN's belief, ``p_profile(d) / p_base(d)``: where the profile has learnt
+    nothing about a glyph the ratio is 1. Readings under ``floor`` times the best are left as they are
+    (they cannot win); each line's N-best mass is kept.
     """
-    crops, owner = [], []
+    from ..recognize import get_model
+
+    digits = profile.base_model if profile is not None else (digits or get_model())
+    crops, owner, scored = [], [], []
     for j, (ink, logp, nbest) in enumerate(lines):
+        scored.append(0)
         for k, (text, q) in enumerate(nbest):
             if q < floor * nbest[0][1]:
                 break
+            scored[j] += 1
             for i, img in symbol_images(ink, logp, text).items():
                 crops.append(img)
                 owner.append((j, k, int(text[i])))
     if not crops:
         return [nbest for _, _, nbest in lines]
     X = np.stack(crops).astype(np.float32)  # one batch for the whole page: per-call costs dominate
-    ratio = np.log(profile.predict_proba(X) + 1e-6) - np.log(profile.base_model.predict_proba(X) + 1e-6)
+    log_base = np.log(digits.predict_proba(X) + 1e-6)
+    factor = weight * (np.clip(log_base, -limit, 0) + np.log(10))
+    if profile is not None:
+        factor += np.clip(np.log(profile.predict_proba(X) + 1e-6) - log_base, -limit, limit)
     log_r = [np.zeros(len(nbest)) for _, _, nbest in lines]
     for n, (j, k, d) in enumerate(owner):
-        log_r[j][k] += np.clip(ratio[n, d], -limit, limit)
+        log_r[j][k] += factor[n, d]
     out = []
-    for (_, _, nbest), lr in zip(lines, log_r):
+    for (_, _, nbest), lr, m in zip(lines, log_r, scored):
+        lr[m:] = lr[:m].min()  # readings too unlikely to be looked at must not gain on those that were
         p = np.array([q for _, q in nbest]) * np.exp(lr - lr.max())
         p *= sum(q for _, q in nbest) / max(p.sum(), 1e-30)
         out.append([(nbest[k][0], float(p[k])) for k in np.argsort(-p, kind="stable")])
@@ -128,10 +144,12 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
 
 
 def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | None = None,
-               beam: int = 12, profile=None) -> list[Reading]:
+               beam: int = 12, profile=None, digits=True) -> list[Reading]:
     """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
 
-    ``profile`` (a ``ProfileModel``, see ``digitlab adapt``) re-ranks each line's readings by its digits.
+    Each line's readings are re-ranked by a digit model's view of their digits (``rescore``):
+    ``digits`` is that model (True: the shipped CNN; False: the line reader alone), or ``profile`` (a
+    ``ProfileModel``, see ``digitlab adapt``), whose base model is then the digit model.
     """
     model = model or get_line_reader()
     prepared, geometry = [], []
@@ -141,9 +159,10 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
         geometry.append((x0, LINE_HEIGHT / (y1 - y0)))
     logps = model.frame_log_probs(prepared)
     nbests = [[(t, float(np.exp(lp))) for t, lp in beam_search(logp, grammar, beam=beam)] for logp in logps]
-    if profile is not None:
+    if profile is not None or digits is not False:
         todo = [j for j, nb in enumerate(nbests) if nb]
-        for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], profile)):
+        second = None if digits is True else digits
+        for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], second, profile)):
             nbests[j] = nb
     out = []
     for logp, nbest, (x0, scale) in zip(logps, nbests, geometry):
