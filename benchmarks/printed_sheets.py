@@ -62,7 +62,7 @@ def main() -> None:
     bank = GlyphBank.load(args.bank)
     model = get_line_reader()
     rows, seconds, raw = [], [], []
-    conf = {}
+    conf, misgraded = {}, []
     failed = 0
     for i in range(args.pages):
         v = VARIANTS[i % len(VARIANTS)]
@@ -77,7 +77,7 @@ def main() -> None:
             Path(args.save_photos, f"page{i:03d}.jpg").write_bytes(photo)
         t0 = time.perf_counter()
         try:
-            g = G.grade_photo(photo, name=f"page{i}", key=key, model=model, keep_crops=False)
+            g = G.grade_photo(photo, name=f"page{i}", key=key, model=model, keep_crops=bool(args.save_photos))
         except Exception as exc:  # a page the grader could not find counts against it
             print(f"page {i}: {exc}")
             failed += 1
@@ -90,6 +90,12 @@ def main() -> None:
         truth = {w.problem_id: w for w in answers}
         for q in g.result["problems"]:
             rows.append((truth[q["id"]].truth, q["status"]))
+            if q["status"] not in ("unsure", truth[q["id"]].truth) and len(misgraded) < 40:
+                misgraded.append({"page": i, "problem": q["id"], "written": truth[q["id"]].written,
+                                  "expected": q["expected"], "read": q["read"], "status": q["status"],
+                                  "confidence": q["confidence"]})
+                for k in range(len(q["expected"])) if args.save_photos else ():
+                    Path(args.save_photos, f"page{i:03d}_p{q['id']}_{k}.png").write_bytes(g.crops[(q["id"], k)])
             conf[(truth[q["id"]].truth, q["status"])] = conf.get((truth[q["id"]].truth, q["status"]), 0) + 1
         if args.calibrate:
             raw.append((g, truth))
@@ -114,6 +120,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"load {os.getloadavg()[0]:.1f}",
         "reader": str(getattr(model, "metadata", {}).get("steps", "")),
+        "misgraded": misgraded,
     }
     print()
     print(f"{'answers':>9} {'graded right':>13} {'unsure':>8} {'false ticks':>12} {'false crosses':>14} {'s/page':>7}")
