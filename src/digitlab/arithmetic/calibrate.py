@@ -21,19 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .grammar import check_expression
-
-
-def verdict_support(nbest) -> tuple[float, float, bool | None]:
-    """(share of the grammatical readings' mass that makes the line right, share that makes it wrong,
-    whether the best reading is right)."""
-    p_right = sum(p for t, p in nbest if check_expression(t)["correct"] is True)
-    p_wrong = sum(p for t, p in nbest if check_expression(t)["correct"] is False)
-    best = check_expression(nbest[0][0])["correct"] if nbest else None
-    mass = p_right + p_wrong
-    if mass <= 0:
-        return 0.0, 0.0, best
-    return p_right / mass, p_wrong / mass, best
+from .check import RULE, verdict_support
 
 
 def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> dict | None:
@@ -71,7 +59,6 @@ def calibrate(model, data_dir=None, n: int = 6000, seed: int = 7, target: float 
     from ..reader.glyphs import GlyphBank
     from ..reader.linegen import add_clutter, problem_tokens, render_tokens
     from ..reader.read import read_lines
-    from .check import RULE
 
     bank = GlyphBank.load("val", data_dir, seed=seed)
     rng = np.random.default_rng(seed)

@@ -65,14 +65,25 @@ class PageResult:
                 "sheet": self.sheet, "lines": lines}
 
 
+def verdict_support(nbest: list[tuple[str, float]]) -> tuple[float, float, bool | None]:
+    """(share of the grammatical readings' mass that makes the line right, share that makes it wrong,
+    whether the best reading is right)."""
+    verdicts = [check_expression(t)["correct"] for t, _ in nbest]
+    p_right = sum(p for (_, p), ok in zip(nbest, verdicts) if ok is True)
+    p_wrong = sum(p for (_, p), ok in zip(nbest, verdicts) if ok is False)
+    best = verdicts[0] if verdicts else None
+    mass = p_right + p_wrong
+    if mass <= 0:
+        return 0.0, 0.0, best
+    return p_right / mass, p_wrong / mass, best
+
+
 def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
             wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN) -> tuple[str, float]:
     """(status, support) from N-best readings [(text, probability)], best first.
 
     ``support`` is the share of the grammatical readings' probability that backs the status.
     """
-    from .calibrate import verdict_support
-
     if not nbest:
         return "unreadable", 0.0
     right, wrong, best = verdict_support(nbest)

@@ -106,18 +106,17 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     """Re-rank the N-best readings of lines ``(ink, logp, nbest)`` by what a digit classifier sees.
 
     Each digit of a reading is cut out of the line by the CTC alignment and shown to the digit model
-    (the shipped CNN, which has seen more writers than the line reader): a reading's probability is
+    ``digits`` (e.g. the shipped CNN, which has seen more writers than the line reader; None: no second
+    opinion): a reading's probability is
     multiplied, per digit ``d``, by ``(10 p_cnn(d)) ** weight``, the hybrid recogniser's scaled likelihood
     (a product of experts). With a handwriting ``profile`` (issue 15) it is also multiplied by how much
     the profile changes the base CNN's belief, ``p_profile(d) / p_base(d)``: where the profile has learnt
-    nothing about a glyph the ratio is 1. Readings under ``floor`` times the best are left as they are
+    nothing about a glyph the ratio is 1 (the profile's base model then gives the second opinion, if
+    one is asked for with ``digits``). Readings under ``floor`` times the best are left as they are
     (they cannot win); each line's N-best mass is kept.
     """
-    from ..recognize import get_model
-
-    if digits is False:
-        weight, digits = 0.0, None
-    digits = profile.base_model if profile is not None else (digits or get_model())
+    base = profile.base_model if profile is not None else digits
+    weight = weight if digits is not None else 0.0
     crops, owner, scored = [], [], []
     for j, (ink, logp, nbest) in enumerate(lines):
         scored.append(0)
@@ -131,7 +130,7 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     if not crops:
         return [nbest for _, _, nbest in lines]
     X = np.stack(crops).astype(np.float32)  # one batch for the whole page: per-call costs dominate
-    log_base = np.log(digits.predict_proba(X) + 1e-6)
+    log_base = np.log(base.predict_proba(X) + 1e-6)
     factor = weight * (np.clip(log_base, -limit, 0) + np.log(10))
     if profile is not None:
         factor += np.clip(np.log(profile.predict_proba(X) + 1e-6) - log_base, -limit, limit)
@@ -163,10 +162,14 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
         geometry.append((x0, LINE_HEIGHT / (y1 - y0)))
     logps = model.frame_log_probs(prepared)
     nbests = [[(t, float(np.exp(lp))) for t, lp in beam_search(logp, grammar, beam=beam)] for logp in logps]
-    if profile is not None or digits is not False:
+    if digits is True:
+        from ..recognize import get_model
+
+        digits = get_model()
+    digits = None if digits is False else digits
+    if profile is not None or digits is not None:
         todo = [j for j, nb in enumerate(nbests) if nb]
-        second = False if digits is False else None if digits is True else digits
-        for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], second, profile)):
+        for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], digits, profile)):
             nbests[j] = nb
     out = []
     for logp, nbest, (x0, scale) in zip(logps, nbests, geometry):
