@@ -88,6 +88,7 @@ def calibrate(model, data_dir=None, n: int = 6000, seed: int = 7, target: float 
 def main(argv=None) -> None:
     import argparse
 
+    from ..errors import DigitlabError
     from ..reader.read import get_line_reader
     from ..recognize import model_path
 
@@ -96,10 +97,13 @@ def main(argv=None) -> None:
     ap.add_argument("--lines", type=int, default=6000, help="validation lines")
     ap.add_argument("--data-dir", help="folder with the datasets (default: $DIGITLAB_DATA, then the cache)")
     args = ap.parse_args(argv)
-    model = get_line_reader(args.model)
-    model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines)
-    path = model_path(args.model or "line_reader")
-    model.save(path)
+    try:
+        model = get_line_reader(args.model)
+        model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines)
+        path = model_path(args.model or "line_reader")
+        model.save(path)
+    except (DigitlabError, OSError) as exc:
+        ap.exit(2, f"calibrate: error: {exc}\n")
     print({k: result[k] for k in ("correct", "wrong", "top", "unsure", "accuracy", "false_crosses", "lines")}, "->", path)
 
 
