@@ -122,7 +122,8 @@ def cmd_train(args) -> int:
             if val is not None:
                 params[key] = val
     out = train_model(args.method, params, data_dir=args.data_dir, out=args.out, subset_n=args.subset,
-                      resume=args.resume, progress=not args.quiet, optdigits_repeat=args.optdigits or 0)
+                      resume=args.resume, progress=not args.quiet, optdigits_repeat=args.optdigits or 0,
+                      styles=args.styles or 0.0)
     if out is not None:
         print(f"saved {args.method} model to {out['path']}: test accuracy {out['test_accuracy']:.2%}, "
               f"trained in {out['fit_seconds']:.1f} s")
@@ -201,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="CNN: continue from the last epoch checkpoint")
     p.add_argument("--optdigits", type=int, metavar="N", help="add the 30 optdigits training writers (tra) N times "
                    "to MNIST train (other writers' styles; optdigits cv is scored as their validation)")
+    p.add_argument("--styles", type=float, metavar="S", help="CNN: add stylised copies of S times the default share "
+                   "of 1s, 7s and 9s (flagged 1s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)
     p.set_defaults(func=cmd_train)

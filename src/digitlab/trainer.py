@@ -15,12 +15,14 @@ from .recognize import models_dir
 
 def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: int | None = None,
                 resume: bool = False, progress: bool = True, val_size: int = 5000,
-                optdigits_repeat: int = 0) -> dict | None:
+                optdigits_repeat: int = 0, styles: float = 0.0) -> dict | None:
     """Fit ``method`` on the MNIST training set (minus a validation split), test it, save it.
 
     ``optdigits_repeat`` > 0 adds the 30 optdigits training writers (``tra``, in MNIST format) that
     many times to the training set (other writers' styles); optdigits ``cv`` is then scored as the
     other-writers validation (``metadata["optdigits_cv_accuracy"]``); ``windep`` is never touched.
+    ``styles`` > 0 adds stylised copies (flagged 1s, crossed 7s, hooked 9s; see ``digitlab.styles``)
+    of that multiple of the default share of the training digits.
     Returns a summary dict on the process that saved (rank 0), ``None`` on other DDP ranks.
     """
     import torch.distributed as dist
@@ -39,6 +41,12 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
         tra = optdigits_as_mnist("tra", data_dir)
         train = Split(np.concatenate([train.images, *[tra.images] * optdigits_repeat]),
                       np.concatenate([train.labels, *[tra.labels] * optdigits_repeat]))
+    if styles > 0:
+        from .data import Split
+        from .styles import stylised_mnist
+
+        sx, sy = stylised_mnist(train.images, train.labels, np.random.default_rng(1234), scale=styles)
+        train = Split(np.concatenate([train.images, sx]), np.concatenate([train.labels, sy]))
     out = Path(out) if out else models_dir() / f"{method}.dlm"
     fit_kw = {}
     if method == "cnn":
@@ -60,7 +68,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
         from .data import optdigits_as_mnist
 
         cv = optdigits_as_mnist("cv", data_dir)
-        model.metadata.update({"optdigits_repeat": optdigits_repeat,
+        model.metadata.update({"optdigits_repeat": optdigits_repeat, "styles": styles,
                                "optdigits_cv_accuracy": float((model.predict(cv.images) == cv.labels).mean())})
     model.metadata.update({
         "test_accuracy": acc, "fit_seconds": round(fit_seconds, 2), "predict_seconds": round(predict_seconds, 3),

@@ -85,10 +85,13 @@ def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Te
     scale = u(0.85, 1.12) if strong else u(1, 1) if zero else u(0.92, 1.08)
     shear = u(-0.25, 0.25) if strong else u(0, 0) if zero else u(-0.1, 0.1)
     tx, ty = u(-0.12, 0.12), u(-0.12, 0.12)  # in [-1,1] grid units: about +-1.7 px
+    # Stretched or squashed digits (narrow and wide hands): width over height from 0.8 to 1.25.
+    aspect = torch.exp(u(-0.22, 0.22)) if strong else u(1, 1)
+    sx, sy = scale * aspect.sqrt(), scale / aspect.sqrt()
     cos, sin = torch.cos(rot), torch.sin(rot)
     theta = torch.stack([
-        torch.stack([cos / scale, (-sin + shear * cos) / scale, tx], 1),
-        torch.stack([sin / scale, (cos + shear * sin) / scale, ty], 1),
+        torch.stack([cos / sx, (-sin + shear * cos) / sy, tx], 1),
+        torch.stack([sin / sx, (cos + shear * sin) / sy, ty], 1),
     ], 1)
     grid = F.affine_grid(theta, x.shape, align_corners=False)
     x = F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
@@ -101,6 +104,10 @@ def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Te
         # Some digits binarised (cheap scanners, thresholded canvases).
         binar = (torch.rand(b, generator=gen) < 0.15).to(dev).view(b, 1, 1, 1)
         x = torch.where(binar, (x > 0.4).float(), x)
+        # Some digits seen at low resolution (a small photo, a coarse scan), then scaled back up.
+        low = (torch.rand(b, generator=gen) < 0.1).to(dev).view(b, 1, 1, 1)
+        coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="bilinear", align_corners=False)
+        x = torch.where(low, coarse, x)
     return x.clamp_(0, 1)
 
 
