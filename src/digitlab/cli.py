@@ -109,7 +109,8 @@ def cmd_train(args) -> int:
 
         out = args.out or models_dir() / "line_reader.dlm"
         model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0, lr=args.lr or 2e-3,
-                                  data_dir=args.data_dir, progress=not args.quiet, init=args.init)
+                                  data_dir=args.data_dir, progress=not args.quiet, init=args.init,
+                                  styles=args.styles or 0.0)
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
@@ -202,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="CNN: continue from the last epoch checkpoint")
     p.add_argument("--optdigits", type=int, metavar="N", help="add the 30 optdigits training writers (tra) N times "
                    "to MNIST train (other writers' styles; optdigits cv is scored as their validation)")
-    p.add_argument("--styles", type=float, metavar="S", help="CNN: add stylised copies of S times the default share "
+    p.add_argument("--styles", type=float, metavar="S", help="CNN and line reader: add stylised copies of S times the default share "
                    "of 1s, 7s and 9s (flagged 1s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)

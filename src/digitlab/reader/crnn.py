@@ -206,8 +206,8 @@ def ctc_step(net: LineNet, opt, lines: list[np.ndarray], texts: list[str]) -> fl
 class _SyntheticLines(torch.utils.data.IterableDataset):
     """Endless batches of (prepared line, text) from the training glyphs, generated in a worker."""
 
-    def __init__(self, data_dir, batch_size: int, seed: int) -> None:
-        self.data_dir, self.batch_size, self.seed = data_dir, batch_size, seed
+    def __init__(self, data_dir, batch_size: int, seed: int, styles: float = 0.0) -> None:
+        self.data_dir, self.batch_size, self.seed, self.styles = data_dir, batch_size, seed, styles
 
     def __iter__(self):
         from .glyphs import GlyphBank
@@ -215,7 +215,7 @@ class _SyntheticLines(torch.utils.data.IterableDataset):
 
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng(self.seed * 1000 + (info.id if info else 0))
-        bank = GlyphBank.load("train", self.data_dir, seed=self.seed)
+        bank = GlyphBank.load("train", self.data_dir, seed=self.seed, styles=self.styles)
         while True:
             pool = []
             while len(pool) < 4 * self.batch_size:
@@ -251,11 +251,12 @@ def validation_lines(data_dir=None, n: int = 400, seed: int = 123) -> tuple[list
 
 def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr: float = 2e-3, width: int = 24,
                       seed: int = 0, data_dir=None, progress: bool = True, checkpoint=None,
-                      eval_every: int = 200, init=None) -> LineReader:
+                      eval_every: int = 200, init=None, styles: float = 0.0) -> LineReader:
     """Train the CRNN on endless synthetic lines for a time budget (cosine schedule on the clock).
 
     The best model on validation lines (validation glyphs) is kept and written to ``out``; ``init``
-    (a line-reader file) continues from its weights with a fresh schedule (a warm restart).
+    (a line-reader file) continues from its weights with a fresh schedule (a warm restart);
+    ``styles`` adds stylised 1s, 7s and 9s to the training glyphs (``GlyphBank.load``).
     """
     from tqdm import tqdm
 
@@ -265,7 +266,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     net = model.net
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     val_x, val_y = validation_lines(data_dir)
-    loader = torch.utils.data.DataLoader(_SyntheticLines(data_dir, batch_size, seed), batch_size=None,
+    loader = torch.utils.data.DataLoader(_SyntheticLines(data_dir, batch_size, seed, styles), batch_size=None,
                                          num_workers=1, prefetch_factor=4, persistent_workers=True)
     start = time.perf_counter()
     best, step, history = -1.0, 0, []
@@ -288,7 +289,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
                             "val_line_accuracy": acc})
             if acc > best:
                 best = acc
-                model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history,
+                model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
                                        "data": "MNIST train (less its 5k validation digits), optdigits tra, "
                                                "MDAS operators train; validated on MNIST's 5k, optdigits cv, "
                                                "MDAS val"})

@@ -52,8 +52,12 @@ class GlyphBank:
         return pool[rng.integers(len(pool))]
 
     @classmethod
-    def load(cls, source: str = "train", data_dir=None, seed: int = 0, max_per_digit: int | None = None) -> "GlyphBank":
+    def load(cls, source: str = "train", data_dir=None, seed: int = 0, max_per_digit: int | None = None,
+             styles: float = 0.0) -> "GlyphBank":
+        """The glyphs of ``source``; ``styles`` > 0 adds stylised 1s, 7s and 9s (``digitlab.styles``)
+        for that multiple of the default share of each class."""
         from ..data import load_mnist, load_optdigits, train_val_split
+        from ..styles import DEFAULT_SHARE, stylise
         from ..symbols import _raw_operators, make_equals
 
         if source not in SOURCES:
@@ -77,6 +81,10 @@ class GlyphBank:
                 soft = cv2.GaussianBlur(im.astype(np.float32) / 255, (3, 3), 0.7)
                 # Each optdigits writer is worth more than one MNIST digit: there are few of them.
                 digits[d].extend([tight(soft)] * (3 if source == "train" else 1))
+            if styles > 0 and d in DEFAULT_SHARE:
+                base = [g for g in digits[d] if g.size > 1]
+                picks = rng.random(len(base)) < min(1.0, DEFAULT_SHARE[d] * styles)
+                digits[d].extend(stylise(g, d, rng) for g, p in zip(base, picks) if p)
         raw, labels = _raw_operators(op_split, data_dir)
         ops: dict[str, list[np.ndarray]] = {k: [] for k in [*OP_KINDS.values(), "="]}
         for im, lab in zip(raw, labels):
