@@ -120,6 +120,10 @@ def run(split: str, check: str, configs: dict[str, dict], shots, draws: int, gri
                 errs.append(evaluate(model, opt, rest, grid))
                 accs.append({c: 1 - e for c, e in evaluate(model, mn, None, grid).items()})
                 base_rest.append(float((opt.P[rest].argmax(1) != y[rest]).mean()))
+            if not grid:  # one setting per draw, which the guard may have moved: key the draws alike
+                key = (settings.get("alpha"), settings.get("tau"), settings.get("temperature"))
+                errs = [{key: next(iter(e.values()))} for e in errs]
+                accs = [{key: next(iter(a.values()))} for a in accs]
             combos = list(errs[0])
             per_k[k] = {
                 "base_error_rest": {"mean": float(np.mean(base_rest)), "std": float(np.std(base_rest))},
