@@ -113,3 +113,10 @@ def test_cuda_without_gpu_is_one_line_error():
         pytest.skip("this machine has a GPU")
     proc = run("train", "cnn", "--device", "cuda", "--subset", "100", "--epochs", "1", "--quiet")
     assert proc.returncode == 2 and "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "lots"])
+def test_train_refuses_a_bad_styles_share(value):
+    proc = run("train", "cnn", "--styles", value)
+    assert proc.returncode == 2
+    assert "--styles: must be a number >= 0" in proc.stderr and "Traceback" not in proc.stderr

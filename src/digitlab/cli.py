@@ -99,6 +99,16 @@ def cmd_evaluate(args) -> int:
 
 
 # -- train ------------------------------------------------------------------------------------------
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, not {text!r}")
+    return value
+
+
 def cmd_train(args) -> int:
     from .training import init_distributed
     from .trainer import train_model
@@ -203,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="CNN: continue from the last epoch checkpoint")
     p.add_argument("--optdigits", type=int, metavar="N", help="add the 30 optdigits training writers (tra) N times "
                    "to MNIST train (other writers' styles; optdigits cv is scored as their validation)")
-    p.add_argument("--styles", type=float, metavar="S", help="CNN and line reader: add stylised copies of S times the default share "
+    p.add_argument("--styles", type=_non_negative, metavar="S", help="CNN and line reader: add stylised copies of S times the default share "
                    "of 1s, 7s and 9s (flagged 1s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)

@@ -15,6 +15,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .reader.glyphs import tight
+
 WORK = 80  # working height in px: strokes are drawn at 4x MNIST's 20 px digit box
 
 
@@ -86,7 +88,7 @@ def flag_one(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         tilt = np.radians(rng.uniform(-6, 6))
         d = half * np.array([np.cos(tilt), np.sin(tilt)])
         out = _draw(out, np.stack([bottom - d, bottom + d]), width)
-    return _tight(out)
+    return tight(out)
 
 
 def cross_seven(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -106,7 +108,7 @@ def cross_seven(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     tilt = np.radians(rng.uniform(-10, 6))
     d = half * np.array([np.cos(tilt), np.sin(tilt)])
     centre = np.array([x + rng.uniform(-0.2, 0.2) * half, y])
-    return _tight(_draw(up, np.stack([centre - d, centre + d]), _pen_width(up)))
+    return tight(_draw(up, np.stack([centre - d, centre + d]), _pen_width(up)))
 
 
 def hook_nine(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -125,19 +127,12 @@ def hook_nine(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     size = height * rng.uniform(0.18, 0.38)
     p1 = end + d * size * rng.uniform(0.3, 0.7)  # the tail goes on a little, then turns
     p2 = end + np.array([-size * rng.uniform(0.8, 1.4), -size * rng.uniform(-0.1, 0.6)])
-    return _tight(_draw(up, _bezier(end, p1, p2), _pen_width(up)))
+    return tight(_draw(up, _bezier(end, p1, p2), _pen_width(up)))
 
 
 STYLES = {1: flag_one, 7: cross_seven, 9: hook_nine}
 # Share of each class's digits that get a stylised copy (a flagged 1 is the commonest miss).
 DEFAULT_SHARE = {1: 0.5, 7: 0.3, 9: 0.4}
-
-
-def _tight(ink: np.ndarray) -> np.ndarray:
-    ys, xs = np.nonzero(ink > 0.1)
-    if len(ys) == 0:
-        return ink[:1, :1] * 0
-    return np.ascontiguousarray(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], dtype=np.float32)
 
 
 def stylise(ink: np.ndarray, digit: int, rng: np.random.Generator) -> np.ndarray:
@@ -161,7 +156,7 @@ def stylised_mnist(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
         idx = np.flatnonzero(labels == digit)
         idx = idx[rng.random(len(idx)) < min(1.0, frac * scale)]
         for i in idx:
-            crop = _tight(images[i].astype(np.float32) / 255)
+            crop = tight(images[i].astype(np.float32) / 255)
             if crop.size <= 1:
                 continue
             styled = stylise(crop, digit, rng)

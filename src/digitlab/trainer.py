@@ -68,11 +68,11 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
         from .data import optdigits_as_mnist
 
         cv = optdigits_as_mnist("cv", data_dir)
-        model.metadata.update({"optdigits_repeat": optdigits_repeat, "styles": styles,
+        model.metadata.update({"optdigits_repeat": optdigits_repeat,
                                "optdigits_cv_accuracy": float((model.predict(cv.images) == cv.labels).mean())})
     model.metadata.update({
         "test_accuracy": acc, "fit_seconds": round(fit_seconds, 2), "predict_seconds": round(predict_seconds, 3),
-        "train_size": len(train), "val_size": val_n,
+        "train_size": len(train), "val_size": val_n, "styles": styles,
         "data_sha256": {k: v for k, v in SHA256.items()},
         "versions": {"torch": torch.__version__, "sklearn": sklearn.__version__, "python": platform.python_version()},
         "machine": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
