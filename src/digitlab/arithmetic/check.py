@@ -96,10 +96,24 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
     return "unsure", max(right, wrong)
 
 
+def _readability(readings, correct_min: float, wrong_min: float, top_min: float) -> tuple[float, bool]:
+    """How well a page hypothesis reads: the support of its lines' verdicts, summed (unsure lines
+    count for what support they have, unreadable ones for nothing); and whether that is good enough
+    to stop looking (most lines decided)."""
+    score, decided = 0.0, 0
+    for r in readings:
+        if r.text is None:
+            continue
+        status, support = verdict(r.nbest, correct_min, wrong_min, top_min)
+        score += support if status != "unsure" else 0.5 * support
+        decided += status != "unsure"
+    return score, len(readings) >= 2 and decided >= 0.75 * len(readings)
+
+
 def check_page(source, name: str = "image", max_side: int | None = None, model=None,
                low_confidence: float = 0.7, profile=None) -> PageResult:
     """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``)."""
-    from ..page import analyse_page
+    from ..page.layout import page_hypotheses
     from ..reader.decode import ARITHMETIC
     from ..reader.read import read_lines
 
@@ -111,9 +125,16 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         limits = {}
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
     top_min = limits.get("top", TOP_MIN)
-    page = analyse_page(source, name=name, max_side=max_side)
+    best = None
+    for page in page_hypotheses(source, name=name, max_side=max_side):
+        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile) if page.lines else []
+        score, settled = _readability(readings, correct_min, wrong_min, top_min)
+        if best is None or score > best[0]:
+            best = (score, page, readings)
+        if settled:
+            break
+    _, page, readings = best
     results = []
-    readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile) if page.lines else []
     for line, reading in zip(page.lines, readings):
         if reading.text is None:
             results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,

@@ -35,9 +35,24 @@ def darkness(rgb: np.ndarray) -> np.ndarray:
 
 
 def dark_on_light(rgb: np.ndarray) -> np.ndarray:
-    """Invert light writing on a dark ground (a board, an inverted scan): the border is the paper."""
+    """Invert light writing on a dark ground (a board, an inverted scan).
+
+    A dark border alone is not enough: a page photographed in dim light or in a shadow is dark all
+    over, yet its writing is darker still. So the writing's own sign decides: the strongest local
+    departures from the ground (a median far wider than a stroke) are lighter than it on a board.
+    """
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    return 1.0 - rgb if np.median(border.mean(axis=1)) < 0.45 else rgb
+    if np.median(border.mean(axis=1)) >= 0.45:
+        return rgb
+    h, w = rgb.shape[:2]
+    s = min(1.0, 400 / max(h, w))
+    grey = cv2.resize(rgb.mean(axis=2).astype(np.float32), (max(1, int(w * s)), max(1, int(h * s))),
+                      interpolation=cv2.INTER_AREA)
+    g8 = (np.clip(grey, 0, 1) * 255).astype(np.uint8)
+    k = max(3, (min(g8.shape) // 8) | 1)
+    resid = grey - cv2.medianBlur(g8, k).astype(np.float32) / 255
+    lighter, darker = np.percentile(resid, 99.5), -np.percentile(resid, 0.5)
+    return 1.0 - rgb if lighter >= darker else rgb
 
 
 def remove_rulings(d: np.ndarray, min_len: int, min_span: float = 0.3) -> tuple[np.ndarray, np.ndarray]:

@@ -6,6 +6,7 @@ matrix, so every line's polygon is reported where the user sees it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import cv2
@@ -14,7 +15,7 @@ import numpy as np
 from ..errors import ImageError
 from ..preprocess import NoDigitFound, load_rgb, otsu_mask
 from .ink import clean_ink, page_darkness
-from .sheet import find_sheet, rectify
+from .sheet import find_sheet, rectify, sheet_candidates
 
 WORK_SIDE = 1600  # px: the page is read at most this size (enough for 5 mm squares to be ~25 px)
 MAX_MARKS = 4000  # ink components; more is not handwriting (dense dots, a photo of a texture)
@@ -119,7 +120,13 @@ def find_lines(mask: np.ndarray, min_gap_frac: float = 0.25) -> list[tuple[int, 
     # Specks are small next to the typical band (not the tallest: a stray long stroke would set
     # that, and every real line would then look like a speck).
     typical = float(np.median([b[1] - b[0] for b in merged]))
-    return [(int(a), int(b)) for a, b in merged if b - a >= 0.3 * typical]
+    out = []
+    for a, b in merged:
+        # Splitting a tall band at its faintest rows can leave a slice with no ink at all.
+        inked = np.nonzero(rows[a:b] > 0)[0]
+        if len(inked) and b - a >= 0.3 * typical:
+            out.append((int(a + inked[0]), int(a + inked[-1] + 1)))
+    return out
 
 
 def _split_tall(rows: np.ndarray, bands: list[list[int]]) -> list[list[int]]:
@@ -206,6 +213,9 @@ def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
         if length >= 3 * symbol_h and stats[i, cv2.CC_STAT_AREA] / length <= max(3.0, 0.15 * symbol_h):
             keep[i] = False
     keep[1:] &= ~_on_vertical_lines(mask, labels, stats, symbol_h)
+    # Tall and narrow: the binding's shadow between two facing pages, a margin drawn thick, the
+    # sheet's edge. A line of writing is never four symbols tall.
+    keep[1:] &= ~((heights >= 4 * symbol_h) & (stats[1:, cv2.CC_STAT_WIDTH] <= 1.5 * symbol_h))
     return keep[labels], max(symbol_h, 4.0)
 
 
@@ -240,13 +250,7 @@ def _apply(H: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return p[:, :2] / p[:, 2:3]
 
 
-def analyse_page(source, name: str = "image", max_side: int | None = None, rulings: bool = True,
-                 columns: bool = True) -> Page:
-    """Find the sheet, flatten it, clean the ink, and cut it into lines (columns left to right).
-
-    ``columns=False`` reads each band across the whole width (a written number is one line, however
-    far apart its digits are).
-    """
+def _load(source, name: str, max_side: int | None) -> tuple[np.ndarray, np.ndarray, float]:
     kw = {"name": name}
     if max_side:
         kw["max_side"] = max_side
@@ -254,8 +258,54 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
     H0, W0 = rgb.shape[:2]
     s = min(1.0, 2000 / max(H0, W0))
     small = cv2.resize(rgb, (int(W0 * s), int(H0 * s)), interpolation=cv2.INTER_AREA) if s < 1 else rgb
-    S = np.diag([s, s, 1.0])
+    return rgb, small, s
+
+
+def analyse_page(source, name: str = "image", max_side: int | None = None, rulings: bool = True,
+                 columns: bool = True) -> Page:
+    """Find the sheet, flatten it, clean the ink, and cut it into lines (columns left to right).
+
+    ``columns=False`` reads each band across the whole width (a written number is one line, however
+    far apart its digits are).
+    """
+    rgb, small, s = _load(source, name, max_side)
     corners = find_sheet(small) if min(small.shape[:2]) >= 64 else None
+    return _analyse(rgb, small, s, corners, rulings, columns)
+
+
+def page_hypotheses(source, name: str = "image", max_side: int | None = None, rulings: bool = True,
+                    columns: bool = True) -> Iterator[Page]:
+    """``analyse_page``'s page first, then the same page read with each other plausible outline of
+    the sheet (``sheet.sheet_candidates``) and with none, for a caller that can tell which reads best.
+
+    Hypotheses that find no writing are skipped; if none finds any, the first one's error is raised.
+    """
+    rgb, small, s = _load(source, name, max_side)
+    first = find_sheet(small) if min(small.shape[:2]) >= 64 else None
+    options: list[np.ndarray | None] = [first]
+    if min(small.shape[:2]) >= 64:
+        for q in [*sheet_candidates(small), None]:
+            if not any((q is None and o is None) or (q is not None and o is not None and
+                       np.abs(q - o).max() < 0.03 * max(small.shape[:2])) for o in options):
+                options.append(q)
+    error: Exception | None = None
+    found = False
+    for corners in options:
+        try:
+            page = _analyse(rgb, small, s, corners, rulings, columns)
+        except (NoDigitFound, ImageError) as exc:
+            error = error or exc
+            continue
+        found = True
+        yield page
+    if not found and error is not None:
+        raise error
+
+
+def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray | None, rulings: bool,
+             columns: bool) -> Page:
+    H0, W0 = rgb.shape[:2]
+    S = np.diag([s, s, 1.0])
     if corners is not None:
         flat, M = rectify(small, corners, WORK_SIDE)
     else:
@@ -302,6 +352,8 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
             top, bottom = max(0, y0 - pad), min(ink.shape[0], y1 + pad)
             left, right = max(0, lx0 - pad), min(ink.shape[1], lx1 + pad)
             band_ink = ink[top:bottom, left:right]
+            if float(np.where(band_ink > 0.25, band_ink, 0).sum()) < 4:
+                continue  # too faint for the reader to find any writing in it
             quad = np.float32([[lx0, y0], [lx1, y0], [lx1, y1], [lx0, y1]])
             poly = _apply(to_user, quad)
             poly = np.clip(poly, 0, [W0 - 1, H0 - 1]).round().astype(int).tolist()

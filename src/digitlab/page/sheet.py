@@ -36,22 +36,22 @@ def _quad_from_contour(contour: np.ndarray) -> np.ndarray | None:
     return None
 
 
-def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> np.ndarray | None:
-    """Corners (4x2, TL TR BR BL, in ``rgb``'s pixels) of the sheet, or None if it fills the picture."""
+def _small(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     h, w = rgb.shape[:2]
     s = min(1.0, WORK_SIDE / max(h, w))
-    small = cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
-    u8 = (np.clip(small, 0, 1) * 255).astype(np.uint8)
-    hsv = cv2.cvtColor(u8, cv2.COLOR_RGB2HSV)
-    # Paper: bright and nearly grey. Ink and rulings are thin and closed over below.
+    return cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA), s
+
+
+def _paperness(small: np.ndarray) -> np.ndarray:
+    """Bright and nearly grey, with ink and rulings (thin) closed over: 0-255."""
+    hsv = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)
     paperness = hsv[..., 2].astype(np.float32) - 0.6 * hsv[..., 1].astype(np.float32)
     paperness = cv2.morphologyEx(paperness, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    paperness = cv2.GaussianBlur(paperness, (5, 5), 0)
-    p8 = np.clip(paperness, 0, 255).astype(np.uint8)
-    thr, mask = cv2.threshold(p8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    inside, outside = p8[mask > 0], p8[mask == 0]
-    if not len(inside) or not len(outside) or float(inside.mean()) - float(outside.mean()) < 40:
-        return None  # nothing stands out from the paper: it fills the picture
+    return cv2.GaussianBlur(paperness, (5, 5), 0)
+
+
+def _quad_from_mask(mask: np.ndarray, min_area: float, max_area: float) -> np.ndarray | None:
+    """The largest bright region of ``mask`` as a quadrilateral, if it is sheet-like."""
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
@@ -66,7 +66,58 @@ def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) 
     # A sheet is convex and fills its quadrilateral; a blob of light is not.
     if cv2.contourArea(quad) <= 0 or cv2.contourArea(biggest) / cv2.contourArea(quad) < 0.85:
         return None
-    return order_corners(quad / s)
+    return quad
+
+
+def _otsu_quad(paperness: np.ndarray, min_area: float, max_area: float) -> np.ndarray | None:
+    p8 = np.clip(paperness, 0, 255).astype(np.uint8)
+    _, mask = cv2.threshold(p8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    inside, outside = p8[mask > 0], p8[mask == 0]
+    if not len(inside) or not len(outside) or float(inside.mean()) - float(outside.mean()) < 40:
+        return None  # nothing stands out from the paper: it fills the picture
+    return _quad_from_mask(mask, min_area, max_area)
+
+
+def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> np.ndarray | None:
+    """Corners (4x2, TL TR BR BL, in ``rgb``'s pixels) of the sheet, or None if it fills the picture."""
+    small, s = _small(rgb)
+    quad = _otsu_quad(_paperness(small), min_area, max_area)
+    return None if quad is None else order_corners(quad / s)
+
+
+def sheet_candidates(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> list[np.ndarray]:
+    """Other plausible outlines of the sheet (corners as ``find_sheet``), for when the first is wrong.
+
+    Brightness alone is fooled where the light is: a hard shadow across a pale desk splits the
+    picture into a lit and a shaded part, and Otsu's threshold then finds the light, not the paper.
+    So the paperness is also judged against its surroundings (divided by a blur a quarter of the
+    picture wide, which a shadow's edge shifts but a sheet's edge does not), and the sheet is also
+    looked for as the largest convex four-cornered outline among the picture's edges.
+    """
+    small, s = _small(rgb)
+    paperness = _paperness(small)
+    quads = []
+    side = max(small.shape[:2])
+    local = paperness / np.maximum(cv2.GaussianBlur(paperness, (0, 0), side / 4), 8.0)
+    local8 = np.clip(local * 128, 0, 255)
+    q = _otsu_quad(local8, min_area, max_area)
+    if q is not None:
+        quads.append(q)
+    grey = cv2.GaussianBlur(cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY), (5, 5), 0)
+    edges = cv2.dilate(cv2.Canny(grey, 30, 90), np.ones((3, 3), np.uint8))
+    contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    best, best_area = None, 0.0
+    for c in contours:
+        a = cv2.contourArea(cv2.convexHull(c)) / float(edges.size)
+        if not min_area <= a <= max_area or a <= best_area:
+            continue
+        hull = cv2.convexHull(c)
+        approx = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
+        if len(approx) == 4:
+            best, best_area = approx.reshape(4, 2).astype(np.float32), a
+    if best is not None:
+        quads.append(best)
+    return [order_corners(q / s) for q in quads]
 
 
 def rectify(rgb: np.ndarray, corners: np.ndarray, max_side: int = 1600) -> tuple[np.ndarray, np.ndarray]:
