@@ -145,9 +145,9 @@ def phone_photo(bank: GlyphBank, rng: np.random.Generator) -> tuple[bytes, list[
     rot = cv2.getRotationMatrix2D((TW / 2, TH / 2), float(rng.uniform(-12, 12)), 1.0)
     dst = (np.c_[dst, np.ones(4)] @ rot.T).astype(np.float32)
     Hm = cv2.getPerspectiveTransform(src, dst)
-    warped = cv2.warpPerspective(page, Hm, (TW, TH), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                                 borderValue=(-1, -1, -1))
-    photo = np.where(warped[..., :1] < 0, table, warped)
+    warped = cv2.warpPerspective(page, Hm, (TW, TH), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    alpha = cv2.warpPerspective(np.ones(page.shape[:2], np.float32), Hm, (TW, TH), flags=cv2.INTER_LINEAR)[..., None]
+    photo = alpha * warped + (1 - alpha) * table  # the sheet's edge anti-aliased, as a lens sees it
     # Light: colour cast, a gradient, vignetting and sometimes a hard shadow edge.
     yy, xx = np.mgrid[0:TH, 0:TW].astype(np.float32)
     cast = np.array([1.0, 0.97, 0.88] if rng.random() < 0.5 else [0.92, 0.97, 1.0], np.float32)
