@@ -1,6 +1,6 @@
 """Homework-checking benchmark on held-out pages: writers and a generator the reader never saw.
 
-    python benchmarks/worksheets.py [--pages 20] [--numbers 200] [--seed 0] [--variants clean touching notebook numbers]
+    python benchmarks/worksheets.py [--pages 20] [--numbers 200] [--seed 0] [--variants clean touching notebook phone numbers]
 
 Glyphs come only from held-out sources (MNIST test, optdigits ``windep``'s 13 unseen writers, the MDAS
 operator test split) and pages from ``pagegen.py``, whose spacing, sizes and problems differ from the
@@ -10,6 +10,11 @@ reader's training generator. Variants:
 - ``touching``: the same, neighbouring symbols touching or overlapping;
 - ``notebook``: phone photos of exercise-book pages: squared or ruled paper with a margin line, blue or
   black pen, two columns of 6 lines, the sheet on a table in perspective, shadow, blur, JPEG;
+- ``phone``: harsher phone photos from a second photo model (``digitlab.phonegen``, written after the
+  page pipeline was tuned, to find where it breaks): the sheet filling most of the frame, wood, pale or
+  dark tables, open books with a binding shadow, a bowed page, strong perspective, 5 mm squares or
+  8 mm rulings at the photo's own scale (symbols 18-70 px), drifting lines, 5-9 lines a column, hard
+  shadows, colour casts, motion blur, JPEG down to quality 40, 1,200-3,000 px;
 - ``numbers``: written numbers of 2-6 digits (neighbours often touching) through ``read_number``.
 
 Per variant: right verdicts (status = the truth's correct/wrong), exact reads, unsure share (unsure or
@@ -29,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from digitlab import pagegen
+from digitlab import pagegen, phonegen
 from digitlab.arithmetic import check_page
 from digitlab.reader.glyphs import GlyphBank
 from digitlab.reader.read import get_line_reader, read_number
@@ -77,7 +82,8 @@ def main() -> None:
     ap.add_argument("--pages", type=int, default=20, help="pages per page variant")
     ap.add_argument("--numbers", type=int, default=200, help="written numbers")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--variants", nargs="+", default=["clean", "touching", "notebook", "numbers"])
+    ap.add_argument("--variants", nargs="+", default=["clean", "touching", "notebook", "phone", "numbers"],
+                    choices=["clean", "touching", "notebook", "phone", "numbers"])
     ap.add_argument("--model", help="line-reader model file (default: the shipped one)")
     ap.add_argument("--json", default="benchmarks/results/worksheets.json")
     ap.add_argument("--save-pages", help="folder to save the generated pages for a look")
@@ -107,11 +113,13 @@ def main() -> None:
         for p in tqdm(range(args.pages), desc=variant):
             if variant == "notebook":
                 data, truths, _ = pagegen.notebook_photo(bank, rng)
+            elif variant == "phone":
+                data, truths, _ = phonegen.phone_photo(bank, rng)
             else:
                 data, truths = pagegen.clean_page(bank, rng, touching=variant == "touching")
             if args.save_pages:
                 Path(args.save_pages).mkdir(parents=True, exist_ok=True)
-                (Path(args.save_pages) / f"{variant}{p:03d}.{'jpg' if variant == 'notebook' else 'png'}").write_bytes(data)
+                (Path(args.save_pages) / f"{variant}{p:03d}.{'jpg' if variant in ('notebook', 'phone') else 'png'}").write_bytes(data)
             t0 = time.perf_counter()
             result = check_page(data, model=model)
             seconds.append(time.perf_counter() - t0)
@@ -122,7 +130,7 @@ def main() -> None:
         results[variant] = summarise(rows, seconds, extra)
         misreads[variant] = bad
     out = {"data": "held-out: MNIST test digits, optdigits windep (13 unseen writers), MDAS operator test split; "
-                   "pages from benchmarks/pagegen.py (not the reader's training generator)",
+                   "pages from digitlab.pagegen and digitlab.phonegen (not the reader's training generator)",
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "cpus": __import__("os").cpu_count(),
            "seed": args.seed, "results": results, "misreads": misreads}
     print(f"{'variant':<10} {'lines':>6} {'right verdict':>13} {'exact':>7} {'unsure':>7} {'confident acc':>13} "

@@ -213,3 +213,53 @@ def test_dense_dots_are_refused_quickly():
     with pytest.raises(ImageError, match="too many marks"):
         analyse_page(255 - img)
     assert time.perf_counter() - t0 < 5
+
+
+# -- harsher photos (digitlab.phonegen) -----------------------------------------------------------
+def test_a_dim_page_is_not_taken_for_a_board():
+    from digitlab.page.ink import dark_on_light
+
+    rng = np.random.default_rng(6)
+    page = np.ones((400, 300, 3), np.float32) * 0.38  # paper in a shadow: dark everywhere
+    page *= 1 - 0.85 * _strokes(400, 300, rng)[..., None]  # the writing is darker still
+    assert dark_on_light(page) is page
+    board = np.clip(0.15 + 0.8 * _strokes(400, 300, rng), 0, 1)[..., None].repeat(3, 2)  # chalk on a board
+    assert dark_on_light(board).mean() > 0.5
+
+
+def test_a_fine_ruling_that_drifts_is_removed_and_strokes_crossing_it_stay():
+    d = np.zeros((600, 900), np.float32)
+    xs = np.arange(900)
+    for y0 in range(40, 560, 60):  # 1 px rulings that drift 12 px across the page (a bowed sheet)
+        d[(y0 + 12 * np.sin(np.pi * xs / 900)).astype(int), xs] = 0.5
+    cv2.line(d, (300, 20), (300, 130), 0.95, 3)  # a stroke across two rulings
+    out, found = remove_rulings(d, min_len=40)
+    rulings = (d > 0.3) & (d < 0.9)
+    assert (out[rulings & (np.abs(xs[None, :] - 300) > 4)] > 0.15).mean() < 0.02  # one pass left half
+    assert out[30:120, 299:302].min() > 0.4
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_found_lines_always_hold_ink(seed):
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((300, 200), bool)
+    for _ in range(int(rng.integers(1, 8))):  # blocks of writing of any height, some tall
+        y, h = int(rng.integers(0, 280)), int(rng.integers(2, 120))
+        mask[y : y + h, int(rng.integers(0, 100)) : int(rng.integers(100, 200))] = rng.random((min(h, 300 - y), 1)) < 0.7
+    for y0, y1 in find_lines(mask):
+        assert mask[y0].any() and mask[y1 - 1].any()
+
+
+def test_phone_photo_lines_are_found_where_they_are():
+    """A harsh photo of the second photo model: the lines are found and boxed in the user's pixels."""
+    from digitlab import phonegen
+    from digitlab.page.layout import page_hypotheses
+    from digitlab.reader.glyphs import GlyphBank
+
+    bank = GlyphBank.load("heldout", max_per_digit=100)
+    data, truths, _ = phonegen.phone_photo(bank, np.random.default_rng(3))
+    page = next(page_hypotheses(data))
+    assert len(truths) >= 5
+    found = sum(max(_overlap(l.bbox, t.box) for l in page.lines) > 0.5 for t in truths)
+    assert found >= 0.8 * len(truths)
