@@ -120,3 +120,10 @@ def test_train_refuses_a_bad_styles_share(value):
     proc = run("train", "cnn", "--styles", value)
     assert proc.returncode == 2
     assert "--styles: must be a number >= 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "much"])
+def test_train_refuses_a_bad_photo_share(value):
+    proc = run("train", "line-reader", "--photo", value)
+    assert proc.returncode == 2
+    assert "--photo: must be" in proc.stderr and "Traceback" not in proc.stderr

@@ -109,6 +109,13 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    value = _non_negative(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, not {text!r}")
+    return value
+
+
 def cmd_train(args) -> int:
     from .training import init_distributed
     from .trainer import train_model
@@ -120,7 +127,7 @@ def cmd_train(args) -> int:
         out = args.out or models_dir() / "line_reader.dlm"
         model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0, lr=args.lr or 2e-3,
                                   data_dir=args.data_dir, progress=not args.quiet, init=args.init,
-                                  styles=args.styles or 0.0)
+                                  styles=args.styles or 0.0, photo=args.photo or 0.0)
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
@@ -215,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "to MNIST train (other writers' styles; optdigits cv is scored as their validation)")
     p.add_argument("--styles", type=_non_negative, metavar="S", help="CNN and line reader: add stylised copies of S times the default share "
                    "of 1s, 7s and 9s (flagged 1s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
+    p.add_argument("--photo", type=_share, metavar="P", help="line reader: share of training lines degraded as in a "
+                   "phone photo: written small (digits 9-22 px), bolder for their size, blurred, JPEG (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)
     p.set_defaults(func=cmd_train)

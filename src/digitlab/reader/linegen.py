@@ -147,10 +147,34 @@ def add_clutter(ink: np.ndarray, rng: np.random.Generator, bank: GlyphBank | Non
     return np.clip(out, 0, 1)
 
 
-def training_line(bank: GlyphBank, rng: np.random.Generator) -> tuple[np.ndarray, str]:
-    """One raw line band (ink map) and its text."""
+def photo_degrade(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A line as a phone photo of a page hands it over: written small for the picture (digits 9-22 px
+    high), so a pen is bolder for its size, then blurred by the lens and blocked by JPEG."""
+    h, w = ink.shape
+    hd = h / 2.6  # render_tokens' band is 2.6 digit heights
+    target = float(rng.uniform(9, 22))
+    s = target / hd
+    small = cv2.resize(ink, (max(8, int(w * s)), max(8, int(h * s))), interpolation=cv2.INTER_AREA)
+    if target >= 14 and rng.random() < 0.35:
+        small = np.maximum(small, cv2.dilate(small, np.ones((2, 2), np.uint8)) * rng.uniform(0.6, 1.0))
+    if rng.random() < 0.6:
+        small = cv2.GaussianBlur(small, (0, 0), float(rng.uniform(0.4, 1.0)))
+    if rng.random() < 0.6:
+        u8 = (255 - np.clip(small, 0, 1) * 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", u8, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(35, 85))])
+        if ok:
+            small = 1 - cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32) / 255
+    small = np.clip(small - 0.08, 0, 1)  # as the page's cleaning drops paper texture and JPEG noise
+    return np.clip(small / max(float(small.max()), 0.35), 0, 1).astype(np.float32)
+
+
+def training_line(bank: GlyphBank, rng: np.random.Generator, photo: float = 0.0) -> tuple[np.ndarray, str]:
+    """One raw line band (ink map) and its text; ``photo`` of them degraded as in a phone photo."""
     tokens = random_text(rng)
-    return add_clutter(render_tokens(tokens, bank, rng), rng, bank), tokens_to_text(tokens)
+    ink = add_clutter(render_tokens(tokens, bank, rng), rng, bank)
+    if photo > 0 and rng.random() < photo:
+        ink = photo_degrade(ink, rng)
+    return ink, tokens_to_text(tokens)
 
 
 def problem_tokens(rng: np.random.Generator, correct: bool) -> list[str]:
