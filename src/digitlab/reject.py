@@ -51,6 +51,7 @@ INK = 0.4  # a pixel of the 28x28 picture is ink above this
 MIN_PIECE = 4  # pieces of ink (and holes) smaller than this many pixels are ignored
 
 CALIBRATION = Path(__file__).parent / "weights" / "reject.json"
+NET_WEIGHTS = Path(__file__).parent / "weights" / "reject.dlm"  # the learned model (digitlab.rejectnet)
 # Used only where weights/reject.json is missing: loose bounds that refuse only the obvious.
 FALLBACK = {"components": 5, "holes": 4, "texture": 0.95, "thickness": 0.8}
 UPPER = ("components", "holes", "fill", "thickness", "texture", "ink", "core", "blob")  # refuse when > bound
@@ -81,6 +82,7 @@ REASONS = {
     "core": "the ink is a solid area, not pen strokes",
     "blob": "the ink is a solid, rounded blob",
     "score": "it does not look like any digit to the model",
+    "net": "the reject model sees no digit in it",
 }
 
 
@@ -152,6 +154,48 @@ def check_shape(image: np.ndarray, bounds: dict[str, float] | None = None) -> No
     reason = why_not_digit(shape_features(image), bounds)
     if reason:
         raise NoDigitFound(f"no digit found ({REASONS[reason]})")
+
+
+@functools.lru_cache(maxsize=1)
+def net_model():
+    """The learned "is this a digit?" model with its calibrated bound, or None (then today's checks only).
+
+    None where ``weights/reject.dlm`` is missing, where ``reject.json`` has no bound for it, or where
+    the bound was set for other weights (a retrained model must be calibrated again; a warning says so).
+    """
+    bound = calibration().get("net")
+    if not bound or not NET_WEIGHTS.exists():
+        return None
+    from .models.base import read_header
+    from .rejectnet import load_reject
+
+    if read_header(NET_WEIGHTS)[0]["sha256"] != bound.get("sha256"):
+        import warnings
+
+        warnings.warn(f"{NET_WEIGHTS} is not the model weights/reject.json was calibrated for; it is not used "
+                      "(run `python benchmarks/non_digits.py --calibrate --write`)", stacklevel=2)
+        return None
+    return load_reject(NET_WEIGHTS), float(bound["threshold"])
+
+
+def not_digit_probability(image: np.ndarray, model=None) -> float | None:
+    """The learned model's P(not a digit) for one preprocessed 28x28 picture (None: no model)."""
+    if model is None:
+        loaded = net_model()
+        if loaded is None:
+            return None
+        model = loaded[0]
+    return float(model.not_digit(np.asarray(image, np.float32)[None])[0])
+
+
+def check_net(image: np.ndarray) -> None:
+    """Raise ``NoDigitFound`` when the learned model's P(not a digit) is above its calibrated bound.
+
+    Does nothing where the model (``weights/reject.dlm``) or its bound is missing.
+    """
+    loaded = net_model()
+    if loaded is not None and not_digit_probability(image, loaded[0]) > loaded[1]:
+        raise NoDigitFound(f"no digit found ({REASONS['net']})")
 
 
 def check_prediction(image: np.ndarray, probabilities, model: dict | None = None) -> None:
