@@ -14,7 +14,12 @@ Calibration (``--calibrate``) never touches those sets: real digits come from MN
 split (the CNN's held-back 5k) and optdigits ``cv``, both rendered the same way, plus degraded
 validation digits (thick, thin, binarised, slanted pens); non-digits from the generator with seed 1.
 A greedy search tightens one bound at a time while no more than ``--budget`` of the validation
-digits are refused (averaged over the digit sets, and at most twice that in any one set), and prints the bounds to copy into ``digitlab.reject.THRESHOLDS``.
+digits are refused (averaged over the digit sets, and at most twice that in any one set); then a
+logistic score (cross-validated) within the same budget; then, where the learned reject model
+exists (``weights/reject.dlm`` or ``--reject-model FILE``, trained by ``digitlab train reject`` on
+other data), the most refusing bound on its P(not a digit) that keeps all three within
+``--budget`` + ``--net-budget``. ``--write`` saves them all to ``digitlab/weights/reject.json``
+(the learned model's bound with the SHA-256 of the weights it was set for).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ user image), and says how likely it is *not* a digit. Trained by ``digitlab trai
   (``data.train_val_split``), rendered as user images; optdigits ``tra`` rendered as paper-like
   bitmaps; and degraded training digits (``synth.degrade``: thick, thin, binarised, slanted pens,
   plus marker-thick ones drawn here, since a thick marker digit is what a blob is confused with);
-* non-digits (class 1): ``synth.non_digit_image`` with seeds from 100 on (the benchmark measures
-  seed 0, the calibration seed 1), and as many again from :func:`varied_non_digit`, a broader
+* non-digits (class 1): ``synth.non_digit_image`` drawn with seed 100 + ``--seed`` (the benchmark
+  measures seed 0, the calibration seed 1), and as many again from :func:`varied_non_digit`, a broader
   generator (filled shapes of every kind, some with holes or soft edges, irregular blobs, dots,
   hatching and scribbles, patterns inside a shape, smooth photo-like fields, mixtures), so the model
   learns "not pen strokes of one digit" rather than this project's generator.
@@ -320,9 +320,9 @@ def training_set(data_dir=None, digits: int = 20000, degraded: int = 1500, non_d
     """Preprocessed 28x28 pictures (float32) and labels (0 digit, 1 not a digit), training side only.
 
     ``digits`` MNIST train digits (the CNN's validation 5k excluded) rendered as user images;
-    optdigits ``tra`` (all of it, scaled with ``digits``/20000); ``degraded`` digits for each of
+    optdigits ``tra`` (all its 1,934 bitmaps, fewer when ``digits`` < 20000); ``degraded`` digits for each of
     thick, thin, binarised, slanted and marker pens; ``non_digits`` pictures, half from
-    ``synth.non_digit_image`` (seeds 100+), half from :func:`varied_non_digit`.
+    ``synth.non_digit_image`` (seed 100 + ``seed``), half from :func:`varied_non_digit`.
     """
     from tqdm import tqdm
 
@@ -337,8 +337,8 @@ def training_set(data_dir=None, digits: int = 20000, degraded: int = 1500, non_d
     sources: list[tuple[int, object]] = [(0, render_user_image(im, rng)) for im in mn.images[:digits]]
     pool = mn.images[digits:]
     try:
-        share = min(1.0, digits / 20000)
-        tra = subset(load_optdigits("tra", data_dir), max(1, int(3823 * share)), seed=seed)
+        tra = load_optdigits("tra", data_dir)
+        tra = subset(tra, max(1, int(len(tra) * min(1.0, digits / 20000))), seed=seed)
         sources += [(0, render_bitmap(im, rng)) for im in tra.images]
         tra28 = subset(optdigits_as_mnist("tra", data_dir), max(1, degraded // 3), seed=seed).images
         pool = np.concatenate([pool, tra28])
