@@ -48,6 +48,10 @@ def test_train_reject_refuses_bad_params(capsys):
 
     assert main(["train", "reject", "--param", "colour=3"]) == 2
     assert "unknown --param colour" in capsys.readouterr().err
+    assert main(["train", "reject", "--styles", "1"]) == 2
+    assert "--styles do not apply" in capsys.readouterr().err
+    assert main(["train", "reject", "--param", "digits=many"]) == 2
+    assert "whole numbers" in capsys.readouterr().err
 
 
 def test_load_reject_refuses_other_models(tmp_path):

@@ -151,6 +151,12 @@ def _train_reject(args) -> int:
     from .recognize import models_dir
     from .rejectnet import train_reject
 
+    other = [f"--{k.replace('_', '-')}" for k in ("time_budget", "ensemble", "width", "augment", "batch_size", "lr",
+                                                   "device", "precision", "val_size", "optdigits", "styles", "init")
+             if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
+    if other:
+        raise DigitlabError(f"reject: {', '.join(other)} do not apply (it takes --epochs, --seed, --subset, --out, "
+                            "--param digits/degraded/non_digits/width)")
     params = _params(args.param)
     unknown = set(params) - {"digits", "degraded", "non_digits", "width"}
     if unknown:
@@ -166,7 +172,7 @@ def _train_reject(args) -> int:
         raise DigitlabError("reject: --param values must be whole numbers") from None
     out = Path(args.out) if args.out else models_dir() / "reject.dlm"
     t0 = time.perf_counter()
-    model = train_reject(out, data_dir=args.data_dir, epochs=args.epochs or 8, seed=args.seed or 0,
+    model = train_reject(out, data_dir=args.data_dir, epochs=8 if args.epochs is None else args.epochs, seed=args.seed or 0,
                          progress=not args.quiet, **params)
     info = model.metadata["data"]
     err = model.metadata["history"][-1].get("holdout_error")
