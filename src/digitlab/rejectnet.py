@@ -334,25 +334,34 @@ def training_set(data_dir=None, digits: int = 20000, degraded: int = 1500, non_d
     rng = np.random.default_rng(100 + seed)  # 0 and 1 are the benchmark's and the calibration's seeds
     train = train_val_split(load_mnist("train", data_dir))[0]  # never the validation 5k
     mn = subset(train, digits + 5 * degraded, seed=100 + seed)
-    sources: list[tuple[int, object]] = [(0, render_user_image(im, rng)) for im in mn.images[:digits]]
     pool = mn.images[digits:]
     try:
         tra = load_optdigits("tra", data_dir)
         tra = subset(tra, max(1, int(len(tra) * min(1.0, digits / 20000))), seed=seed)
-        sources += [(0, render_bitmap(im, rng)) for im in tra.images]
-        tra28 = subset(optdigits_as_mnist("tra", data_dir), max(1, degraded // 3), seed=seed).images
-        pool = np.concatenate([pool, tra28])
+        pool = np.concatenate([pool, subset(optdigits_as_mnist("tra", data_dir), max(1, degraded // 3), seed=seed).images])
     except DataError:
         tra = None
-    order = rng.permutation(len(pool))
-    for j, kind in enumerate(("dilate", "erode", "binarise", "slant", "marker")):
-        for im in pool[order[j::5]][:degraded]:
-            sources.append((0, marker_digit(im, rng) if kind == "marker" else degrade(im, kind, rng)))
+    kinds = ("dilate", "erode", "binarise", "slant", "marker")
     n_gen = non_digits // 2
-    sources += [(1, non_digit_image(NON_DIGIT_KINDS[i % len(NON_DIGIT_KINDS)], rng)) for i in range(n_gen)]
-    sources += [(1, varied_non_digit(rng)) for _ in range(non_digits - n_gen)]
+
+    def pictures():  # drawn one at a time (the progress bar counts them), always in this order
+        for im in mn.images[:digits]:
+            yield 0, render_user_image(im, rng)
+        for im in [] if tra is None else tra.images:
+            yield 0, render_bitmap(im, rng)
+        order = rng.permutation(len(pool))
+        for j, kind in enumerate(kinds):
+            for im in pool[order[j::5]][:degraded]:
+                yield 0, marker_digit(im, rng) if kind == "marker" else degrade(im, kind, rng)
+        for i in range(n_gen):
+            yield 1, non_digit_image(NON_DIGIT_KINDS[i % len(NON_DIGIT_KINDS)], rng)
+        for _ in range(non_digits - n_gen):
+            yield 1, varied_non_digit(rng)
+
+    total = (min(digits, len(mn)) + (0 if tra is None else len(tra))
+             + sum(min(degraded, len(range(j, len(pool), 5))) for j in range(len(kinds))) + non_digits)
     X, y, no_ink = [], [], 0
-    for label, src in tqdm(sources, desc="reject data", disable=not progress, mininterval=1):
+    for label, src in tqdm(pictures(), total=total, desc="reject data", disable=not progress, mininterval=1):
         try:
             X.append(preprocess_digit(src, reject=False))
             y.append(label)
