@@ -14,7 +14,12 @@ Calibration (``--calibrate``) never touches those sets: real digits come from MN
 split (the CNN's held-back 5k) and optdigits ``cv``, both rendered the same way, plus degraded
 validation digits (thick, thin, binarised, slanted pens); non-digits from the generator with seed 1.
 A greedy search tightens one bound at a time while no more than ``--budget`` of the validation
-digits are refused (averaged over the digit sets, and at most twice that in any one set), and prints the bounds to copy into ``digitlab.reject.THRESHOLDS``.
+digits are refused (averaged over the digit sets, and at most twice that in any one set); then a
+logistic score (cross-validated) within the same budget; then, where the learned reject model
+exists (``weights/reject.dlm`` or ``--reject-model FILE``, trained by ``digitlab train reject`` on
+other data), the most refusing bound on its P(not a digit) that keeps all three within
+``--budget`` + ``--net-budget``. ``--write`` saves them all to ``digitlab/weights/reject.json``
+(the learned model's bound with the SHA-256 of the weights it was set for).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from tqdm import tqdm
 from digitlab.data import load_mnist, load_optdigits, subset, train_val_split
 from digitlab.preprocess import NoDigitFound, preprocess_digit
 from digitlab.recognize import get_model, predict_source
-from digitlab.reject import CALIBRATION, LOWER, REASONS, SCORE_KEYS, UPPER, features, thresholds
+from digitlab.reject import CALIBRATION, LOWER, NET_WEIGHTS, REASONS, SCORE_KEYS, UPPER, features, net_model, thresholds
 from digitlab.synth import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
 
 REASON_KEY = {v: k for k, v in REASONS.items()}
@@ -70,7 +75,7 @@ def run_set(model, sources, labels=None, desc="") -> dict:
     n_ref = sum(refused.values())
     # Shape checks run in preprocessing (also behind the web API); confidence only after the model.
     row = {"n": len(sources), "refused": n_ref, "refused_rate": n_ref / len(sources),
-           "refused_by_shape_rate": (n_ref - refused["score"]) / len(sources),
+           "refused_by_shape_rate": (n_ref - refused["score"] - refused["net"]) / len(sources),
            "reasons": dict(refused),
            "ms_per_image": round(1000 * seconds / len(sources), 2)}
     if labels is not None:
@@ -87,7 +92,9 @@ def measure(args) -> dict:
 
     torch.set_num_threads(args.threads)  # one image at a time: threads only wait for each other
     model = get_model(args.model)
-    out = {"model": model.name, "thresholds": thresholds(), "sets": {}}
+    net = net_model()
+    out = {"model": model.name, "thresholds": thresholds(), "sets": {},
+           "reject_model": None if net is None else {"file": str(NET_WEIGHTS), "threshold": net[1]}}
     nd = non_digits(seed=0, per_kind=args.per_kind)
     for kind in NON_DIGIT_KINDS:
         out["sets"][f"non-digit: {kind}"] = run_set(model, [b for k, b in nd if k == kind], desc=kind)
@@ -105,8 +112,11 @@ def measure(args) -> dict:
 
 
 # -- calibration ------------------------------------------------------------------------------------
-def feature_table(model, sources) -> dict[str, np.ndarray]:
-    """Features of every source as arrays; NaN where preprocessing already finds no ink (refused)."""
+def feature_table(model, sources, net=None) -> dict[str, np.ndarray]:
+    """Features of every source as arrays; NaN where preprocessing already finds no ink (refused).
+
+    ``net``: the learned reject model, whose P(not a digit) becomes the column ``net``.
+    """
     images = []
     for src in tqdm(sources, leave=False, desc="features", mininterval=5):
         try:
@@ -116,7 +126,11 @@ def feature_table(model, sources) -> dict[str, np.ndarray]:
     ok = [im for im in images if im is not None]
     proba = iter(model.predict_proba(np.stack(ok)) if ok else [])
     rows = [None if im is None else features(im, next(proba)) for im in images]
-    return {k: np.array([np.nan if r is None else r[k] for r in rows], float) for k in (*UPPER, *LOWER, "confidence")}
+    out = {k: np.array([np.nan if r is None else r[k] for r in rows], float) for k in (*UPPER, *LOWER, "confidence")}
+    out["net"] = np.full(len(images), np.nan)
+    if net is not None and ok:
+        out["net"][[i for i, im in enumerate(images) if im is not None]] = net.not_digit(np.stack(ok))
+    return out
 
 
 def refused(F: dict[str, np.ndarray], t: dict[str, float]) -> np.ndarray:
@@ -128,6 +142,14 @@ def refused(F: dict[str, np.ndarray], t: dict[str, float]) -> np.ndarray:
 
 def calibrate(args) -> dict:
     model = get_model(args.model)
+    net = None
+    net_path = Path(args.reject_model) if args.reject_model else NET_WEIGHTS
+    if net_path.exists():
+        from digitlab.models.base import read_header
+        from digitlab.rejectnet import load_reject
+
+        net, net_sha = load_reject(net_path), read_header(net_path)[0]["sha256"]
+        print(f"learned reject model: {net_path}")
     val = subset(train_val_split(load_mnist("train"))[1], args.mnist, seed=1)
     cv = subset(load_optdigits("cv"), args.optdigits, seed=1)
     rng = np.random.default_rng(11)
@@ -137,9 +159,9 @@ def calibrate(args) -> dict:
     }
     for kind in ("dilate", "erode", "binarise", "slant"):
         digit_sets[f"MNIST val {kind}"] = [degrade(im, kind, rng) for im in val.images[: args.degraded]]
-    digits = {name: feature_table(model, srcs) for name, srcs in digit_sets.items()}
+    digits = {name: feature_table(model, srcs, net) for name, srcs in digit_sets.items()}
     nd = non_digits(seed=1, per_kind=args.per_kind)
-    nd_F = feature_table(model, [b for _, b in nd])
+    nd_F = feature_table(model, [b for _, b in nd], net)
     nd_kinds = np.array([k for k, _ in nd])
     keys = [*UPPER, *LOWER, "confidence"]
     if args.dump:  # the feature tables, to study them without recomputing
@@ -202,9 +224,35 @@ def calibrate(args) -> dict:
     result = _report(t, budget, digits, nd_F, nd_kinds, keys)
     result["score"] = score_model
     result["validation_cross_validated"] = {n: float(cv_ref[group == n].mean()) for n in [*names, "non-digits"]}
+    calib = {"thresholds": t, "score": score_model}
+    if net is not None:
+        # 3. The learned model (trained on other data, so its validation outputs are honest): the
+        # most refusing bound on P(not a digit) that keeps the validation digits refused by all
+        # the checks together within budget + net budget (on average, and twice that in any set).
+        total = budget + args.net_budget
+        q = np.concatenate([F["net"] for F in digits.values()])
+        net_p = np.concatenate([F["net"] for _, F in sets])
+        net_bound = 1.0
+        for th in np.unique(np.nanquantile(q, np.linspace(0.95, 1, 2001))):
+            ref = cv_ref | (net_p > th)
+            rates = [ref[group == n].mean() for n in names]
+            if np.mean(rates) <= total and max(rates) <= 2 * total:
+                net_bound = float(th)
+                break
+        all_ref = cv_ref | (net_p > net_bound)
+        print(f"  net bound {net_bound:.4f}: non-digits refused {all_ref[y].mean():.1%} "
+              f"(the net alone {(net_p > net_bound)[y].mean():.1%})")
+        calib["net"] = {"threshold": net_bound, "weights": net_path.name, "sha256": net_sha,
+                        "trained": net.metadata.get("how")}
+        result["net"] = {"threshold": net_bound, "budget_total": total, "model": str(net_path),
+                         "validation": {n: float(all_ref[group == n].mean()) for n in [*names, "non-digits"]},
+                         "validation_net_alone": {n: float((net_p > net_bound)[group == n].mean())
+                                                  for n in [*names, "non-digits"]},
+                         "non_digits_by_kind": {k: float(all_ref[y][nd_kinds == k].mean()) for k in NON_DIGIT_KINDS},
+                         "non_digits_by_kind_net_alone": {k: float((net_p > net_bound)[y][nd_kinds == k].mean())
+                                                          for k in NON_DIGIT_KINDS}}
     if args.write:
-        CALIBRATION.write_text(json.dumps({"thresholds": t, "score": score_model,
-                                           "how": "benchmarks/non_digits.py --calibrate (validation data only)"},
+        CALIBRATION.write_text(json.dumps({**calib, "how": "benchmarks/non_digits.py --calibrate (validation data only)"},
                                           indent=1))
         print(f"wrote {CALIBRATION}")
     return result
@@ -261,6 +309,9 @@ def main() -> None:
     ap.add_argument("--degraded", type=int, default=500, help="calibrate: validation digits per degradation")
     ap.add_argument("--per-kind", type=int, default=None, help="non-digits per kind (50; calibrate 100)")
     ap.add_argument("--budget", type=float, default=0.002, help="calibrate: share of validation digits refused")
+    ap.add_argument("--net-budget", type=float, default=0.002,
+                    help="calibrate: the share of validation digits the learned reject model may refuse on top")
+    ap.add_argument("--reject-model", help="calibrate: the learned reject model (default: weights/reject.dlm)")
     ap.add_argument("--json", default=None)
     ap.add_argument("--write", action="store_true", help="calibrate: write the result to digitlab/weights/reject.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the one-image-at-a-time reads")
@@ -275,6 +326,9 @@ def main() -> None:
                   f"{row['shape_only_refused_rate']:6.2%})")
         print("shape bounds:", json.dumps(result["thresholds"]))
         print("cross-validated refusals with the score:", json.dumps(result["validation_cross_validated"]))
+        if "net" in result:
+            print("with the learned model too:", json.dumps(result["net"]["validation"]))
+            print("  non-digits by kind:", json.dumps(result["net"]["non_digits_by_kind"]))
         path = args.json or "benchmarks/results/non_digits_calibration.json"
     else:
         args.per_kind = args.per_kind or 50

@@ -131,6 +131,8 @@ def cmd_train(args) -> int:
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
+    if args.method == "reject":  # issue 13: the learned "is this a digit?" model of digitlab.reject
+        return _train_reject(args)
     distributed = init_distributed()
     params = _params(args.param)
     if args.method == "cnn":
@@ -149,6 +151,41 @@ def cmd_train(args) -> int:
         import torch.distributed as dist
 
         dist.destroy_process_group()
+    return 0
+
+
+def _train_reject(args) -> int:
+    from .recognize import models_dir
+    from .rejectnet import train_reject
+
+    other = [f"--{k.replace('_', '-')}" for k in ("time_budget", "ensemble", "width", "augment", "batch_size", "lr",
+                                                   "device", "precision", "val_size", "optdigits", "styles", "init")
+             if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
+    if other:
+        raise DigitlabError(f"reject: {', '.join(other)} do not apply (it takes --epochs, --seed, --subset, --out, "
+                            "--param digits/degraded/non_digits/width)")
+    params = _params(args.param)
+    unknown = set(params) - {"digits", "degraded", "non_digits", "width"}
+    if unknown:
+        raise DigitlabError(f"reject: unknown --param {', '.join(sorted(unknown))} "
+                            "(choose from digits, degraded, non_digits, width)")
+    if args.subset is not None:  # a small run: N digits, N/2 non-digits, N/20 of each degradation
+        params.setdefault("digits", args.subset)
+        params.setdefault("non_digits", max(10, args.subset // 2))
+        params.setdefault("degraded", args.subset // 20)
+    try:
+        params = {k: int(v) for k, v in params.items()}
+    except (TypeError, ValueError):
+        raise DigitlabError("reject: --param values must be whole numbers") from None
+    out = Path(args.out) if args.out else models_dir() / "reject.dlm"
+    t0 = time.perf_counter()
+    model = train_reject(out, data_dir=args.data_dir, epochs=8 if args.epochs is None else args.epochs, seed=args.seed or 0,
+                         progress=not args.quiet, **params)
+    info = model.metadata["data"]
+    err = model.metadata["history"][-1].get("holdout_error")
+    print(f"saved reject model to {out}: {info['digits']} digits, {info['non_digits']} non-digits, "
+          f"held-out error {err:.2%}, {time.perf_counter() - t0:.0f} s; set its bound with "
+          "`python benchmarks/non_digits.py --calibrate --write` (the shipped one is weights/reject.dlm)")
     return 0
 
 
@@ -200,11 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model on MNIST and save it",
                        description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
-    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; or line-reader (the homework and number reader)")
+    p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; line-reader (the homework and number reader); "
+                   "or reject (the 'is this a digit?' model; --subset N for a small run, --param digits/degraded/non_digits/width)")
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")
-    p.add_argument("--epochs", type=float, help="CNN: epochs")
+    p.add_argument("--epochs", type=float, help="CNN and reject: epochs (reject: default 8)")
     p.add_argument("--init", metavar="MODEL", help="line-reader: continue from this model's weights (warm restart)")
     p.add_argument("--time-budget", type=float, help="CNN: seconds of training; the schedule ends on time")
     p.add_argument("--ensemble", type=int, help="CNN: number of members to train and average")

@@ -86,7 +86,8 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
     """Read the one digit in a user image (path, bytes, PIL image or array).
 
     With ``reject`` (the default) a picture that is not a digit raises ``NoDigitFound``: its shape is
-    checked (``digitlab.reject``) and, for the shipped CNN, the model's confidence too.
+    checked (``digitlab.reject``), then, for the shipped CNN, the model's confidence, and the learned
+    reject model's verdict (``weights/reject.dlm``, for every model).
     """
     kw = {"name": name, "reject": reject}
     if max_side:
@@ -98,14 +99,16 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
 
 
 def refuse_non_digit(model: DigitModel, pred: Prediction) -> None:
-    """Raise ``NoDigitFound`` when the shipped CNN's answer, with the input's shape, says "not a digit".
+    """Raise ``NoDigitFound`` when the model's answer or the learned reject model says "not a digit".
 
-    Only the shipped CNN has a calibrated score; other models rely on the shape checks alone.
+    Only the shipped CNN has a calibrated score (shape + its confidence); the learned reject model
+    (``weights/reject.dlm``, when shipped) looks at the picture alone, so it guards every model.
     """
-    if is_shipped(model):
-        from .reject import check_prediction
+    from .reject import check_net, check_prediction
 
+    if is_shipped(model):
         check_prediction(pred.image, pred.probabilities)
+    check_net(pred.image)
 
 
 def expand_paths(paths) -> list[Path]:
