@@ -143,6 +143,23 @@ def test_calibration_respects_its_bounds(rows):
     assert decided == best["decided"] and good / decided >= 0.99 and crosses <= 0.01 * len(rows)
 
 
+def test_calibration_with_photo_lines_on_a_few_lines():
+    from digitlab.arithmetic.calibrate import calibrate
+    from digitlab.reader.read import get_line_reader
+
+    result = calibrate(get_line_reader(), n=60, photo=0.5, progress=False)
+    assert result["lines"] == 60 and result["photo"] == 0.5
+    assert 0 <= result["unsure"] <= 1
+
+
+def test_calibrate_refuses_a_bad_photo_share(capsys):
+    from digitlab.arithmetic.calibrate import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--photo", "1.5"])
+    assert exc.value.code == 2 and "--photo must be a share" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def heldout():
     from digitlab.reader.glyphs import GlyphBank

@@ -15,7 +15,7 @@ reader before the shipped one, 86.0% of lines exact): at most 0.2% of lines a fa
 unsure, 0.3% leaves 7.6%, 0.5% leaves 5.0%. We take 0.3% with confident
 verdicts at least 99.5% right; 6,000 lines, because 3,000 gave choices that moved with the sample.
 
-    python -m digitlab.arithmetic.calibrate [--model PATH] [--lines 6000]   # recalibrate a reader in place
+    python -m digitlab.arithmetic.calibrate [--model PATH] [--lines 6000] [--photo 0.3] [--out PATH]   # recalibrate a reader (in place by default)
 """
 
 from __future__ import annotations
@@ -52,13 +52,15 @@ def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> di
 
 
 def calibrate(model, data_dir=None, n: int = 6000, seed: int = 7, target: float = 0.995,
-              max_false_cross: float = 0.003, progress: bool = True) -> dict:
+              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0) -> dict:
+    """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
+    photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong."""
     from tqdm import tqdm
 
     from ..preprocess import NoDigitFound
     from ..reader.decode import ARITHMETIC
     from ..reader.glyphs import GlyphBank
-    from ..reader.linegen import add_clutter, problem_tokens, render_tokens
+    from ..reader.linegen import add_clutter, photo_degrade, problem_tokens, render_tokens
     from ..reader.read import read_lines
 
     bank = GlyphBank.load("val", data_dir, seed=seed)
@@ -67,7 +69,10 @@ def calibrate(model, data_dir=None, n: int = 6000, seed: int = 7, target: float 
     while len(inks) < n:
         want = bool(rng.random() < 0.5)
         tokens = problem_tokens(rng, want)
-        inks.append(add_clutter(render_tokens(tokens, bank, rng), rng, bank))
+        ink = add_clutter(render_tokens(tokens, bank, rng), rng, bank)
+        if photo > 0 and rng.random() < photo:
+            ink = photo_degrade(ink, rng)
+        inks.append(ink)
         truth.append(want)
     support = []
     for i in tqdm(range(0, n, 50), desc="calibrating", disable=not progress):
@@ -80,7 +85,7 @@ def calibrate(model, data_dir=None, n: int = 6000, seed: int = 7, target: float 
     best = choose(support, target, max_false_cross) or {"correct": 0.99, "wrong": 0.999, "top": 0.9,
                                                          "decided": 0, "accuracy": None}
     best.update({"rule": RULE, "lines": len(support), "unsure": 1 - best["decided"] / max(1, len(support)),
-                 "target": target, "max_false_cross": max_false_cross,
+                 "target": target, "max_false_cross": max_false_cross, "photo": photo,
                  "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})
     return best
 
@@ -96,11 +101,16 @@ def main(argv=None) -> None:
     ap.add_argument("--model", help="line-reader file (default: the shipped one)")
     ap.add_argument("--lines", type=int, default=6000, help="validation lines")
     ap.add_argument("--data-dir", help="folder with the datasets (default: $DIGITLAB_DATA, then the cache)")
+    ap.add_argument("--photo", type=float, default=0.0,
+                    help="share of the lines degraded as in a phone photo (default 0)")
+    ap.add_argument("--out", help="write the recalibrated reader here instead of in place")
     args = ap.parse_args(argv)
+    if not 0 <= args.photo <= 1:
+        ap.exit(2, f"calibrate: error: --photo must be a share between 0 and 1, not {args.photo}\n")
     try:
         model = get_line_reader(args.model)
-        model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines)
-        path = model_path(args.model or "line_reader")
+        model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines, photo=args.photo)
+        path = args.out or model_path(args.model or "line_reader")
         model.save(path)
     except (DigitlabError, OSError) as exc:
         ap.exit(2, f"calibrate: error: {exc}\n")

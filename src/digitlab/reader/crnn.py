@@ -312,7 +312,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     best_model = LineReader.load(out)
     from ..arithmetic.calibrate import calibrate
 
-    best_model.metadata["verdict_thresholds"] = calibrate(best_model, data_dir, progress=progress)
+    best_model.metadata["verdict_thresholds"] = calibrate(best_model, data_dir, progress=progress, photo=photo)
     best_model.save(out)
     return best_model
 
