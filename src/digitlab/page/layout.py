@@ -281,16 +281,24 @@ def page_hypotheses(source, name: str = "image", max_side: int | None = None, ru
     Hypotheses that find no writing are skipped; if none finds any, the first one's error is raised.
     """
     rgb, small, s = _load(source, name, max_side)
-    first = find_sheet(small) if min(small.shape[:2]) >= 64 else None
-    options: list[np.ndarray | None] = [first]
-    if min(small.shape[:2]) >= 64:
-        for q in [*sheet_candidates(small), None]:
-            if not any((q is None and o is None) or (q is not None and o is not None and
-                       np.abs(q - o).max() < 0.03 * max(small.shape[:2])) for o in options):
-                options.append(q)
+    big_enough = min(small.shape[:2]) >= 64
+    tried: list[np.ndarray | None] = []
+
+    def outlines() -> Iterator[np.ndarray | None]:
+        yield find_sheet(small) if big_enough else None
+        if big_enough:  # only worked out when the first page did not satisfy the caller
+            yield from [*sheet_candidates(small), None]
+
+    def same(a, b) -> bool:
+        return (a is None and b is None) or (a is not None and b is not None
+                                             and np.abs(a - b).max() < 0.03 * max(small.shape[:2]))
+
     error: Exception | None = None
     found = False
-    for corners in options:
+    for corners in outlines():
+        if any(same(corners, t) for t in tried):
+            continue
+        tried.append(corners)
         try:
             page = _analyse(rgb, small, s, corners, rulings, columns)
         except (NoDigitFound, ImageError) as exc:
