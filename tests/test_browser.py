@@ -92,7 +92,16 @@ def draw_42(page):
                 page.mouse.move(box["x"] + x * box["width"] / 560, box["y"] + y * box["height"] / 200, steps=6)
             page.mouse.up()
     page.wait_for_function("document.getElementById('number-result').textContent.length >= 2", timeout=10000)
-    page.wait_for_timeout(800)
+    # Each stroke asks for a new reading; on a busy machine the answer for the last one can come
+    # well after an earlier one ("41" while the 2 was half drawn): wait for the page to settle.
+    last, still = None, 0
+    for _ in range(40):
+        page.wait_for_timeout(250)
+        now = page.text_content("#number-result")
+        still = still + 1 if now == last else 0
+        last = now
+        if still >= 4:
+            break
 
 
 def test_draw_number_42(page, artifacts):

@@ -9,6 +9,14 @@ function debounce(fn, ms) {
   return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
 }
 
+// On a busy machine answers can come back out of order (a reading of half a stroke after the
+// reading of the whole): each request takes a ticket, and only the newest ticket's answer is shown.
+function tickets() {
+  let n = 0;
+  return () => { const mine = ++n; return () => mine === n; };
+}
+const predictTicket = tickets(), numberTicket = tickets(), checkTicket = tickets();
+
 async function api(path, body) {
   const chosen = (path === "/api/read" || path === "/api/check") && window.digitlabProfile?.(); // profiles.js
   let headers = { "Content-Type": "application/json" };
@@ -126,11 +134,13 @@ function resetDigit(message) {
 
 async function predictDigit(body) {
   $("draw-error").textContent = "";
+  const newest = predictTicket();
   try {
     const r = await api("/api/predict", body);
+    if (!newest()) return;
     renderPrediction(r);
     document.dispatchEvent(new CustomEvent("digitlab:prediction", { detail: r })); // profiles.js
-  } catch (err) { resetDigit(); $("draw-error").textContent = err.message; }
+  } catch (err) { if (newest()) { resetDigit(); $("draw-error").textContent = err.message; } }
 }
 
 const predictSoon = debounce((pad) => {
@@ -166,8 +176,10 @@ fetch("/api/models").then((r) => r.json()).then((models) => {
 // ---- number mode ----------------------------------------------------------------------------
 async function readNumber(body, pad) {
   $("number-error").textContent = "";
+  const newest = numberTicket();
   try {
     const r = await api("/api/read", body);
+    if (!newest()) return;
     $("number-result").textContent = r.text;
     // profiles.js offers a correction of a drawn number, digit by digit (crops of the image sent)
     document.dispatchEvent(new CustomEvent("digitlab:number", { detail: pad ? { digits: r.digits, image: body.image } : null }));
@@ -180,6 +192,7 @@ async function readNumber(body, pad) {
       }
     }
   } catch (err) {
+    if (!newest()) return;
     $("number-result").textContent = "–"; $("number-error").textContent = err.message;
     document.dispatchEvent(new CustomEvent("digitlab:number", { detail: null }));
   }
@@ -196,8 +209,11 @@ $("number-upload").onchange = (e) => {
 // ---- homework mode --------------------------------------------------------------------------
 async function checkSheet(body) {
   $("check-error").textContent = ""; const ul = $("check-result"); ul.innerHTML = "";
+  const newest = checkTicket();
   try {
     const r = await api("/api/check", body);
+    if (!newest()) return;
+    ul.innerHTML = "";
     const cls = { correct: "ok", wrong: "bad", unsure: "unsure", unreadable: "unreadable" };
     for (const line of r.lines) {
       const li = document.createElement("li");
@@ -215,7 +231,7 @@ async function checkSheet(body) {
       li.append(note); ul.append(li);
     }
     if (!r.lines.length) $("check-error").textContent = "no lines found";
-  } catch (err) { $("check-error").textContent = err.message; }
+  } catch (err) { if (newest()) $("check-error").textContent = err.message; }
 }
 const checkPad = new Pad($("check-canvas"), () => {}, 10);
 $("check-undo").onclick = () => checkPad.undo();
