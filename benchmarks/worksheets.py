@@ -40,19 +40,11 @@ from digitlab.reader.glyphs import GlyphBank
 from digitlab.reader.read import get_line_reader, read_number
 
 
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
-
-
 def score_page(result, truths) -> list[dict]:
     rows = []
     for t in truths:
-        best = max(result.lines, key=lambda l: _iou(l.bbox, t.box), default=None)
-        if best is None or _iou(best.bbox, t.box) < 0.25:
+        best = max(result.lines, key=lambda l: pagegen.box_iou(l.bbox, t.box), default=None)
+        if best is None or pagegen.box_iou(best.bbox, t.box) < 0.25:
             rows.append({"truth": t.text, "read": None, "status": "missed", "want": "correct" if t.correct else "wrong"})
             continue
         rows.append({"truth": t.text, "read": best.expression, "status": best.status,

@@ -254,7 +254,7 @@ def test_check_cli_json_and_annotate(heldout, tmp_path):
 def test_check_keeps_the_sheet_hypothesis_that_reads_best():
     """A phonegen photo whose first outline of the sheet is wrong (no truth line found on it): the
     checker tries the other outlines and keeps the one whose lines read; every line is found."""
-    from digitlab import phonegen
+    from digitlab import pagegen, phonegen
     from digitlab.arithmetic import check_page
     from digitlab.page import analyse_page
     from digitlab.reader.glyphs import GlyphBank
@@ -263,17 +263,9 @@ def test_check_keeps_the_sheet_hypothesis_that_reads_best():
     data, truths, _ = phonegen.phone_photo(bank, np.random.default_rng(71))
 
     def found(lines):
-        return sum(max((_iou(l.bbox, t.box) for l in lines), default=0) >= 0.25 for t in truths)
+        return sum(max((pagegen.box_iou(l.bbox, t.box) for l in lines), default=0) >= 0.25 for t in truths)
 
     assert found(analyse_page(data).lines) <= 2  # the first hypothesis alone misses the page
     result = check_page(data)
     assert found(result.lines) == len(truths) >= 10
     assert sum(l.status in ("correct", "wrong") for l in result.lines) >= 0.5 * len(truths)
-
-
-def _iou(a, b) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0

@@ -203,6 +203,15 @@ def clean_page(bank: GlyphBank, rng: np.random.Generator, touching: bool, n_line
     return _encode(page, rng, jpeg=False), truths
 
 
+def box_iou(a, b) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes: how the benchmarks match found lines to truths."""
+    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
 def _map_box(box, H) -> list[int]:
     x0, y0, x1, y1 = box
     pts = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
@@ -282,4 +291,4 @@ def number_image(bank: GlyphBank, rng: np.random.Generator) -> tuple[bytes, str]
     return _encode(page, rng, jpeg=bool(rng.random() < 0.5)), text
 
 
-__all__ = ["clean_page", "notebook_photo", "number_image", "school_problem", "TruthLine", "KIND_CHAR"]
+__all__ = ["box_iou", "clean_page", "notebook_photo", "number_image", "school_problem", "TruthLine", "KIND_CHAR"]
