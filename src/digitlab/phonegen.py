@@ -19,8 +19,11 @@ Glyphs come from whatever bank is passed in (the benchmarks pass held-out writer
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from .pagegen import TruthLine, Writer, _encode, _map_box, _put, _truth, render_text, school_problem
 from .reader.glyphs import GlyphBank
@@ -182,10 +185,7 @@ def phone_photo(bank: GlyphBank, rng: np.random.Generator) -> tuple[bytes, list[
     corners = np.c_[src, np.ones(4)] @ Hs.T
     buf_rng = np.random.default_rng(rng.integers(1 << 31))
     data = _encode(photo, buf_rng, jpeg=True)
-    if rng.random() < 0.5:  # a lower JPEG quality than pagegen's
-        from PIL import Image
-        import io
-
+    if rng.random() < 0.5:  # a lower JPEG quality than pagegen's, instead
         img = Image.fromarray((np.clip(photo, 0, 1) * 255).astype(np.uint8))
         out = io.BytesIO()
         img.save(out, "JPEG", quality=int(rng.integers(40, 60)))
