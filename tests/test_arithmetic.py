@@ -269,3 +269,17 @@ def test_check_keeps_the_sheet_hypothesis_that_reads_best():
     result = check_page(data)
     assert found(result.lines) == len(truths) >= 10
     assert sum(l.status in ("correct", "wrong") for l in result.lines) >= 0.5 * len(truths)
+
+
+def test_a_page_of_junk_bands_does_not_outscore_the_page():
+    """Bands of grid squares read as long digit strings whose every reading is wrong (high verdict
+    support) but none of which is probable: six real lines must outscore nineteen such bands."""
+    from digitlab.arithmetic.check import _readability
+    from digitlab.reader.read import Reading
+
+    junk = [Reading("1148948=611871114887", 1e-6, [("1148948=611871114887", 1e-6), ("1148948=611871114881", 1e-6)])
+            for _ in range(19)]
+    real = [Reading("12+7=19", 0.6, [("12+7=19", 0.6), ("12+1=19", 0.1)]) for _ in range(6)]
+    limits = (0.1, 0.999, 0.5)
+    assert _readability(real, *limits)[0] > _readability(junk, *limits)[0]
+    assert _readability(real, *limits)[1] and not _readability(junk, *limits)[1]

@@ -97,16 +97,18 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
 
 
 def _readability(readings, correct_min: float, wrong_min: float, top_min: float) -> tuple[float, bool]:
-    """How well a page hypothesis reads: the support of its lines' verdicts, summed (unsure lines
-    count for what support they have, unreadable ones for nothing); and whether that is good enough
-    to stop looking (most lines decided)."""
+    """How well a page hypothesis reads: its lines' best readings' own probabilities, summed; and
+    whether that is good enough to stop looking (most lines decided).
+
+    Not the verdicts' support: a band of grid squares left unflattened reads as a long string of
+    digits whose every reading makes the line wrong, so its support is high, and a hypothesis made
+    of such bands outscored the page itself. No single reading of such a band is probable."""
     score, decided = 0.0, 0
     for r in readings:
-        if r.text is None:
+        if r.text is None or not r.nbest:
             continue
-        status, support = verdict(r.nbest, correct_min, wrong_min, top_min)
-        score += support if status != "unsure" else 0.5 * support
-        decided += status != "unsure"
+        score += r.nbest[0][1]
+        decided += verdict(r.nbest, correct_min, wrong_min, top_min)[0] != "unsure"
     return score, len(readings) >= 2 and decided >= 0.75 * len(readings)
 
 
