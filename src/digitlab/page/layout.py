@@ -15,7 +15,7 @@ import numpy as np
 from ..errors import ImageError
 from ..preprocess import NoDigitFound, load_rgb, otsu_mask
 from .ink import clean_ink, page_darkness
-from .sheet import find_sheet, rectify, sheet_candidates
+from .sheet import find_sheet, rectify, sheet_outlines
 
 WORK_SIDE = 1600  # px: the page is read at most this size (enough for 5 mm squares to be ~25 px)
 MAX_MARKS = 4000  # ink components; more is not handwriting (dense dots, a photo of a texture)
@@ -276,7 +276,7 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
 def page_hypotheses(source, name: str = "image", max_side: int | None = None, rulings: bool = True,
                     columns: bool = True) -> Iterator[Page]:
     """``analyse_page``'s page first, then the same page read with each other plausible outline of
-    the sheet (``sheet.sheet_candidates``) and with none, for a caller that can tell which reads best.
+    the sheet (``sheet.sheet_outlines``) and with none, for a caller that can tell which reads best.
 
     Hypotheses that find no writing are skipped; if none finds any, the first one's error is raised.
     """
@@ -284,18 +284,13 @@ def page_hypotheses(source, name: str = "image", max_side: int | None = None, ru
     big_enough = min(small.shape[:2]) >= 64
     tried: list[np.ndarray | None] = []
 
-    def outlines() -> Iterator[np.ndarray | None]:
-        yield find_sheet(small) if big_enough else None
-        if big_enough:  # only worked out when the first page did not satisfy the caller
-            yield from [*sheet_candidates(small), None]
-
     def same(a, b) -> bool:
         return (a is None and b is None) or (a is not None and b is not None
                                              and np.abs(a - b).max() < 0.03 * max(small.shape[:2]))
 
     error: Exception | None = None
     found = False
-    for corners in outlines():
+    for corners in sheet_outlines(small) if big_enough else [None]:
         if any(same(corners, t) for t in tried):
             continue
         tried.append(corners)

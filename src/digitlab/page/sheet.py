@@ -8,6 +8,8 @@ drawing, a close-up) no outline is found and the whole image is used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 
@@ -85,8 +87,9 @@ def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) 
     return None if quad is None else order_corners(quad / s)
 
 
-def sheet_candidates(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> list[np.ndarray]:
-    """Other plausible outlines of the sheet (corners as ``find_sheet``), for when the first is wrong.
+def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> Iterator[np.ndarray | None]:
+    """``find_sheet``'s outline (None: the whole picture) first, then, worked out only if asked for,
+    other plausible outlines (corners as ``find_sheet``) and last None, for when the first is wrong.
 
     Brightness alone is fooled where the light is: a hard shadow across a pale desk splits the
     picture into a lit and a shaded part, and Otsu's threshold then finds the light, not the paper.
@@ -96,28 +99,29 @@ def sheet_candidates(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 
     """
     small, s = _small(rgb)
     paperness = _paperness(small)
-    quads = []
+    first = _otsu_quad(paperness, min_area, max_area)
+    yield None if first is None else order_corners(first / s)
     side = max(small.shape[:2])
     local = paperness / np.maximum(cv2.GaussianBlur(paperness, (0, 0), side / 4), 8.0)
-    local8 = np.clip(local * 128, 0, 255)
-    q = _otsu_quad(local8, min_area, max_area)
+    q = _otsu_quad(np.clip(local * 128, 0, 255), min_area, max_area)
     if q is not None:
-        quads.append(q)
+        yield order_corners(q / s)
     grey = cv2.GaussianBlur(cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2GRAY), (5, 5), 0)
     edges = cv2.dilate(cv2.Canny(grey, 30, 90), np.ones((3, 3), np.uint8))
     contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     best, best_area = None, 0.0
     for c in contours:
-        a = cv2.contourArea(cv2.convexHull(c)) / float(edges.size)
+        hull = cv2.convexHull(c)
+        a = cv2.contourArea(hull) / float(edges.size)
         if not min_area <= a <= max_area or a <= best_area:
             continue
-        hull = cv2.convexHull(c)
         approx = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)
         if len(approx) == 4:
             best, best_area = approx.reshape(4, 2).astype(np.float32), a
     if best is not None:
-        quads.append(best)
-    return [order_corners(q / s) for q in quads]
+        yield order_corners(best / s)
+    if first is not None:
+        yield None
 
 
 def rectify(rgb: np.ndarray, corners: np.ndarray, max_side: int = 1600) -> tuple[np.ndarray, np.ndarray]:
