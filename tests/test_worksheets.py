@@ -104,6 +104,32 @@ def bank():
         pytest.skip(f"glyphs not available: {exc}")
 
 
+@pytest.mark.parametrize("shift_mm", [-0.8, -0.3, 0.0, 0.5, 0.9])
+def test_box_crop_finds_the_printed_border(shift_mm):
+    """The rectified page is off by up to a millimetre: no sliver of border is left (a "1"), and a
+    pupil's "1" written close to the border is kept (a fixed inset cut it off: "12" read "2")."""
+    from digitlab.worksheets.grade import box_ink
+
+    s = 150 / 25.4
+    dark = np.zeros((200, 300), np.float32)
+    box = (10.0, 10.0, 30.0, 19.35)
+    x0, y0, x1, y1 = (round((v + shift_mm) * s) for v in box)
+    for a, b in ((y0, y0 + 2), (y1 - 2, y1)):
+        dark[a:b, x0:x1] = 0.8
+    for a, b in ((x0, x0 + 2), (x1 - 2, x1)):
+        dark[y0:y1, a:b] = 0.8
+    one = x0 + round(1.1 * s)  # a "1": 3 px wide, most of the box's height, 1.1 mm from the line
+    dark[y0 + 8 : y1 - 8, one : one + 3] = 0.9
+    ink, has = box_ink(dark, box)
+    assert has
+    h, w = ink.shape
+    assert ink[:, :2].sum() == 0 and ink[:, -2:].sum() == 0, "border left at the sides"
+    assert ink[:2].sum() == 0 and ink[-2:].sum() == 0, "border left at the top or bottom"
+    cols = (ink > 0.5).mean(axis=0)
+    assert (cols > 0.5).sum() >= 3, "the written 1 was cut off"
+    assert abs(w - (x1 - x0)) <= 8 and abs(h - (y1 - y0)) <= 8  # the inside, not the search margin
+
+
 def test_grade_cli_end_to_end(tmp_path, bank, capsys):
     from digitlab.worksheets.simulate import fill, pupil_answers
 

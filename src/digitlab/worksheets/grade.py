@@ -1,7 +1,7 @@
 """Grade a photographed worksheet: markers -> flat page -> sheet id -> key -> each answer box read and marked.
 
-Each box is cropped a little inside its printed border (what is left of the border after an
-imperfect rectification is removed as long straight runs along the crop's edges), its ink is
+Each box is cropped just inside its printed border (found in the photo near where the key puts
+it, since rectification is good to about a millimetre), its ink is
 counted (too little: the box is blank), and all boxes of a page are read in one batch by the line
 reader under the digits-only grammar. A box is marked:
 
@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from ..errors import DigitlabError
-from .layout import NAME_BOX_MM, PNG_DPI
+from .layout import BOX_LINE_MM, NAME_BOX_MM, PNG_DPI
 from .markers import NoSheetFound, find_markers, read_sheet_id, rectify
 
 # Chosen on validation handwriting (benchmarks/printed_sheets.py --bank val --calibrate): a confident
@@ -35,7 +35,7 @@ from .markers import NoSheetFound, find_markers, read_sheet_id, rectify
 T_CORRECT = 0.3
 T_WRONG = 0.9
 T_EXPECTED = 0.05
-INSET_MM = 0.9  # crop this far inside the printed border
+SEARCH_MM = 1.5  # the printed border is looked for this far either side of where the key puts it
 WORK_SIDE = 2600  # photos are downscaled to this before anything else (a 12 MP photo is 4000 px)
 
 
@@ -58,30 +58,64 @@ def _png(grey01: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _strip_border(d: np.ndarray) -> np.ndarray:
-    """Remove what is left of the printed box border: long straight runs near the crop's edges."""
-    h, w = d.shape
-    ink = d > 0.3
-    out = d.copy()
-    band_y, band_x = max(2, h // 5), max(2, w // 8)
-    rows = ink.mean(axis=1)
-    for y in list(range(band_y)) + list(range(h - band_y, h)):
-        if rows[y] > 0.55:
-            out[y] = 0
-    cols = ink.mean(axis=0)
-    for x in list(range(band_x)) + list(range(w - band_x, w)):
-        if cols[x] > 0.55:
-            out[:, x] = 0
-    return out
+def _edge(profile: np.ndarray) -> tuple[int, int] | None:
+    """(first, last) index of the printed line in a darkness profile across one edge, or None."""
+    if len(profile) == 0:
+        return None
+    c = int(np.argmax(profile))
+    peak = float(profile[c])
+    if peak < 0.2:  # no line there (faint print, or a box drawn without border)
+        return None
+    on = profile >= 0.45 * peak
+    a = b = c
+    while a > 0 and on[a - 1]:
+        a -= 1
+    while b < len(profile) - 1 and on[b + 1]:
+        b += 1
+    return a, b
 
 
-def box_ink(dark: np.ndarray, box_mm, dpi: float = PNG_DPI, inset_mm: float = INSET_MM) -> tuple[np.ndarray, bool]:
-    """(ink map of the box's inside, 1 = ink; whether there is writing in it)."""
+def box_ink(dark: np.ndarray, box_mm, dpi: float = PNG_DPI, search_mm: float = SEARCH_MM) -> tuple[np.ndarray, bool]:
+    """(ink map of the box's inside, 1 = ink; whether there is writing in it).
+
+    The printed border is found, not assumed: the photo's rectification is good to about a
+    millimetre, and a fixed inset either leaves a sliver of border (read as a "1") or cuts off a
+    digit written close to it. Along each edge, the line is the row or column that is dark along
+    (nearly) the whole side - a pupil's "1" beside it is dark over part of it only - and the crop
+    starts just inside it.
+    """
     s = dpi / 25.4
-    x0, y0, x1, y1 = box_mm
-    i = inset_mm
-    crop = dark[max(0, round((y0 + i) * s)) : round((y1 - i) * s), max(0, round((x0 + i) * s)) : round((x1 - i) * s)]
-    d = _strip_border(np.clip(crop - 0.1, 0, 1))
+    x0, y0, x1, y1 = (v * s for v in box_mm)
+    m = search_mm * s
+    H, W = dark.shape
+    top, left = max(0, round(y0 - m)), max(0, round(x0 - m))
+    region = dark[top : min(H, round(y1 + m)), left : min(W, round(x1 + m))]
+    ex0, ey0, ex1, ey1 = x0 - left, y0 - top, x1 - left, y1 - top  # expected lines in the region
+    h, w = region.shape
+    if h < 4 or w < 4:
+        return np.zeros((max(h, 1), max(w, 1)), np.float32), False
+    pad = max(1, round(0.25 * s))  # clearance inside the line (its blurred edge)
+    fallback = BOX_LINE_MM * s + pad
+
+    def side(prof: np.ndarray, lo: float, inward: int) -> int:
+        a = max(0, round(lo - m))
+        found = _edge(prof[a : round(lo + m) + 1])
+        if found is None:
+            return round(lo + inward * fallback)
+        return a + (found[1] + pad if inward > 0 else found[0] - pad)
+
+    # The top and bottom lines first (a row of digits is dark over part of a row only), then the
+    # sides between them: a column is the border when it is dark along ~all of that height, which
+    # a pupil's "1" - however tall - is not.
+    mid = region[:, max(0, round(ex0 + m)) : max(1, round(ex1 - m))]
+    rows = np.quantile(mid, 0.2, axis=1)
+    rt, rb = side(rows, ey0, +1), side(rows, ey1, -1) + 1
+    cols = np.quantile(region[max(0, rt) : max(1, rb)], 0.1, axis=0)
+    cl, cr = side(cols, ex0, +1), side(cols, ex1, -1) + 1
+    crop = region[max(0, rt) : max(0, rb), max(0, cl) : max(0, cr)]
+    if crop.shape[0] < 4 or crop.shape[1] < 4:
+        return np.zeros((4, 4), np.float32), False
+    d = np.clip(crop - 0.1, 0, 1)
     mask = (d > 0.25).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     h = d.shape[0]
