@@ -93,3 +93,37 @@ def test_cnn_ensemble_of_mixed_widths_round_trips(tmp_path, small_test):
     again = load(model.save(tmp_path / "mixed.dlm"))
     assert [n.features[0][0].out_channels for n in again.nets] == [8, 12]
     assert np.allclose(again.predict_proba(small_test.images[:50]), proba, atol=1e-6)
+
+
+def test_int8_inference_round_trips_and_agrees(tmp_path, small_train, small_test):
+    """`digitlab quantize`: int8 inference from ranges stored in the file, no data needed on load."""
+    import torch
+
+    from digitlab.errors import ModelError
+    from digitlab.models.cnn import CNNClassifier
+    from digitlab.recognize import DEFAULT_MODEL
+
+    base = load(DEFAULT_MODEL)
+    assert isinstance(base, CNNClassifier)
+    X = small_test.images[:300]
+    p32 = base.predict_proba(X)
+    q = load(DEFAULT_MODEL).quantize(small_train.images[:512])
+    p8 = q.predict_proba(X)
+    assert q.params["inference"] == "int8" and len(q.metadata["int8_ranges"]) == len(q.nets)
+    assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.99
+    assert np.abs(p8 - p32).max() < 0.2 and not np.allclose(p8, p32, atol=1e-6)  # really another computation
+    again = load(q.save(tmp_path / "q.dlm"))
+    assert np.allclose(again.predict_proba(X), p8, atol=1e-6)
+    with torch.inference_mode():  # the float nets are kept (profiles and the network views use them)
+        assert np.allclose(again._fused_nets[0](torch_input(X[:4])).numpy(),
+                           base._fused_nets[0](torch_input(X[:4])).numpy(), atol=1e-5)
+    broken = load(tmp_path / "q.dlm")
+    broken.metadata.pop("int8_ranges")
+    with pytest.raises(ModelError, match="digitlab quantize"):
+        broken.predict_proba(X[:2])
+
+
+def torch_input(X):
+    from digitlab.models.cnn import to_tensor
+
+    return to_tensor(X.astype(np.float32) / 255)

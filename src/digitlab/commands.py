@@ -74,6 +74,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_quantize(args) -> int:
+    from .data import load_mnist, train_val_split
+    from .models.base import load
+    from .models.cnn import CNNClassifier
+    from .recognize import model_path
+
+    src = model_path(args.model)
+    model = load(src)
+    if not isinstance(model, CNNClassifier):
+        raise DigitlabError(f"{src}: only the CNN can be quantized")
+    # Calibration digits come from MNIST train's held-back validation split: never the test set.
+    _, val = train_val_split(load_mnist("train", data_dir=args.data_dir), 5000)
+    model.quantize(val.images[: args.calibration])
+    model.metadata["int8_calibration"] = f"{args.calibration} digits of MNIST train's held-back validation split"
+    out = model.save(args.out or src)
+    print(f"wrote {out} (int8 inference; the float weights are kept)")
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the web app (draw digits, read numbers, check sums, API)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
@@ -101,6 +120,13 @@ def register(sub) -> None:
     p.add_argument("--out", default="digitlab.onnx")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("quantize", help="make the CNN infer in int8 (faster on CPUs; accuracy unchanged on MNIST/windep)")
+    p.add_argument("--model", default=None, help="a CNN .dlm file (default: the shipped one, rewritten in place)")
+    p.add_argument("--out", help="where to write (default: over the input)")
+    p.add_argument("--calibration", type=int, default=1024, help="validation digits to measure activation ranges on")
+    p.add_argument("--data-dir")
+    p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("benchmark", help="the comparative study: fit, time and score every method; write the report")
     p.add_argument("--methods", help="comma-separated subset of: linear,knn,svm,mlp,kmeans,cnn (default: all)")

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..data import MEAN, STD
 from ..errors import ModelError
-from .base import DigitModel, register
+from .base import DigitModel, check_images, register
 
 
 def _block(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:
@@ -61,6 +61,49 @@ def fused_for_inference(net: DigitNet) -> DigitNet:
     return fused.to(memory_format=torch.channels_last)
 
 
+def _int8_qconfig():
+    from torch.ao.quantization import QConfig, QConfigMapping
+    from torch.ao.quantization.observer import MinMaxObserver, PerChannelMinMaxObserver
+
+    # Min/max activation ranges (a few floats per layer, stored in the model file) instead of
+    # histograms: the quantized net is rebuilt on load from the weights and those ranges, with no data.
+    return QConfigMapping().set_global(QConfig(
+        activation=MinMaxObserver.with_args(reduce_range=True),  # 7-bit: no overflow in AVX2's int16 sums
+        weight=PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)))
+
+
+def quantized_for_inference(net: DigitNet, ranges: dict[str, list[float]] | None = None,
+                            X: np.ndarray | None = None) -> tuple[nn.Module, dict[str, list[float]]]:
+    """An int8 copy of ``net`` (PyTorch's FX post-training quantization, fbgemm kernels), and its ranges.
+
+    The activation ranges are measured on calibration digits ``X`` or given (``ranges``, as returned
+    before). About 1.3x the float net's throughput on a 2-core AVX2 CPU, same MNIST / windep accuracy.
+    """
+    import copy
+    import warnings
+
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    if (ranges is None) == (X is None):
+        raise ValueError("give either calibration digits X or the ranges measured on them")
+    with warnings.catch_warnings():  # torch 2.13 points FX quantization users at torchao; the API works as pinned
+        warnings.simplefilter("ignore")
+        ready = prepare_fx(copy.deepcopy(net).eval().to(memory_format=torch.contiguous_format), _int8_qconfig(),
+                           (torch.zeros(1, 1, 28, 28),))
+        observers = {n: m for n, m in ready.named_modules() if n.startswith("activation_post_process")}
+        with torch.inference_mode():
+            if X is not None:
+                for i in range(0, len(X), 256):
+                    ready(to_tensor(X[i : i + 256]))
+                ranges = {n: [float(m.min_val), float(m.max_val)] for n, m in observers.items()}
+            else:
+                if set(ranges) != set(observers):
+                    raise ModelError("the model file's int8 ranges do not match its network")
+                for n, m in observers.items():
+                    m.min_val, m.max_val = (torch.tensor(v, dtype=torch.float32) for v in ranges[n])
+        return convert_fx(ready), ranges
+
+
 def to_tensor(X: np.ndarray) -> torch.Tensor:
     """(N,28,28) float in [0,1] -> normalised (N,1,28,28) tensor."""
     t = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32)).unsqueeze(1)
@@ -69,7 +112,11 @@ def to_tensor(X: np.ndarray) -> torch.Tensor:
 
 @register
 class CNNClassifier(DigitModel):
-    """Convolutional network trained with augmentation; ``ensemble`` > 1 averages several nets."""
+    """Convolutional network trained with augmentation; ``ensemble`` > 1 averages several nets.
+
+    ``inference="int8"`` runs the nets quantized to 8 bits (see ``quantize``); the float nets stay
+    in the file and serve training, export and the network views.
+    """
 
     name: ClassVar[str] = "cnn"
     description: ClassVar[str] = "compact CNN (PyTorch), batch norm, one-cycle, augmentation"
@@ -78,17 +125,22 @@ class CNNClassifier(DigitModel):
                  augment: str = "full", label_smoothing: float = 0.1, seed: int = 0,
                  time_budget: float | None = None, ensemble: int = 1, tta: bool = False,
                  device: str = "auto", val_size: int = 5000, num_classes: int = 10, precision: str = "fp32",
-                 stem: str = "pool") -> None:
+                 stem: str = "pool", inference: str = "fp32") -> None:
+        if inference not in ("fp32", "int8"):
+            raise ValueError(f"inference must be 'fp32' or 'int8', not {inference!r}")
         super().__init__(width=width, epochs=epochs, batch_size=batch_size, lr=lr, augment=augment,
                          label_smoothing=label_smoothing, seed=seed, time_budget=time_budget,
                          ensemble=ensemble, tta=tta, device=device, val_size=val_size, num_classes=num_classes,
-                         precision=precision, stem=stem)
+                         precision=precision, stem=stem, inference=inference)
         self.nets: list[DigitNet] = []
 
     def _fit(self, X, y, X_val=None, y_val=None, checkpoint=None, resume=False, progress=True, **kw) -> None:
         from ..training import TrainConfig, train_net
 
         p = self.params
+        p["inference"] = "fp32"  # new weights: ranges measured on the old ones would not fit
+        self.metadata.pop("int8_ranges", None)
+        self._fused_for = None
         self.nets, histories = [], []
         for member in range(p["ensemble"]):
             cfg = TrainConfig(width=p["width"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
@@ -103,20 +155,46 @@ class CNNClassifier(DigitModel):
         self.metadata["history"] = histories
 
     @property
-    def _infer_nets(self) -> list[DigitNet]:
+    def _fused_nets(self) -> list[DigitNet]:
+        """The float nets with batch norm folded in (what embeddings and profiles build on)."""
         if getattr(self, "_fused_for", None) is not self.nets:
-            self._fused = [fused_for_inference(n) for n in self.nets]
+            self._fused, self._quantized = [fused_for_inference(n) for n in self.nets], None
             self._fused_for = self.nets
         return self._fused
+
+    @property
+    def _infer_nets(self) -> list[nn.Module]:
+        """What ``predict_proba`` runs: the fused float nets, or their int8 versions."""
+        fused = self._fused_nets
+        if self.params.get("inference", "fp32") != "int8":
+            return fused
+        if self._quantized is None:
+            ranges = self.metadata.get("int8_ranges")
+            if not isinstance(ranges, list) or len(ranges) != len(self.nets):
+                raise ModelError("this int8 model has no activation ranges; run `digitlab quantize` on it")
+            self._quantized = [quantized_for_inference(n, r)[0] for n, r in zip(self.nets, ranges)]
+        return self._quantized
+
+    def quantize(self, X) -> "CNNClassifier":
+        """Measure int8 activation ranges on calibration digits ``X`` (never test digits) and infer in int8."""
+        self._check_fitted()
+        X = check_images(X)
+        self.metadata["int8_ranges"] = [quantized_for_inference(n, X=X)[1] for n in self.nets]
+        self.params["inference"] = "int8"
+        self._fused_for = None
+        return self
 
     @torch.inference_mode()
     def _average_probabilities(self, X: np.ndarray, batch: int = 256) -> np.ndarray:
         # Batches of 256 keep the activations in cache: faster on CPU than one huge batch (on the
         # 2-core EPYC: 4,400-5,200 digits/s against 3,500-3,900 with 512, in interleaved runs).
         nets = self._infer_nets
+        int8 = self.params.get("inference", "fp32") == "int8"
         out = []
         for i in range(0, len(X), batch):
-            x = to_tensor(X[i : i + batch]).contiguous(memory_format=torch.channels_last)
+            x = to_tensor(X[i : i + batch])
+            if not int8:  # the int8 kernels take plain layout
+                x = x.contiguous(memory_format=torch.channels_last)
             probs = torch.stack([F.softmax(net(x), 1) for net in nets])
             if self.params.get("tta"):
                 for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
@@ -148,9 +226,12 @@ class CNNClassifier(DigitModel):
                            stem=self.params.get("stem", "pool"))
             net.load_state_dict(state, strict=True)
             self.nets.append(net.to(memory_format=torch.channels_last).eval())
+        self._fused_for = None
 
     def set_nets(self, nets: list[nn.Module]) -> "CNNClassifier":
         self.nets = [n.cpu().to(memory_format=torch.channels_last).eval() for n in nets]
+        self.params["inference"] = "fp32"  # new weights: any int8 ranges were measured on others
+        self.metadata.pop("int8_ranges", None)
         self.fitted_ = True
         return self
 

@@ -53,7 +53,7 @@ def embed(base, X: np.ndarray, batch: int = 512, net=None) -> np.ndarray:
     """Penultimate embeddings (N, D) of images (N,28,28) float in [0,1]: ``net``, else the base CNN's first member."""
     from .cnn import to_tensor
 
-    net = net if net is not None else base._infer_nets[0]
+    net = net if net is not None else base._fused_nets[0]
     out = []
     for i in range(0, len(X), batch):
         x = to_tensor(X[i : i + batch]).contiguous(memory_format=torch.channels_last)
@@ -232,7 +232,7 @@ class ProfileModel(DigitModel):
     def _infer_net(self):
         """The net that embeds (fused for inference): the adapted copy, else the base's first member."""
         if self.net is None:
-            return self.base_model._infer_nets[0]
+            return self.base_model._fused_nets[0]
         if getattr(self, "_fused_for", None) is not self.net:
             from .cnn import fused_for_inference
 
