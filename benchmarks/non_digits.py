@@ -3,7 +3,7 @@
     python benchmarks/non_digits.py [--mnist 10000] [--json benchmarks/results/non_digits.json]
     python benchmarks/non_digits.py --calibrate      # choose digitlab.reject's bounds (validation data)
 
-Measurement (the default): 300 non-digit pictures from ``digitlab.synth.non_digit_image`` with seed 0
+Measurement (the default): 300 non-digit pictures from ``digitlab.synthetic.renders.non_digit_image`` with seed 0
 (noise, blobs, grids, stripes, checkerboards, gradients; 50 each, PNG bytes as a user sends them),
 MNIST *test* digits rendered as user images (``render_user_image``) and the 13 unseen optdigits
 writers (``windep``; each 32x32 bitmap scaled up with smoothing onto paper, ``render_bitmap``), all
@@ -38,7 +38,7 @@ from digitlab.data import load_mnist, load_optdigits, subset, train_val_split
 from digitlab.preprocess import NoDigitFound, preprocess_digit
 from digitlab.recognize import get_model, predict_source
 from digitlab.reject import CALIBRATION, LOWER, NET_WEIGHTS, REASONS, SCORE_KEYS, UPPER, features, net_model, thresholds
-from digitlab.synth import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
+from digitlab.synthetic.renders import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
 
 REASON_KEY = {v: k for k, v in REASONS.items()}
 

@@ -3,7 +3,7 @@
     python benchmarks/other_writers.py [--model cnn|FILE.dlm] [--json benchmarks/results/other_writers.json]
 
 Each optdigits 32x32 bitmap is scaled up with smoothing onto paper as a user image
-(``digitlab.synth.render_bitmap``, seeded) and read through ``recognize.predict_source``, the
+(``digitlab.synthetic.renders.render_bitmap``, seeded) and read through ``recognize.predict_source``, the
 function behind `digitlab predict`, with the non-digit refusal off (accuracy of the reading) and on
 (how many real digits it refuses). ``cv`` (946 digits of the 30 training-side writers) is the
 validation set used to choose between models; ``windep`` (1,797 digits of 13 other writers, never
@@ -24,7 +24,7 @@ import numpy as np
 from digitlab.data import load_mnist, load_optdigits
 from digitlab.preprocess import NoDigitFound
 from digitlab.recognize import get_model, predict_source
-from digitlab.synth import render_bitmap
+from digitlab.synthetic.renders import render_bitmap
 
 
 def read_split(model, split: str, seed: int) -> dict:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from digitlab.data import load_mnist, subset
 from digitlab.preprocess import preprocess_digit
 from digitlab.recognize import get_model
-from digitlab.synth import degrade, render_user_image
+from digitlab.synthetic.renders import degrade, render_user_image
 
 SETS = ["clean", "binarise", "dilate", "erode", "slant"]
 

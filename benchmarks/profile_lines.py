@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from digitlab import pagegen  # noqa: E402
+from digitlab.synthetic import pagegen  # noqa: E402
 from digitlab.data import load_optdigits  # noqa: E402
 from digitlab.preprocess import crop_and_fit  # noqa: E402
 from digitlab.profiles.core import build_profile  # noqa: E402

@@ -2,7 +2,7 @@
 
     python benchmarks/styles.py [--model cnn|FILE.dlm ...] [--reader FILE.dlm ...] [--json benchmarks/results/styles.json]
 
-Every 1, 7 and 9 of a set gets the stroke its writer did not draw (``digitlab.styles``, seeded),
+Every 1, 7 and 9 of a set gets the stroke its writer did not draw (``digitlab.synthetic.styles``, seeded),
 and the model reads the original and the stylised copy (MNIST format, as `digitlab evaluate`).
 Sets: ``val`` = the CNN's 5,000 validation digits of MNIST train + optdigits ``cv`` (what a
 choice between models may use); ``test`` = MNIST test + optdigits ``windep`` (held-out writers;
@@ -23,7 +23,7 @@ import numpy as np
 
 from digitlab.data import Split, load_mnist, optdigits_as_mnist, train_val_split
 from digitlab.recognize import get_model
-from digitlab.styles import STYLES, stylised_mnist
+from digitlab.synthetic.styles import STYLES, stylised_mnist
 
 
 def digit_set(name: str) -> Split:
@@ -52,7 +52,7 @@ def reader_lines(specs: list[str], n: int, seed: int) -> dict:
     from digitlab.reader.crnn import LineReader, model_line_accuracy, prepare_line
     from digitlab.reader.glyphs import GlyphBank
     from digitlab.reader.linegen import training_line
-    from digitlab.styles import stylise
+    from digitlab.synthetic.styles import stylise
 
     out = {}
     for styled in (False, True):

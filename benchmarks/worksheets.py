@@ -10,7 +10,7 @@ reader's training generator. Variants:
 - ``touching``: the same, neighbouring symbols touching or overlapping;
 - ``notebook``: phone photos of exercise-book pages: squared or ruled paper with a margin line, blue or
   black pen, two columns of 6 lines, the sheet on a table in perspective, shadow, blur, JPEG;
-- ``phone``: harsher phone photos from a second photo model (``digitlab.phonegen``, written after the
+- ``phone``: harsher phone photos from a second photo model (``digitlab.synthetic.phonegen``, written after the
   page pipeline was tuned, to find where it breaks): the sheet filling most of the frame, wood, pale or
   dark tables, open books with a binding shadow, a bowed page, strong perspective, 5 mm squares or
   8 mm rulings at the photo's own scale (symbols 18-70 px), drifting lines, 5-9 lines a column, hard
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from digitlab import pagegen, phonegen
+from digitlab.synthetic import pagegen, phonegen
 from digitlab.arithmetic import check_page
 from digitlab.reader.glyphs import GlyphBank
 from digitlab.reader.read import get_line_reader, read_number
@@ -122,7 +122,7 @@ def main() -> None:
         results[variant] = summarise(rows, seconds, extra)
         misreads[variant] = bad
     out = {"data": "held-out: MNIST test digits, optdigits windep (13 unseen writers), MDAS operator test split; "
-                   "pages from digitlab.pagegen and digitlab.phonegen (not the reader's training generator)",
+                   "pages from digitlab.synthetic.pagegen and digitlab.synthetic.phonegen (not the reader's training generator)",
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "cpus": __import__("os").cpu_count(),
            "seed": args.seed, "results": results, "misreads": misreads}
     print(f"{'variant':<10} {'lines':>6} {'right verdict':>13} {'exact':>7} {'unsure':>7} {'confident acc':>13} "

@@ -168,7 +168,7 @@ def heldout():
 
 
 def test_reader_reads_lines_whose_symbols_touch(heldout):
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.reader.decode import ARITHMETIC
     from digitlab.reader.read import read_lines
 
@@ -186,10 +186,10 @@ def test_reader_reads_lines_whose_symbols_touch(heldout):
 def test_reader_reads_continental_styles(heldout):
     """Flagged 1s, crossed 7s and hooked 9s: the shipped reader trained with ``--styles`` reads 39 of these
     40 lines (held-out glyphs, another generator); the reader before it read 36."""
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.reader.decode import ARITHMETIC
     from digitlab.reader.read import read_lines
-    from digitlab.styles import STYLES, stylise
+    from digitlab.synthetic.styles import STYLES, stylise
 
     rng = np.random.default_rng(6)
     styled = copy.copy(heldout)
@@ -208,7 +208,7 @@ def test_reader_reads_continental_styles(heldout):
 
 
 def test_check_page_on_a_notebook_photo(heldout):
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.arithmetic import check_page
 
     data, truths, _ = pagegen.notebook_photo(heldout, np.random.default_rng(11))
@@ -229,7 +229,7 @@ def test_check_page_on_a_notebook_photo(heldout):
 
 
 def test_check_cli_json_and_annotate(heldout, tmp_path):
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
 
     data, truths, _ = pagegen.notebook_photo(heldout, np.random.default_rng(2))
     (tmp_path / "sheet.jpg").write_bytes(data)
@@ -254,7 +254,7 @@ def test_check_cli_json_and_annotate(heldout, tmp_path):
 def test_check_keeps_the_sheet_hypothesis_that_reads_best():
     """A phonegen photo whose first outline of the sheet is wrong (no truth line found on it): the
     checker tries the other outlines and keeps the one whose lines read; every line is found."""
-    from digitlab import pagegen, phonegen
+    from digitlab.synthetic import pagegen, phonegen
     from digitlab.arithmetic import check_page
     from digitlab.page import analyse_page
     from digitlab.reader.glyphs import GlyphBank

@@ -165,7 +165,7 @@ def test_phone_width(server, page, artifacts):
 def test_homework_photo_upload_shows_statuses(page, artifacts, tmp_path):
     import numpy as np
 
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.reader.glyphs import GlyphBank
 
     data, truths, _ = pagegen.notebook_photo(GlyphBank.load("heldout", max_per_digit=100), np.random.default_rng(8))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.synth import render_user_image
+from digitlab.synthetic.renders import render_user_image
 
 
 def run(*args, check=False):

@@ -179,7 +179,7 @@ def test_a_slanted_margin_line_is_not_writing():
 
 
 def test_analyse_notebook_photo_finds_sheet_columns_and_lines():
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.reader.glyphs import GlyphBank
 
     bank = GlyphBank.load("heldout", max_per_digit=200)
@@ -215,7 +215,7 @@ def test_dense_dots_are_refused_quickly():
     assert time.perf_counter() - t0 < 5
 
 
-# -- harsher photos (digitlab.phonegen) -----------------------------------------------------------
+# -- harsher photos (digitlab.synthetic.phonegen) -----------------------------------------------------------
 def test_a_dim_page_is_not_taken_for_a_board():
     from digitlab.page.ink import dark_on_light
 
@@ -253,7 +253,7 @@ def test_found_lines_always_hold_ink(seed):
 
 def test_phone_photo_lines_are_found_where_they_are():
     """A harsh photo of the second photo model: the lines are found and boxed in the user's pixels."""
-    from digitlab import phonegen
+    from digitlab.synthetic import phonegen
     from digitlab.page.layout import page_hypotheses
     from digitlab.reader.glyphs import GlyphBank
 

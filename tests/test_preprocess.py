@@ -9,7 +9,7 @@ from PIL import Image
 
 from digitlab.errors import ImageError
 from digitlab.preprocess import NoDigitFound, deskew, load_image, preprocess_digit
-from digitlab.synth import render_user_image
+from digitlab.synthetic.renders import render_user_image
 
 
 def centre_of_mass(img):

@@ -219,7 +219,7 @@ def test_the_app_includes_the_profile_endpoints():
 # -- read / check with a profile: the profile re-ranks the line reader's readings ------------------------
 @pytest.fixture(scope="module")
 def line():
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.reader.glyphs import GlyphBank
 
     bank = GlyphBank.load("heldout", max_per_digit=100)

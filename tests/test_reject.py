@@ -12,7 +12,7 @@ from PIL import Image
 from digitlab.preprocess import NoDigitFound, preprocess_digit
 from digitlab.recognize import get_model, predict_source
 from digitlab.reject import shape_features
-from digitlab.synth import NON_DIGIT_KINDS, non_digit_image, render_user_image
+from digitlab.synthetic.renders import NON_DIGIT_KINDS, non_digit_image, render_user_image
 
 
 def png(grey: np.ndarray) -> bytes:

@@ -10,7 +10,7 @@ from digitlab.models.base import MAGIC, available
 from digitlab.preprocess import NoDigitFound, preprocess_digit
 from digitlab.recognize import get_model, predict_images, predict_source
 from digitlab.rejectnet import load_reject, varied_non_digit
-from digitlab.synth import non_digit_image, render_user_image
+from digitlab.synthetic.renders import non_digit_image, render_user_image
 
 
 def two_blobs() -> bytes:

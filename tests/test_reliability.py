@@ -272,7 +272,7 @@ def test_predictions_stay_fast_while_heavy_checks_run(client, dots, three):
 def test_exercise_book_photo_is_not_taken_for_dots(client):
     """The server's mark count is a backstop far above real pages: a 3164x4000 photo of a squared or
     ruled exercise book on a table (rulings, table, specks: thousands of marks) is read, not refused."""
-    from digitlab import pagegen
+    from digitlab.synthetic import pagegen
     from digitlab.reader.glyphs import GlyphBank
     from digitlab.server import MAX_MARKS, PAGE_SIDE, count_marks, load_grey
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digitlab.styles import STYLES, cross_seven, flag_one, hook_nine, stylise, stylised_mnist
+from digitlab.synthetic.styles import STYLES, cross_seven, flag_one, hook_nine, stylise, stylised_mnist
 
 
 def _strokes(points, size=(80, 60), width=8) -> np.ndarray:

@@ -36,7 +36,7 @@ weights that ``reject.json`` was not calibrated for (checked by their SHA-256; a
 the shape bounds and the score run alone. Bounds, score weights and the learned model's bound live in
 ``weights/reject.json``; they were chosen on validation data only: real digits from MNIST's
 validation split (the CNN's own held-back 5k) and optdigits ``cv``, rendered as user images, 2,000
-degraded validation digits, against 600 non-digits from ``digitlab.synth.non_digit_image`` with a
+degraded validation digits, against 600 non-digits from ``digitlab.synthetic.renders.non_digit_image`` with a
 seed (1) that neither the benchmark nor the learned model's training uses (``python
 benchmarks/non_digits.py --calibrate --degraded 500 --per-kind 100 --write``, which writes the
 file; the score's bound is set on cross-validated scores; the shape bounds and the score keep

@@ -6,9 +6,9 @@ user image), and says how likely it is *not* a digit. Trained by ``digitlab trai
 
 * digits (class 0): MNIST *train* without the CNN's held-back validation 5k
   (``data.train_val_split``), rendered as user images; optdigits ``tra`` rendered as paper-like
-  bitmaps; and degraded training digits (``synth.degrade``: thick, thin, binarised, slanted pens,
+  bitmaps; and degraded training digits (``renders.degrade``: thick, thin, binarised, slanted pens,
   plus marker-thick ones drawn here, since a thick marker digit is what a blob is confused with);
-* non-digits (class 1): ``synth.non_digit_image`` drawn with seed 100 + ``--seed`` (the benchmark
+* non-digits (class 1): ``renders.non_digit_image`` drawn with seed 100 + ``--seed`` (the benchmark
   measures seed 0, the calibration seed 1), and as many again from :func:`varied_non_digit`, a broader
   generator (filled shapes of every kind, some with holes or soft edges, irregular blobs, dots,
   hatching and scribbles, patterns inside a shape, smooth photo-like fields, mixtures), so the model
@@ -233,7 +233,7 @@ def _shape(ink: np.ndarray, rng: np.random.Generator, s: int, scale: tuple[float
 
 
 def _varied_ink(rng: np.random.Generator, s: int) -> np.ndarray:
-    from .synth import NON_DIGIT_KINDS, _non_digit_ink
+    from .synthetic.renders import NON_DIGIT_KINDS, _non_digit_ink
 
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
     style = int(rng.integers(9))
@@ -301,7 +301,7 @@ def _mask(rng: np.random.Generator, s: int) -> np.ndarray:
 
 
 def varied_non_digit(rng: np.random.Generator, size: tuple[int, int] = (40, 200)) -> bytes:
-    """A non-digit picture from a broader family than ``synth.non_digit_image`` (PNG or JPEG bytes)."""
+    """A non-digit picture from a broader family than ``renders.non_digit_image`` (PNG or JPEG bytes)."""
     return _encode(_varied_ink(rng, int(rng.integers(size[0], size[1] + 1))), rng)
 
 
@@ -322,14 +322,14 @@ def training_set(data_dir=None, digits: int = 20000, degraded: int = 1500, non_d
     ``digits`` MNIST train digits (the CNN's validation 5k excluded) rendered as user images;
     optdigits ``tra`` (all its 1,934 bitmaps, fewer when ``digits`` < 20000); ``degraded`` digits for each of
     thick, thin, binarised, slanted and marker pens; ``non_digits`` pictures, half from
-    ``synth.non_digit_image`` (seed 100 + ``seed``), half from :func:`varied_non_digit`.
+    ``renders.non_digit_image`` (seed 100 + ``seed``), half from :func:`varied_non_digit`.
     """
     from tqdm import tqdm
 
     from .data import load_mnist, optdigits_as_mnist, load_optdigits, subset, train_val_split
     from .errors import DataError
     from .preprocess import NoDigitFound, preprocess_digit
-    from .synth import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
+    from .synthetic.renders import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
 
     rng = np.random.default_rng(100 + seed)  # 0 and 1 are the benchmark's and the calibration's seeds
     train = train_val_split(load_mnist("train", data_dir))[0]  # never the validation 5k

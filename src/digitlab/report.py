@@ -97,7 +97,7 @@ def _other_sets_section(results: dict) -> list[str]:
              "`digitlab.data.optdigits_as_mnist`);",
              "- **MNIST binarise / dilate / erode / slant**: 2,000 MNIST test digits each (seeded), thresholded at "
              "16x16 by a cheap scanner, written with a thicker or thinner pen, or slanted ±15°, then preprocessed as "
-             "a user image is (`digitlab.synth.degrade`).", "",
+             "a user image is (`digitlab.synthetic.renders.degrade`).", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for n, m in methods.items():
         cells = [f"{m['accuracy']:.2%}"] + [f"{m['other_sets'][k]['accuracy']:.2%}" for k in sets]

@@ -72,13 +72,13 @@ def other_test_sets(data_dir=None, n_degraded: int = 2000, seed: int = 0, progre
 
     ``optdigits windep``: the 13 optdigits writers never used for training or choosing anything
     (``data.optdigits_as_mnist``). ``MNIST test <kind>``: ``n_degraded`` MNIST test digits (seeded)
-    degraded by ``synth.degrade`` (binarised by a cheap scanner, thicker or thinner pen, slanted),
+    degraded by ``renders.degrade`` (binarised by a cheap scanner, thicker or thinner pen, slanted),
     then preprocessed as a user image is. Missing optdigits data only drops that set.
     """
     from .data import optdigits_as_mnist
     from .errors import DataError
     from .preprocess import preprocess_digit
-    from .synth import degrade
+    from .synthetic.renders import degrade
 
     sets: dict[str, Split] = {}
     try:

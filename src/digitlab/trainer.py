@@ -21,7 +21,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     ``optdigits_repeat`` > 0 adds the 30 optdigits training writers (``tra``, in MNIST format) that
     many times to the training set (other writers' styles); optdigits ``cv`` is then scored as the
     other-writers validation (``metadata["optdigits_cv_accuracy"]``); ``windep`` is never touched.
-    ``styles`` > 0 adds stylised copies (flagged 1s, crossed 7s, hooked 9s; see ``digitlab.styles``)
+    ``styles`` > 0 adds stylised copies (flagged 1s, crossed 7s, hooked 9s; see ``digitlab.synthetic.styles``)
     of that multiple of the default share of the training digits.
     Returns a summary dict on the process that saved (rank 0), ``None`` on other DDP ranks.
     """
@@ -43,7 +43,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
                       np.concatenate([train.labels, *[tra.labels] * optdigits_repeat]))
     if styles > 0:
         from .data import Split
-        from .styles import stylised_mnist
+        from .synthetic.styles import stylised_mnist
 
         sx, sy = stylised_mnist(train.images, train.labels, np.random.default_rng(1234), scale=styles)
         train = Split(np.concatenate([train.images, sx]), np.concatenate([train.labels, sy]))

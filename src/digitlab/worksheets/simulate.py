@@ -1,7 +1,7 @@
 """Filled-in worksheets and phone photos of them, for the benchmark and the tests.
 
 Handwriting comes from a :class:`~digitlab.reader.glyphs.GlyphBank` (use ``"heldout"``: glyphs the
-reader never trained on) rendered by :func:`digitlab.pagegen.render_text`; the photo is the page
+reader never trained on) rendered by :func:`digitlab.synthetic.pagegen.render_text`; the photo is the page
 warped in perspective onto a table, with uneven light, a shadow, blur, noise and JPEG.
 """
 
@@ -46,7 +46,7 @@ def pupil_answers(key: dict, rng: np.random.Generator, p_blank: float = 0.1, p_w
 def fill(sheet: dict, answers: list[Written], bank, rng: np.random.Generator, dpi: float = 200,
          name: str | None = "1234") -> np.ndarray:
     """The printed page at ``dpi`` (float RGB, 1 = white) with the answers handwritten into their boxes."""
-    from ..pagegen import Writer, render_text
+    from ..synthetic.pagegen import Writer, render_text
 
     page = to_raster(sheet, dpi).astype(np.float32) / 255
     s = dpi / 25.4

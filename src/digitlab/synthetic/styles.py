@@ -15,7 +15,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .reader.glyphs import tight
+from ..reader.glyphs import tight
 
 WORK = 80  # working height in px: strokes are drawn at 4x MNIST's 20 px digit box
 
@@ -148,7 +148,7 @@ def stylised_mnist(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     Returns only the new images (to be added to the originals), made as MNIST was: longest side
     20 px, centred by centre of mass in 28x28.
     """
-    from .preprocess import fit_to_mnist
+    from ..preprocess import fit_to_mnist
 
     share = DEFAULT_SHARE if share is None else share
     out_x, out_y = [], []

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .reader.glyphs import KIND_CHAR, GlyphBank
+from ..reader.glyphs import KIND_CHAR, GlyphBank
 
 OP_HEIGHT = {"+": (0.5, 0.7), "-": (0.45, 0.7), "x": (0.45, 0.65), ".": (0.12, 0.18), "÷": (0.55, 0.8),
              "/": (0.75, 1.0), "=": (0.5, 0.75)}
@@ -174,7 +174,7 @@ def _encode(rgb: np.ndarray, rng: np.random.Generator, jpeg: bool) -> bytes:
 
 
 def _truth(text: str, box, correct=None) -> TruthLine:
-    from .arithmetic import check_expression
+    from ..arithmetic import check_expression
 
     return TruthLine(text, [int(v) for v in box], bool(check_expression(text)["correct"]) if correct is None else correct)
 

@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 from .pagegen import TruthLine, Writer, _encode, _map_box, _put, _truth, render_text, school_problem
-from .reader.glyphs import GlyphBank
+from ..reader.glyphs import GlyphBank
 
 
 def _wood(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
