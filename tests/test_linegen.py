@@ -1,7 +1,6 @@
 """The reader's training lines: the phone-photo degradation keeps the writing and its text."""
 
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,24 +39,3 @@ def test_training_lines_are_unchanged_without_photo_share():
     assert ta == tb == tc and np.array_equal(a, b)
     assert c.shape[0] < a.shape[0]
 
-
-def test_combined_readers_average_frame_probabilities(tmp_path):
-    """LineReader.combine: one file, the members' per-frame probabilities averaged; singles load as before."""
-    import torch
-
-    from digitlab.errors import ModelError
-    from digitlab.reader.crnn import LineReader
-
-    torch.manual_seed(0)
-    a, b = LineReader(width=8, hidden=16), LineReader(width=8, hidden=16, seed=1)
-    for r in (a, b):
-        r.fitted_ = True
-    lines = [np.random.default_rng(3).random((32, 120)).astype(np.float32), np.zeros((32, 64), np.float32)]
-    pa, pb = (np.exp(r.frame_log_probs(lines)[0]) for r in (a, b))
-    both = LineReader.load(LineReader.combine([a, b]).save(tmp_path / "both.dlm"))
-    assert len(both.nets) == 2
-    assert np.allclose(np.exp(both.frame_log_probs(lines)[0]), (pa + pb) / 2, atol=1e-5)
-    one = LineReader.load(a.save(tmp_path / "one.dlm"))
-    assert len(one.nets) == 1 and np.allclose(np.exp(one.frame_log_probs(lines)[0]), pa, atol=1e-6)
-    with pytest.raises(ModelError, match="same shape"):
-        LineReader.combine([a, LineReader(width=12, hidden=16)])

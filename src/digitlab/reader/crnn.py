@@ -118,40 +118,14 @@ def greedy(logp: np.ndarray) -> str:
 
 @register
 class LineReader(DigitModel):
-    """Whole-line recogniser. ``X``: a list of line ink maps (any size, 1 = ink); ``y``: their texts.
-
-    A file may hold several nets of the same shape (``combine``): their per-frame probabilities are
-    averaged, which is sound for CTC only because they are warm restarts of one run and so emit
-    each symbol on the same frames.
-    """
+    """Whole-line recogniser. ``X``: a list of line ink maps (any size, 1 = ink); ``y``: their texts."""
 
     name: ClassVar[str] = "line-reader"
     description: ClassVar[str] = "CRNN + CTC line recogniser for numbers and arithmetic lines"
 
     def __init__(self, width: int = 24, hidden: int = 96, seed: int = 0) -> None:
         super().__init__(width=width, hidden=hidden, seed=seed)
-        self.nets = [LineNet(width, hidden)]
-
-    @property
-    def net(self) -> LineNet:
-        """The first (training: the only) net."""
-        return self.nets[0]
-
-    @classmethod
-    def combine(cls, readers: list["LineReader"]) -> "LineReader":
-        """One reader averaging the frame probabilities of ``readers`` (each a single net)."""
-        if len(readers) < 2:
-            raise ValueError("combine at least two readers")
-        first = readers[0]
-        if any(r.params["width"] != first.params["width"] or r.params["hidden"] != first.params["hidden"]
-               for r in readers):
-            raise ModelError("only readers of the same shape can be combined")
-        out = cls(width=first.params["width"], hidden=first.params["hidden"], seed=first.params["seed"])
-        out.nets = [n for r in readers for n in r.nets]
-        out.metadata = {"members": [r.metadata.get("steps") for r in readers], "photo": first.metadata.get("photo"),
-                        "styles": first.metadata.get("styles"), "data": first.metadata.get("data")}
-        out.fitted_ = True
-        return out
+        self.net = LineNet(width, hidden)
 
     # Lines are not 28x28 digits: the public API takes lists of line images instead.
     def fit(self, X, y, **kwargs) -> "LineReader":
@@ -179,18 +153,14 @@ class LineReader(DigitModel):
     def frame_log_probs(self, prepared: list[np.ndarray], batch: int = 16) -> list[np.ndarray]:
         """Per-line (T, 16) log-probabilities for lines already passed through ``prepare_line``."""
         self._check_fitted()
-        for n in self.nets:
-            n.eval()
+        self.net.eval()
         out: list[np.ndarray] = []
         order = np.argsort([p.shape[1] for p in prepared])  # similar widths batch with little padding
         res: dict[int, np.ndarray] = {}
         for i in range(0, len(order), batch):
             idx = order[i : i + batch]
             x, lengths = batch_tensor([prepared[j] for j in idx])
-            if len(self.nets) == 1:
-                logp = self.net(x).numpy()
-            else:
-                logp = torch.logsumexp(torch.stack([n(x) for n in self.nets]), 0).numpy() - math.log(len(self.nets))
+            logp = self.net(x).numpy()
             for k, j in enumerate(idx):
                 res[int(j)] = logp[k, : int(lengths[k])]
         out = [res[i] for i in range(len(prepared))]
@@ -209,24 +179,14 @@ class LineReader(DigitModel):
         raise NotImplementedError
 
     def _payload(self) -> bytes:
-        if len(self.nets) == 1:  # one net: plain keys, as every reader file before ensembles
-            return st_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
-        return st_save({f"m{i}.{k}": v.detach().cpu().contiguous() for i, n in enumerate(self.nets)
-                        for k, v in n.state_dict().items()})
+        return st_save({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
 
     def _restore(self, payload: bytes) -> None:
-        tensors = st_load(payload)
-        members = sorted({k.split(".", 1)[0] for k in tensors if k[:1] == "m" and k.split(".", 1)[0][1:].isdigit()},
-                         key=lambda m: int(m[1:]))
-        groups = [{k.split(".", 1)[1]: v for k, v in tensors.items() if k.startswith(m + ".")} for m in members]
-        self.nets = []
-        for state in groups or [tensors]:
-            net = LineNet(self.params["width"], self.params["hidden"])
-            try:
-                net.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise ModelError(f"line-reader weights do not fit the network ({exc})") from None
-            self.nets.append(net.eval())
+        try:
+            self.net.load_state_dict(st_load(payload), strict=True)
+        except RuntimeError as exc:
+            raise ModelError(f"line-reader weights do not fit the network ({exc})") from None
+        self.net.eval()
 
 
 def ctc_step(net: LineNet, opt, lines: list[np.ndarray], texts: list[str]) -> float:
