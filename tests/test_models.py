@@ -127,3 +127,17 @@ def torch_input(X):
     from digitlab.models.cnn import to_tensor
 
     return to_tensor(X.astype(np.float32) / 255)
+
+
+def test_int8_model_built_once_under_concurrent_first_use(small_test):
+    """The web app's threads may all ask a freshly loaded model at once (the first build is lazy)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from digitlab.recognize import DEFAULT_MODEL
+
+    model = load(DEFAULT_MODEL)
+    assert model.params.get("inference") == "int8"  # the shipped CNN is quantized
+    X = small_test.images[:64]
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: model.predict_proba(X), range(8)))
+    assert all(np.array_equal(o, outs[0]) for o in outs)

@@ -75,10 +75,12 @@ def test_time_budget_stops_on_time(mnist_train):
 def test_onnx_agrees_with_pytorch(tmp_path, mnist_test):
     ort = pytest.importorskip("onnxruntime")
     from digitlab.export import export_onnx
-    from digitlab.recognize import get_model
+    from digitlab.models.base import load
+    from digitlab.recognize import DEFAULT_MODEL
 
-    model = get_model(None)
+    model = load(DEFAULT_MODEL)
     path = export_onnx(model, tmp_path / "m.onnx")
+    model.params["inference"] = "fp32"  # the export is of the float nets (the shipped model infers in int8)
     X = mnist_test.images[:1000].astype(np.float32) / 255
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_p = sess.run(None, {"image": X[:, None]})[0]

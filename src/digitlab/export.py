@@ -1,4 +1,8 @@
-"""Export the CNN to ONNX (probabilities averaged over ensemble members, as in PyTorch)."""
+"""Export the CNN to ONNX (probabilities averaged over ensemble members, as in PyTorch).
+
+The float nets are exported, also for a model that infers in int8 (``digitlab quantize``): ONNX
+runtimes quantize with their own tools.
+"""
 
 from __future__ import annotations
 
