@@ -104,6 +104,55 @@ def test_beam_search_output_is_always_grammatical(text):
         assert ARITHMETIC.accepts(out) and logp <= 1e-9
 
 
+def _reference_beam_search(logp, grammar, beam=12, prune=-9.0):
+    """Textbook CTC prefix beam search (every frame ranked): what the fast one must equal."""
+    import math
+
+    from digitlab.reader.decode import CHARSET
+
+    def lse(a, b):
+        return b if a == -math.inf else a if b == -math.inf else max(a, b) + math.log1p(math.exp(-abs(a - b)))
+
+    beams = {"": (0.0, -math.inf, 0)}
+    for row in logp:
+        nxt = {}
+
+        def add(prefix, pb, pnb, state):
+            old = nxt.get(prefix, (-math.inf, -math.inf, state))
+            nxt[prefix] = (lse(old[0], pb), lse(old[1], pnb), state)
+
+        for prefix, (pb, pnb, state) in beams.items():
+            total = lse(pb, pnb)
+            add(prefix, total + row[0], -math.inf, state)
+            if prefix and pnb > -math.inf:
+                add(prefix, -math.inf, pnb + row[CHARSET.index(prefix[-1]) + 1], state)
+            for k in range(1, len(row)):
+                s2 = grammar.step(state, CHARSET[k - 1]) if row[k] > prune else None
+                if s2 is not None:
+                    add(prefix + CHARSET[k - 1], -math.inf, (pb if prefix[-1:] == CHARSET[k - 1] else total) + row[k], s2)
+        beams = dict(sorted(nxt.items(), key=lambda kv: -lse(kv[1][0], kv[1][1]))[:beam])
+    done = sorted(((p, lse(v[0], v[1])) for p, v in beams.items() if v[2] in grammar.final), key=lambda x: -x[1])
+    return [(t, p) for t, p in done if p > -math.inf][:8]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="0123456789+-*/=", min_size=1, max_size=10), st.floats(0.01, 0.6), st.integers(0, 2**31))
+def test_beam_search_equals_the_textbook_search(text, noise, seed):
+    """The fast path (frames where only blank is possible update the beam in place) changes nothing."""
+    from digitlab.reader.decode import ARITHMETIC, NUMBER, beam_search
+
+    rng = np.random.default_rng(seed)
+    logp = _frames(text, noise=noise) + rng.normal(0, 2 * noise, (3 * len(text), 16))  # noise: no exact ties
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    for grammar in (ARITHMETIC, NUMBER):
+        fast = [(t, p) for t, p in beam_search(logp, grammar) if p > -np.inf]
+        ref = _reference_beam_search(logp, grammar)
+        assert np.allclose([p for _, p in fast], [p for _, p in ref], atol=1e-9)
+        # the same readings, but for equally probable ones that may swap places
+        for t, p in fast:
+            assert t in dict(ref) or any(abs(p - q) < 1e-9 for u, q in ref if u not in dict(fast))
+
+
 def test_verdict_says_unsure_when_readings_disagree():
     from digitlab.arithmetic import verdict
 

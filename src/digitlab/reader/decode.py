@@ -8,6 +8,8 @@ is what the checker uses to say "unsure" when readings with different verdicts c
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +29,17 @@ class Grammar:
     final: frozenset[int]
 
     def step(self, state: int, ch: str) -> int | None:
-        for chars, nxt in self.moves.get(state, {}).items():
-            if ch in chars:
-                return nxt
-        return None
+        return self.table.get((state, ch))
+
+    @functools.cached_property
+    def table(self) -> dict[tuple[int, str], int]:
+        """(state, character) -> next state: one dict lookup per step of the beam search."""
+        table: dict[tuple[int, str], int] = {}
+        for state, moves in self.moves.items():
+            for chars, nxt in moves.items():
+                for ch in chars:
+                    table.setdefault((state, ch), nxt)  # the first class that holds it, as written
+        return table
 
     def accepts(self, text: str) -> bool:
         s: int | None = 0
@@ -57,12 +66,16 @@ ANY = Grammar("any", {0: {CHARSET: 0}}, frozenset({0}))
 
 
 def _lse(a: float, b: float) -> float:
-    if a == -np.inf:
+    if a == -math.inf:
         return b
-    if b == -np.inf:
+    if b == -math.inf:
         return a
-    m = max(a, b)
-    return m + float(np.log1p(np.exp(-abs(a - b))))
+    if a < b:
+        a, b = b, a
+    return a + math.log1p(math.exp(b - a))
+
+
+_INDEX = {ch: i + 1 for i, ch in enumerate(CHARSET)}
 
 
 def beam_search(logp: np.ndarray, grammar: Grammar = ARITHMETIC, beam: int = 12, prune: float = -9.0,
@@ -72,13 +85,23 @@ def beam_search(logp: np.ndarray, grammar: Grammar = ARITHMETIC, beam: int = 12,
     ``logp``: (T, 1 + len(CHARSET)) frame log-probabilities, class 0 = blank.
     """
     logp = np.asarray(logp, np.float64)
+    # Plain Python floats and lists: per-element numpy scalars cost ~20x more in this loop.
+    rows = logp.tolist()
+    cand_rows = [(np.nonzero(r > prune)[0] + 1).tolist() for r in logp[:, 1:]]
+    ninf = -math.inf
+    table = grammar.table
     # beams: prefix -> [log p ending in blank, log p ending in a symbol, grammar state]
-    beams: dict[str, list] = {"": [0.0, -np.inf, 0]}
-    ninf = -np.inf
-    for t in range(logp.shape[0]):
-        row = logp[t]
+    beams: dict[str, list] = {"": [0.0, ninf, 0]}
+    for row, cands in zip(rows, cand_rows):
         blank = row[0]
-        cands = [k for k in np.nonzero(row[1:] > prune)[0] + 1]
+        if not cands:
+            # Only blank (or the last symbol held) is possible: no prefix is born, none is merged
+            # and the beam keeps its size, so each one is updated in place, with no ranking.
+            for prefix, e in beams.items():
+                pb, pnb = e[0], e[1]
+                e[0] = _lse(pb, pnb) + blank
+                e[1] = pnb + row[_INDEX[prefix[-1]]] if prefix and pnb > ninf else ninf
+            continue
         nxt: dict[str, list] = {}
 
         def add(prefix: str, pb: float, pnb: float, state: int) -> None:
@@ -93,17 +116,19 @@ def beam_search(logp: np.ndarray, grammar: Grammar = ARITHMETIC, beam: int = 12,
             add(prefix, total + blank, ninf, state)
             last = prefix[-1] if prefix else None
             if last is not None and pnb > ninf:
-                add(prefix, ninf, pnb + row[CHARSET.index(last) + 1], state)
+                add(prefix, ninf, pnb + row[_INDEX[last]], state)
             for k in cands:
                 ch = CHARSET[k - 1]
-                s2 = grammar.step(state, ch)
+                s2 = table.get((state, ch))
                 if s2 is None:
                     continue
                 # A repeated symbol needs a blank between its two copies.
                 p = pb + row[k] if ch == last else total + row[k]
                 add(prefix + ch, ninf, p, s2)
-        ranked = sorted(nxt.items(), key=lambda kv: -_lse(kv[1][0], kv[1][1]))
-        beams = dict(ranked[:beam])
+        if len(nxt) > beam:
+            beams = dict(sorted(nxt.items(), key=lambda kv: -_lse(kv[1][0], kv[1][1]))[:beam])
+        else:
+            beams = nxt
     done = [(p, _lse(v[0], v[1])) for p, v in beams.items() if v[2] in grammar.final]
     done.sort(key=lambda x: -x[1])
     return done[:nbest]
