@@ -216,6 +216,27 @@ def heldout():
     return GlyphBank.load("heldout", max_per_digit=300)
 
 
+def test_test_time_augmentation_mixes_the_readings(heldout):
+    """Each line is read as it is, stretched and bolder; the N-best lists are averaged (a mixture)."""
+    from digitlab.synthetic import pagegen
+    from digitlab.reader.decode import ARITHMETIC
+    from digitlab.reader.read import _merge, read_lines
+
+    assert _merge([[("1+1=2", 0.9), ("7+1=2", 0.1)], [("7+1=2", 0.6)], []]) == [("1+1=2", 0.3), ("7+1=2", 0.7 / 3)]
+    rng = np.random.default_rng(8)
+    inks = []
+    for _ in range(6):
+        writer = pagegen.Writer.sample(rng, (30, 45), touching=True, blue=False)
+        inks.append(pagegen.render_text(pagegen.school_problem(rng), heldout, writer, rng))
+    plain, mixed = read_lines(inks, ARITHMETIC, tta=False), read_lines(inks, ARITHMETIC, tta=True)
+    for a, b in zip(plain, mixed):
+        assert b.text is not None and sum(p for _, p in b.nbest) <= 1 + 1e-9
+        assert [p for _, p in b.nbest] == sorted((p for _, p in b.nbest), reverse=True)
+        assert len(b.spans) == len(b.text)  # placed on the line as given, whatever reading won
+        if a.text == b.text:
+            assert a.spans == b.spans
+
+
 def test_reader_reads_lines_whose_symbols_touch(heldout):
     from digitlab.synthetic import pagegen
     from digitlab.reader.decode import ARITHMETIC

@@ -117,9 +117,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``)."""
     from ..page.layout import page_hypotheses
     from ..reader.decode import ARITHMETIC
-    from ..reader.read import read_lines
-
-    from ..reader.read import get_line_reader
+    from ..reader.read import TTA, get_line_reader, read_lines
 
     model = model or get_line_reader()
     limits = model.metadata.get("verdict_thresholds", {})
@@ -128,14 +126,19 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
     top_min = limits.get("top", TOP_MIN)
     best = None
+    # Hypotheses are compared on plain readings; only the one kept is read again with test-time
+    # augmentation (three reads a line): a wrong outline can cut a page into dozens of long bands.
     for page in page_hypotheses(source, name=name, max_side=max_side):
-        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile) if page.lines else []
+        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile,
+                              tta=False) if page.lines else []
         score, settled = _readability(readings, correct_min, wrong_min, top_min)
         if best is None or score > best[0]:
             best = (score, page, readings)
         if settled:
             break
     _, page, readings = best
+    if page.lines and TTA:
+        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile, tta=True)
     results = []
     for line, reading in zip(page.lines, readings):
         if reading.text is None:

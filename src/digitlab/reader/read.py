@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from . import CHARSET
-from .crnn import LINE_HEIGHT, STRIDE, LineReader, line_crop, prepare_line
+from .crnn import LINE_HEIGHT, MAX_WIDTH, STRIDE, LineReader, line_crop, prepare_line
 from .decode import ARITHMETIC, Grammar, beam_search
 
 
@@ -147,10 +148,38 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     return out
 
 
+# Test-time augmentation: each line is also read stretched 1.15x (other CTC frames fall on each
+# symbol) and with a bolder pen, and the three N-best lists are averaged (a mixture of the three
+# readings' distributions; frame probabilities cannot be averaged, the stretched line has more frames).
+# Chosen on 2,000 validation lines (validation writers, training generator, seed 555): exact lines
+# 88.1% -> 89.1% plain, 78.5% -> 79.6% degraded as in a phone photo (with a third, 0.87x copy: 89.4 /
+# 79.4%, not worth a fourth read).
+TTA = True
+
+
+def _stretched(line: np.ndarray, factor: float = 1.15) -> np.ndarray:
+    w = int(np.clip(round(line.shape[1] * factor), 16, MAX_WIDTH))
+    return np.clip(cv2.resize(line, (w, LINE_HEIGHT), interpolation=cv2.INTER_LINEAR), 0, 1).astype(np.float32)
+
+
+def _bolder(line: np.ndarray) -> np.ndarray:
+    return np.maximum(line, cv2.dilate(line, np.ones((2, 2), np.uint8)) * 0.7).astype(np.float32)
+
+
+def _merge(nbests: list[list[tuple[str, float]]], keep: int = 8) -> list[tuple[str, float]]:
+    """The mean of several N-best distributions over the same line (a reading missing from one counts 0)."""
+    total: dict[str, float] = {}
+    for nb in nbests:
+        for t, p in nb:
+            total[t] = total.get(t, 0.0) + p / len(nbests)
+    return sorted(total.items(), key=lambda tp: -tp[1])[:keep]
+
+
 def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | None = None,
-               beam: int = 12, profile=None, digits=False) -> list[Reading]:
+               beam: int = 12, profile=None, digits=False, tta: bool | None = None) -> list[Reading]:
     """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
 
+    ``tta`` (default ``TTA``) also reads each line stretched and bolder and averages the N-best lists.
     ``digits`` asks a digit model for a second opinion on each reading's digits (``rescore``; True: the
     shipped CNN; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
     adapt``) re-ranks each line's readings by how it reads their digits.
@@ -161,8 +190,14 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
         prepared.append(prepare_line(ink))
         y0, y1, x0, _ = line_crop(ink)
         geometry.append((x0, LINE_HEIGHT / (y1 - y0)))
-    logps = model.frame_log_probs(prepared)
-    nbests = [[(t, float(np.exp(lp))) for t, lp in beam_search(logp, grammar, beam=beam)] for logp in logps]
+    tta = TTA if tta is None else tta
+    n = len(prepared)
+    every = prepared + ([_stretched(l) for l in prepared] + [_bolder(l) for l in prepared] if tta and n else [])
+    all_logps = model.frame_log_probs(every)
+    logps = all_logps[:n]  # symbol spans come from the line as it is
+    per = [[[(t, float(np.exp(lp))) for t, lp in beam_search(all_logps[v * n + j], grammar, beam=beam)]
+            for v in range(len(all_logps) // max(1, n))] for j in range(n)]
+    nbests = [_merge(p) if len(p) > 1 else p[0] for p in per]
     if digits is True:
         from ..recognize import get_model
 
