@@ -288,11 +288,11 @@ class _Uniform:
 def test_a_digit_model_second_opinion_re_ranks_only_when_it_has_one(line):
     from digitlab.reader.read import read_lines
 
-    plain = read_lines([line])[0]
-    flat = read_lines([line], digits=_Uniform())[0]
+    plain = read_lines([line], tta=False)[0]  # the second opinion alone, without test-time augmentation
+    flat = read_lines([line], digits=_Uniform(), tta=False)[0]
     assert [t for t, _ in flat.nbest] == [t for t, _ in plain.nbest]
     np.testing.assert_allclose([p for _, p in flat.nbest], [p for _, p in plain.nbest], rtol=1e-4)
-    cnn = read_lines([line], digits=True)[0]  # the shipped CNN reads these held-out digits right
+    cnn = read_lines([line], digits=True, tta=False)[0]  # the shipped CNN reads these held-out digits right
     assert cnn.text == "36+47=83" and cnn.probability >= plain.probability
     assert sum(p for _, p in cnn.nbest) == pytest.approx(sum(p for _, p in plain.nbest), rel=1e-6)
 
