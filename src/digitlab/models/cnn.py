@@ -154,9 +154,7 @@ class CNNClassifier(DigitModel):
         from ..training import TrainConfig, train_net
 
         p = self.params
-        p["inference"] = "fp32"  # new weights: ranges measured on the old ones would not fit
-        self.metadata.pop("int8_ranges", None)
-        self._fused_for = None
+        self._forget_int8()
         self.nets, histories = [], []
         for member in range(p["ensemble"]):
             cfg = TrainConfig(width=p["width"], epochs=p["epochs"], batch_size=p["batch_size"], lr=p["lr"],
@@ -199,8 +197,13 @@ class CNNClassifier(DigitModel):
         X = check_images(X)
         self.metadata["int8_ranges"] = [quantized_for_inference(n, X=X)[1] for n in self.nets]
         self.params["inference"] = "int8"
-        self._fused_for = None
+        self._quantized = None  # rebuilt from the new ranges on next use
         return self
+
+    def _forget_int8(self) -> None:
+        """New weights: int8 ranges measured on the old ones would not fit them."""
+        self.params["inference"] = "fp32"
+        self.metadata.pop("int8_ranges", None)
 
     @torch.inference_mode()
     def _average_probabilities(self, X: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -244,12 +247,10 @@ class CNNClassifier(DigitModel):
                            stem=self.params.get("stem", "pool"))
             net.load_state_dict(state, strict=True)
             self.nets.append(net.to(memory_format=torch.channels_last).eval())
-        self._fused_for = None
 
     def set_nets(self, nets: list[nn.Module]) -> "CNNClassifier":
         self.nets = [n.cpu().to(memory_format=torch.channels_last).eval() for n in nets]
-        self.params["inference"] = "fp32"  # new weights: any int8 ranges were measured on others
-        self.metadata.pop("int8_ranges", None)
+        self._forget_int8()
         self.fitted_ = True
         return self
 
