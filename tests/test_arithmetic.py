@@ -175,6 +175,22 @@ def test_verdict_support_is_measured_among_arithmetic_readings():
     assert status == "correct" and support == pytest.approx(0.75)
 
 
+def test_the_arithmetic_prior_prefers_a_reading_that_adds_up():
+    from digitlab.arithmetic import verdict
+    from digitlab.arithmetic.check import with_prior
+
+    nbest = [("08+83=111", 0.6), ("28+83=111", 0.2), ("8+83=111", 0.1)]
+    assert with_prior(nbest, 1.0) == nbest
+    weighed = with_prior(nbest, 5.0)
+    assert [t for t, _ in weighed] == ["28+83=111", "08+83=111", "8+83=111"]
+    assert sum(p for _, p in weighed) == pytest.approx(0.9)  # the list's mass is kept
+    assert weighed[0][1] / weighed[1][1] == pytest.approx(5 * 0.2 / 0.6)
+    assert verdict(nbest)[0] == "unsure" and verdict(weighed, correct_min=0.5)[0] == "correct"
+    # A reading the reader is sure of is not outweighed by an unlikely one that adds up.
+    sure = with_prior([("12+7=18", 0.99), ("12+7=19", 0.001)], 5.0)
+    assert sure[0][0] == "12+7=18"
+
+
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.sampled_from([True, False]),
                           st.floats(0, 1), st.booleans()), min_size=1, max_size=60))
 def test_calibration_respects_its_bounds(rows):

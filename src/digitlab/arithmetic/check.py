@@ -8,8 +8,14 @@ right answer is the worst mistake a checker can make: an unsure reader must not 
 **unsure** otherwise, for the teacher to look at. The mass is normalised because the CTC reader also
 puts probability on strings that are no arithmetic line at all (a stroke between two symbols read as
 a blank or an extra symbol); those say nothing about right or wrong.
-The thresholds are chosen on validation lines (validation writers) when the reader is trained
-(``calibrate.py``) and stored with it; these constants are only the fallback.
+
+Before that, a prior: readings whose arithmetic is right are weighted ``PRIOR`` times more than the
+reader alone says (``with_prior``). Bayes with what a checker knows and a line reader cannot: a
+pupil's written answer is most often the right value, and a wrong one is one of many values, so of
+two readings the reader finds about as likely, "28+83=111" is a better bet than "08+83=111".
+The digit CNN gives its second opinion on each reading's digits (``reader.read.rescore``) before.
+The prior and thresholds are chosen on validation lines (validation writers) when the reader is
+trained (``calibrate.py``) and stored with it; these constants are only the fallback.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from .grammar import check_expression
 CORRECT_MIN = 0.80
 WRONG_MIN = 0.999
 TOP_MIN = 0.5
+PRIOR = 1.0
+DIGIT_OPINION = True  # the CNN rescores the kept page's readings (calibrate.py reads the same way)
 RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
 STATUSES = ("correct", "wrong", "unsure", "unreadable")
 
@@ -65,6 +73,39 @@ class PageResult:
                 "sheet": self.sheet, "lines": lines}
 
 
+def with_prior(nbest: list[tuple[str, float]], prior: float = PRIOR) -> list[tuple[str, float]]:
+    """``nbest`` with the readings whose arithmetic is right weighted ``prior`` times, best first;
+    the list's total probability is kept."""
+    if prior == 1.0 or not nbest:
+        return nbest
+    w = [p * (prior if check_expression(t)["correct"] is True else 1.0) for t, p in nbest]
+    scale = sum(p for _, p in nbest) / max(sum(w), 1e-300)
+    order = sorted(range(len(nbest)), key=lambda i: -w[i])  # stable: ties keep the reader's order
+    return [(nbest[i][0], w[i] * scale) for i in order]
+
+
+def near_misses(nbest: list[tuple[str, float]], limit: int = 40) -> list[str]:
+    """Readings one symbol away from the best one (a digit changed, added or dropped, an operator
+    changed) whose arithmetic is right, when the best reading's is wrong.
+
+    A reader sure of a misread digit keeps no reading with the right one in its beam, and then
+    nothing stops a cross on a right answer; scored exactly (``read_lines(propose=...)``), such a
+    reading can make the line unsure, or, with the prior, correct."""
+    if not nbest or check_expression(nbest[0][0])["correct"] is not False:
+        return []
+    text, out = nbest[0][0], []
+    for i in range(len(text) + 1):
+        edits = [text[:i] + d + text[i:] for d in "0123456789"]  # a digit added
+        if i < len(text):
+            ch, rest = text[i], text[i + 1 :]
+            swap = "0123456789" if ch.isdigit() else "+-*/" if ch in "+-*/" else ""
+            edits += [text[:i] + d + rest for d in swap if d != ch]
+            if ch.isdigit():
+                edits.append(text[:i] + rest)  # a digit dropped
+        out += [e for e in edits if check_expression(e)["correct"] is True]
+    return list(dict.fromkeys(out))[:limit]
+
+
 def verdict_support(nbest: list[tuple[str, float]]) -> tuple[float, float, bool | None]:
     """(share of the grammatical readings' mass that makes the line right, share that makes it wrong,
     whether the best reading is right)."""
@@ -96,6 +137,18 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
     return "unsure", max(right, wrong)
 
 
+def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None = None, rerank=None):
+    """Read lines the way their verdicts were calibrated: test-time augmentation, and, where the
+    calibration (``limits``, from the model file; None: today's) says so, the CNN's second opinion
+    and near misses scored exactly."""
+    from ..reader.decode import ARITHMETIC
+    from ..reader.read import read_lines
+
+    limits = {"digits": DIGIT_OPINION, "near_misses": True} if limits is None else limits
+    return read_lines(inks, ARITHMETIC, model=model, profile=profile, digits=limits.get("digits", False),
+                      propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank)
+
+
 def _readability(readings, correct_min: float, wrong_min: float, top_min: float) -> tuple[float, bool]:
     """How well a page hypothesis reads: its lines' best readings' own probabilities, summed; and
     whether that is good enough to stop looking (most lines decided).
@@ -117,14 +170,14 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``)."""
     from ..page.layout import page_hypotheses
     from ..reader.decode import ARITHMETIC
-    from ..reader.read import TTA, get_line_reader, read_lines
+    from ..reader.read import get_line_reader, read_lines
 
     model = model or get_line_reader()
     limits = model.metadata.get("verdict_thresholds", {})
     if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
         limits = {}
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
-    top_min = limits.get("top", TOP_MIN)
+    top_min, prior = limits.get("top", TOP_MIN), limits.get("prior", PRIOR)
     best = None
     # Hypotheses are compared on plain readings; only the one kept is read again with test-time
     # augmentation (three reads a line): a wrong outline can cut a page into dozens of long bands.
@@ -137,8 +190,9 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         if settled:
             break
     _, page, readings = best
-    if page.lines and TTA:
-        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile, tta=True)
+    if page.lines:
+        readings = read_for_verdicts([l.ink for l in page.lines], model, profile, limits,
+                                     rerank=lambda nbest: with_prior(nbest, prior))
     results = []
     for line, reading in zip(page.lines, readings):
         if reading.text is None:

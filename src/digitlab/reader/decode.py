@@ -132,3 +132,19 @@ def beam_search(logp: np.ndarray, grammar: Grammar = ARITHMETIC, beam: int = 12,
     done = [(p, _lse(v[0], v[1])) for p, v in beams.items() if v[2] in grammar.final]
     done.sort(key=lambda x: -x[1])
     return done[:nbest]
+
+
+def text_log_probs(logp: np.ndarray, texts: list[str]) -> np.ndarray:
+    """log P(text | line) for each of ``texts``, summed over all CTC alignments of the (T, classes)
+    frame log-probabilities ``logp`` (what the beam search approximates for the texts it keeps)."""
+    import torch
+    import torch.nn.functional as F
+
+    if not texts:
+        return np.zeros(0)
+    T, n = logp.shape[0], len(texts)
+    frames = torch.from_numpy(np.ascontiguousarray(logp, dtype=np.float32)).unsqueeze(1).expand(T, n, -1)
+    targets = torch.tensor([CHARSET.index(c) + 1 for t in texts for c in t], dtype=torch.long)
+    loss = F.ctc_loss(frames, targets, torch.full((n,), T, dtype=torch.long),
+                      torch.tensor([len(t) for t in texts], dtype=torch.long), blank=0, reduction="none")
+    return -loss.double().numpy()  # a text longer than the line can hold gets -inf

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import CHARSET
 from .crnn import LINE_HEIGHT, MAX_WIDTH, STRIDE, LineReader, line_crop, prepare_line
-from .decode import ARITHMETIC, Grammar, beam_search
+from .decode import ARITHMETIC, Grammar, beam_search, text_log_probs
 
 
 @dataclass
@@ -176,13 +176,17 @@ def _merge(nbests: list[list[tuple[str, float]]], keep: int = 8) -> list[tuple[s
 
 
 def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | None = None,
-               beam: int = 12, profile=None, digits=False, tta: bool | None = None) -> list[Reading]:
+               beam: int = 12, profile=None, digits=False, tta: bool | None = None, propose=None,
+               rerank=None) -> list[Reading]:
     """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
 
     ``tta`` (default ``TTA``) also reads each line stretched and bolder and averages the N-best lists.
     ``digits`` asks a digit model for a second opinion on each reading's digits (``rescore``; True: the
     shipped CNN; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
-    adapt``) re-ranks each line's readings by how it reads their digits.
+    adapt``) re-ranks each line's readings by how it reads their digits. ``propose`` (N-best -> texts)
+    names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
+    checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each
+    line's best reading is placed (e.g. the checker's arithmetic prior).
     """
     model = model or get_line_reader()
     prepared, geometry = [], []
@@ -198,6 +202,14 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     per = [[[(t, float(np.exp(lp))) for t, lp in beam_search(all_logps[v * n + j], grammar, beam=beam)]
             for v in range(len(all_logps) // max(1, n))] for j in range(n)]
     nbests = [_merge(p) if len(p) > 1 else p[0] for p in per]
+    if propose is not None:
+        variants = len(all_logps) // max(1, n)
+        for j, nb in enumerate(nbests):
+            known = {t for t, _ in nb}
+            extra = [t for t in dict.fromkeys(propose(nb)) if t not in known and grammar.accepts(t)] if nb else []
+            if extra:
+                p = np.mean([np.exp(text_log_probs(all_logps[v * n + j], extra)) for v in range(variants)], axis=0)
+                nbests[j] = sorted(nb + [(t, float(q)) for t, q in zip(extra, p)], key=lambda tp: -tp[1])
     if digits is True:
         from ..recognize import get_model
 
@@ -207,6 +219,8 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
         todo = [j for j, nb in enumerate(nbests) if nb]
         for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], digits, profile)):
             nbests[j] = nb
+    if rerank is not None:
+        nbests = [rerank(nb) if nb else nb for nb in nbests]
     out = []
     for logp, nbest, (x0, scale) in zip(logps, nbests, geometry):
         if not nbest:
