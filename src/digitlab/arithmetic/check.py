@@ -20,6 +20,7 @@ trained (``calibrate.py``) and stored with it; these constants are only the fall
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -73,12 +74,19 @@ class PageResult:
                 "sheet": self.sheet, "lines": lines}
 
 
+@functools.lru_cache(maxsize=65536)
+def adds_up(text: str) -> bool | None:
+    """Whether a line's arithmetic is right (None: not an arithmetic line); cached, as the same
+    readings are weighed, proposed and checked many times a page."""
+    return check_expression(text)["correct"]
+
+
 def with_prior(nbest: list[tuple[str, float]], prior: float = PRIOR) -> list[tuple[str, float]]:
     """``nbest`` with the readings whose arithmetic is right weighted ``prior`` times, best first;
     the list's total probability is kept."""
     if prior == 1.0 or not nbest:
         return nbest
-    w = [p * (prior if check_expression(t)["correct"] is True else 1.0) for t, p in nbest]
+    w = [p * (prior if adds_up(t) is True else 1.0) for t, p in nbest]
     scale = sum(p for _, p in nbest) / max(sum(w), 1e-300)
     order = sorted(range(len(nbest)), key=lambda i: -w[i])  # stable: ties keep the reader's order
     return [(nbest[i][0], w[i] * scale) for i in order]
@@ -91,7 +99,7 @@ def near_misses(nbest: list[tuple[str, float]], limit: int = 40) -> list[str]:
     A reader sure of a misread digit keeps no reading with the right one in its beam, and then
     nothing stops a cross on a right answer; scored exactly (``read_lines(propose=...)``), such a
     reading can make the line unsure, or, with the prior, correct."""
-    if not nbest or check_expression(nbest[0][0])["correct"] is not False:
+    if not nbest or adds_up(nbest[0][0]) is not False:
         return []
     text, out = nbest[0][0], []
     for i in range(len(text) + 1):
@@ -102,14 +110,14 @@ def near_misses(nbest: list[tuple[str, float]], limit: int = 40) -> list[str]:
             edits += [text[:i] + d + rest for d in swap if d != ch]
             if ch.isdigit():
                 edits.append(text[:i] + rest)  # a digit dropped
-        out += [e for e in edits if check_expression(e)["correct"] is True]
+        out += [e for e in edits if adds_up(e) is True]
     return list(dict.fromkeys(out))[:limit]
 
 
 def verdict_support(nbest: list[tuple[str, float]]) -> tuple[float, float, bool | None]:
     """(share of the grammatical readings' mass that makes the line right, share that makes it wrong,
     whether the best reading is right)."""
-    verdicts = [check_expression(t)["correct"] for t, _ in nbest]
+    verdicts = [adds_up(t) for t, _ in nbest]
     p_right = sum(p for (_, p), ok in zip(nbest, verdicts) if ok is True)
     p_wrong = sum(p for (_, p), ok in zip(nbest, verdicts) if ok is False)
     best = verdicts[0] if verdicts else None

@@ -73,25 +73,34 @@ def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
     return out
 
 
-def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str) -> dict[int, np.ndarray]:
+def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None) -> dict[int, np.ndarray]:
     """28x28 MNIST-style images of the digits of ``text`` in a line's ink map, placed by CTC alignment.
 
     CTC peaks are narrower than glyphs, so each symbol reaches halfway to its neighbours' centres.
+    ``cache`` (one per line) keeps the images by column range: readings of a line that differ in one
+    symbol place the others where they were.
     """
     from ..preprocess import NoDigitFound, crop_and_fit
 
+    cache = {} if cache is None else cache
     y0, y1, x0, x1 = line_crop(ink)
     scale = LINE_HEIGHT / (y1 - y0)
     centres = [x0 + (f0 + f1 + 1) / 2 * STRIDE / scale for f0, f1, _ in align(logp, text)]
     bounds = [x0, *((a + b) / 2 for a, b in zip(centres, centres[1:])), x1]
     out = {}
     for i, ch in enumerate(text):
-        crop = ink[y0:y1, int(bounds[i]) : int(np.ceil(bounds[i + 1]))]
-        if ch.isdigit() and crop.size and crop.max() > 0.2:
-            try:
-                out[i] = crop_and_fit(crop)
-            except NoDigitFound:
-                pass
+        if not ch.isdigit():
+            continue
+        cols = (int(bounds[i]), int(np.ceil(bounds[i + 1])))
+        if cols not in cache:
+            crop, cache[cols] = ink[y0:y1, cols[0] : cols[1]], None
+            if crop.size and crop.max() > 0.2:
+                try:
+                    cache[cols] = crop_and_fit(crop)
+                except NoDigitFound:
+                    pass
+        if cache[cols] is not None:
+            out[i] = cache[cols]
     return out
 
 
@@ -119,25 +128,25 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     """
     base = profile.base_model if profile is not None else digits
     weight = weight if digits is not None else 0.0
-    crops, owner, scored = [], [], []
+    crops, owner, scored = {}, [], []  # each distinct image is shown to the classifier once
     for j, (ink, logp, nbest) in enumerate(lines):
         scored.append(0)
+        cache: dict = {}
         for k, (text, q) in enumerate(nbest):
             if q < floor * nbest[0][1]:
                 break
             scored[j] += 1
-            for i, img in symbol_images(ink, logp, text).items():
-                crops.append(img)
-                owner.append((j, k, int(text[i])))
+            for i, img in symbol_images(ink, logp, text, cache).items():
+                owner.append((crops.setdefault(id(img), (len(crops), img))[0], j, k, int(text[i])))
     if not crops:
         return [nbest for _, _, nbest in lines]
-    X = np.stack(crops).astype(np.float32)  # one batch for the whole page: per-call costs dominate
+    X = np.stack([img for _, img in crops.values()]).astype(np.float32)  # one batch a page: per-call costs dominate
     log_base = np.log(base.predict_proba(X) + 1e-6)
     factor = weight * (np.clip(log_base, -limit, 0) + np.log(10))
     if profile is not None:
         factor += np.clip(np.log(profile.predict_proba(X) + 1e-6) - log_base, -limit, limit)
     log_r = [np.zeros(len(nbest)) for _, _, nbest in lines]
-    for n, (j, k, d) in enumerate(owner):
+    for n, j, k, d in owner:
         log_r[j][k] += factor[n, d]
     out = []
     for (_, _, nbest), lr, m in zip(lines, log_r, scored):
