@@ -153,6 +153,64 @@ def test_beam_search_equals_the_textbook_search(text, noise, seed):
             assert t in dict(ref) or any(abs(p - q) < 1e-9 for u, q in ref if u not in dict(fast))
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.text(alphabet="0123456789+-*/=", min_size=1, max_size=8), st.floats(0.05, 0.6), st.integers(0, 2**31))
+def test_text_probabilities_are_the_sum_over_all_alignments(text, noise, seed):
+    """The exact CTC probability of a text is at least what the beam kept for it, and sums to at most
+    1 over distinct texts; a text longer than the line can hold has none."""
+    from digitlab.reader.decode import ARITHMETIC, NUMBER, beam_search, text_log_probs
+
+    rng = np.random.default_rng(seed)
+    logp = _frames(text, noise=noise) + rng.normal(0, noise, (3 * len(text), 16))
+    logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
+    kept = beam_search(logp, NUMBER) + beam_search(logp, ARITHMETIC)
+    texts = list(dict.fromkeys(t for t, _ in kept))
+    exact = text_log_probs(logp, texts)
+    for (t, lp), e in zip(dict(kept).items(), text_log_probs(logp, list(dict(kept)))):
+        assert e >= lp - 1e-6
+    assert np.exp(exact).sum() <= 1 + 1e-6
+    assert text_log_probs(logp, ["1" * (3 * len(text) + 1)])[0] == -np.inf
+    assert len(text_log_probs(logp, [])) == 0
+
+
+@given(st.integers(0, 99), st.sampled_from("+-*"), st.integers(0, 99), st.integers(-3, 3))
+def test_near_misses_are_one_symbol_away_and_add_up(a, op, b, off):
+    from difflib import SequenceMatcher
+
+    from digitlab.arithmetic.check import adds_up, near_misses
+
+    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    text = f"{a}{op}{b}={value + off}"
+    if adds_up(text) is not False:
+        assert near_misses([(text, 0.9)]) == []  # nothing to propose for a line that adds up
+        return
+    misses = near_misses([(text, 0.9)])
+    if off in (-1, 1) and value >= 0 and value + off >= 0 and (value % 10) + off in range(10):
+        assert f"{a}{op}{b}={value}" in misses  # the answer's last digit, one off
+    for m in misses:
+        assert adds_up(m) is True and m != text
+        ops = [o for o in SequenceMatcher(None, text, m, autojunk=False).get_opcodes() if o[0] != "equal"]
+        assert sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) == 1
+
+
+def test_near_misses_join_the_readings_scored_exactly(heldout):
+    """A proposed reading joins the N-best with its probability summed over all alignments."""
+    from digitlab.synthetic import pagegen
+    from digitlab.reader.decode import ARITHMETIC
+    from digitlab.reader.read import read_lines
+
+    rng = np.random.default_rng(3)
+    writer = pagegen.Writer.sample(rng, (30, 45), touching=False, blue=False)
+    ink = pagegen.render_text("12+7=19", heldout, writer, rng)
+    plain = read_lines([ink], ARITHMETIC, tta=False)[0]
+    odd = "12+7=1" if plain.text != "12+7=1" else "12+7=9"
+    asked = read_lines([ink], ARITHMETIC, tta=False, propose=lambda nb: [odd, "not a line", plain.text])[0]
+    got = dict(asked.nbest)
+    assert odd in got and "not a line" not in got  # ungrammatical proposals are dropped
+    assert got[plain.text] == dict(plain.nbest)[plain.text]  # a reading already kept is not rescored
+    assert 0 < got[odd] < got[plain.text] and [p for _, p in asked.nbest] == sorted(got.values(), reverse=True)
+
+
 def test_verdict_says_unsure_when_readings_disagree():
     from digitlab.arithmetic import verdict
 
