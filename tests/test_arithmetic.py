@@ -211,6 +211,28 @@ def test_near_misses_join_the_readings_scored_exactly(heldout):
     assert 0 < got[odd] < got[plain.text] and [p for _, p in asked.nbest] == sorted(got.values(), reverse=True)
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**31), st.booleans(), st.booleans())
+def test_a_symbols_own_ink_drops_what_lies_around_it(seed, speck, tail):
+    """The CNN's second opinion sees the symbol's strokes, not specks or the tails of other lines."""
+    import cv2
+
+    from digitlab.reader.read import symbol_ink
+
+    rng = np.random.default_rng(seed)
+    crop = np.zeros((60, 30), np.float32)
+    cv2.ellipse(crop, (15, 32), (8, 12), 0, 0, 360, 1.0, int(rng.integers(2, 4)))  # a "0"
+    if speck:
+        crop[int(rng.integers(22, 40)), int(rng.integers(0, 3))] = 1.0  # too small to be a stroke
+    if tail:
+        crop[0:4, 5:25] = 0.9  # the bottom of the line above: rows the "0" does not reach
+    kept = symbol_ink(crop)
+    zero = symbol_ink(np.where(np.arange(60)[:, None] >= 15, crop, 0) * (np.arange(30)[None] >= 3))
+    assert np.all(kept <= crop)  # ink is only ever removed
+    assert np.array_equal(kept[15:50, 3:28], crop[15:50, 3:28])  # the "0" itself is whole
+    assert kept[:5].max() == 0 and kept[:, :3].max() == 0 and np.array_equal(kept, zero)
+
+
 def test_verdict_says_unsure_when_readings_disagree():
     from digitlab.arithmetic import verdict
 

@@ -73,6 +73,26 @@ def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
     return out
 
 
+def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2) -> np.ndarray:
+    """A symbol's own ink in its slice of a line: the largest stroke and those of at least ``share`` its
+    size that share its rows, with the faint pixels around them.
+
+    The slice is the line's full height, so it also holds specks, the tails of the lines above and
+    below and remnants of rulings; cropped to all of it, the symbol came out small and off centre.
+    On 5,185 digits of validation lines, placed by aligning the true text: the CNN read 92.9% of the
+    slices as they are and 95.3% of their symbols' own ink (the largest stroke alone: 93.6%).
+    """
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((crop > thresh).astype(np.uint8), connectivity=8)
+    if n <= 2:
+        return crop
+    area, top, height = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
+    main = int(area.argmax())
+    rows = np.minimum(top + height, top[main] + height[main]) > np.maximum(top, top[main])
+    keep = np.r_[False, (area >= share * area[main]) & rows]
+    near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    return crop * near
+
+
 def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None) -> dict[int, np.ndarray]:
     """28x28 MNIST-style images of the digits of ``text`` in a line's ink map, placed by CTC alignment.
 
@@ -96,7 +116,7 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
             crop, cache[cols] = ink[y0:y1, cols[0] : cols[1]], None
             if crop.size and crop.max() > 0.2:
                 try:
-                    cache[cols] = crop_and_fit(crop)
+                    cache[cols] = crop_and_fit(symbol_ink(crop))
                 except NoDigitFound:
                     pass
         if cache[cols] is not None:
