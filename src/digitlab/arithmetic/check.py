@@ -9,13 +9,17 @@ right answer is the worst mistake a checker can make: an unsure reader must not 
 puts probability on strings that are no arithmetic line at all (a stroke between two symbols read as
 a blank or an extra symbol); those say nothing about right or wrong.
 
-Before that, a prior: readings whose arithmetic is right are weighted ``PRIOR`` times more than the
-reader alone says (``with_prior``). Bayes with what a checker knows and a line reader cannot: a
-pupil's written answer is most often the right value, and a wrong one is one of many values, so of
-two readings the reader finds about as likely, "28+83=111" is a better bet than "08+83=111".
-The digit CNN gives its second opinion on each reading's digits (``reader.read.rescore``) before.
+Before the verdict, three steps use what a checker knows and a line reader does not
+(``read_for_verdicts``, then ``with_prior``):
+1. near misses: when the best reading does not add up, the readings one symbol away that do are
+   scored exactly and join the N-best (``near_misses``);
+2. the digit CNN's second opinion on each reading's digits (``reader.read.rescore``);
+3. a prior: readings that add up weigh ``PRIOR`` times what the reader says. Bayes: a pupil's written
+   answer is most often the right value, and a wrong one is one of many values, so of two readings
+   the reader finds about as likely, "28+83=111" is a better bet than "08+83=111".
 The prior and thresholds are chosen on validation lines (validation writers) when the reader is
-trained (``calibrate.py``) and stored with it; these constants are only the fallback.
+trained (``calibrate.py``) and stored with it, with the steps the reading used; these constants are
+only the fallback.
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2) -> np.
     The slice is the line's full height, so it also holds specks, the tails of the lines above and
     below and remnants of rulings; cropped to all of it, the symbol came out small and off centre.
     On 5,185 digits of validation lines, placed by aligning the true text: the CNN read 92.9% of the
-    slices as they are and 95.3% of their symbols' own ink (the largest stroke alone: 93.6%).
+    slices as they are and 95.3% of their symbols' own ink (dropping small strokes alone: 93.6%).
     """
     n, labels, stats, _ = cv2.connectedComponentsWithStats((crop > thresh).astype(np.uint8), connectivity=8)
     if n <= 2:
@@ -126,9 +126,11 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
 
 # The digit CNN's weight as a second opinion on each reading's digits, chosen on 1,500 validation lines
 # (validation writers, training generator; measured with the reader before the shipped one, 86.0% of
-# validation lines exact): exact reads 91.3% -> 92.3% at 0.5 (0.25: 92.2%, 1.0: 92.1%).
-# Not on by default: on 6,000 validation lines it reads more lines exactly (91.5% -> 92.0%) but makes
-# its mistakes surer too, so at the same false-cross bound more lines are unsure (7.6% -> 9.3%).
+# validation lines exact): exact reads 91.3% -> 92.3% at 0.5 (0.25: 92.2%, 1.0: 92.1%); with the
+# checker's near misses and prior, 0.5 also leaves fewest lines unsure (docs/arithmetic.md).
+# Off by default here: on its own it makes mistakes surer, so at the same false-cross bound more lines
+# were unsure (6,000 validation lines: 7.6% -> 9.3%). The checker turns it on with its near misses
+# and prior (``arithmetic.check.read_for_verdicts``), where it pays.
 CNN_WEIGHT = 0.5
 
 
