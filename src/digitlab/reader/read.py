@@ -284,6 +284,12 @@ def _digit_boxes(ink: np.ndarray, spans: list[tuple[int, int]]) -> list[tuple[in
     return out
 
 
+# Written numbers get the CNN's second opinion too: on 3,000 validation numbers of 2-6 digits
+# (validation writers, training generator, seeds 7 and 8) exact reads 91.9% -> 92.4% at CNN_WEIGHT
+# (92.7 -> 92.9%, 91.2 -> 91.9%); before the CNN saw each symbol's own ink it gained nothing (92.0%).
+NUMBER_DIGIT_OPINION = True
+
+
 def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
                 profile=None) -> dict:
     """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
@@ -296,7 +302,7 @@ def read_number(source, name: str = "image", model: LineReader | None = None, ma
         raise NoDigitFound(f"{name}: no number found")
     # A number is one line: the band with the most writing.
     line = max(page.lines, key=lambda l: float(l.ink.sum()))
-    reading = read_lines([line.ink], NUMBER, model=model, profile=profile)[0]
+    reading = read_lines([line.ink], NUMBER, model=model, profile=profile, digits=NUMBER_DIGIT_OPINION)[0]
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
     left, top = line.origin
