@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .check import DIGIT_OPINION, RULE, read_for_verdicts, verdict_support, with_prior
+from .check import DIGIT_OPINION, NEAR_MISSES, RULE, read_for_verdicts, verdict_support, with_prior
 
 PRIORS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 
@@ -91,7 +91,7 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
         if found and (best is None or found["decided"] > best["decided"]):
             best = dict(found, prior=prior)
     best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "decided": 0, "accuracy": None}
-    best.update({"rule": RULE, "digits": DIGIT_OPINION, "near_misses": True, "lines": len(nbests),
+    best.update({"rule": RULE, "digits": DIGIT_OPINION, "near_misses": NEAR_MISSES, "lines": len(nbests),
                  "unsure": 1 - best["decided"] / max(1, len(nbests)),
                  "target": target, "max_false_cross": max_false_cross, "photo": photo,
                  "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})

@@ -37,6 +37,7 @@ WRONG_MIN = 0.999
 TOP_MIN = 0.5
 PRIOR = 1.0
 DIGIT_OPINION = True  # the CNN rescores the kept page's readings (calibrate.py reads the same way)
+NEAR_MISSES = True  # readings one symbol away that add up are scored exactly (``near_misses``)
 RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
 STATUSES = ("correct", "wrong", "unsure", "unreadable")
 
@@ -156,7 +157,7 @@ def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None 
     from ..reader.decode import ARITHMETIC
     from ..reader.read import read_lines
 
-    limits = {"digits": DIGIT_OPINION, "near_misses": True} if limits is None else limits
+    limits = {"digits": DIGIT_OPINION, "near_misses": NEAR_MISSES} if limits is None else limits
     return read_lines(inks, ARITHMETIC, model=model, profile=profile, digits=limits.get("digits", False),
                       propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank)
 
