@@ -127,12 +127,14 @@ def cmd_train(args) -> int:
         out = args.out or models_dir() / "line_reader.dlm"
         model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0, lr=args.lr or 2e-3,
                                   data_dir=args.data_dir, progress=not args.quiet, init=args.init,
-                                  styles=args.styles or 0.0, photo=args.photo or 0.0)
+                                  styles=args.styles or 0.0, photo=args.photo or 0.0, warp=args.warp or 0.0)
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
     if args.method == "reject":  # issue 13: the learned "is this a digit?" model of digitlab.reject
         return _train_reject(args)
+    if args.method == "slices":  # the CNN that gives the checker its second opinion on line slices
+        return _train_slices(args)
     distributed = init_distributed()
     params = _params(args.param)
     if args.method == "cnn":
@@ -159,7 +161,7 @@ def _train_reject(args) -> int:
     from .rejectnet import train_reject
 
     other = [f"--{k.replace('_', '-')}" for k in ("time_budget", "ensemble", "width", "augment", "batch_size", "lr",
-                                                   "device", "precision", "val_size", "optdigits", "styles", "init")
+                                                   "device", "precision", "val_size", "optdigits", "styles", "init", "warp")
              if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
     if other:
         raise DigitlabError(f"reject: {', '.join(other)} do not apply (it takes --epochs, --seed, --subset, --out, "
@@ -186,6 +188,34 @@ def _train_reject(args) -> int:
     print(f"saved reject model to {out}: {info['digits']} digits, {info['non_digits']} non-digits, "
           f"held-out error {err:.2%}, {time.perf_counter() - t0:.0f} s; set its bound with "
           "`python benchmarks/non_digits.py --calibrate --write` (the shipped one is weights/reject.dlm)")
+    return 0
+
+
+def _train_slices(args) -> int:
+    from .recognize import models_dir
+    from .reader.slices import train_slice_cnn
+
+    other = [f"--{k.replace('_', '-')}" for k in ("time_budget", "ensemble", "width", "augment", "batch_size",
+                                                   "device", "precision", "val_size", "optdigits", "init", "param", "warp")
+             if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
+    if other:
+        raise DigitlabError(f"slices: {', '.join(other)} do not apply (it takes --subset N lines, --epochs, --lr, "
+                            "--seed, --photo, --styles, --out)")
+    if args.epochs is not None and not args.epochs > 0:
+        raise DigitlabError("slices: --epochs must be more than 0")
+    if args.subset is not None and args.subset < 10:
+        raise DigitlabError("slices: --subset must be at least 10 lines")
+    out = Path(args.out) if args.out else models_dir() / "slice_cnn.dlm"
+    lines = args.subset or 30000
+    model = train_slice_cnn(out, lines=lines, val_lines=max(10, min(3000, lines // 10)),
+                            epochs=args.epochs or 1.0, lr=args.lr or 1e-3, seed=args.seed or 0,
+                            photo=0.3 if args.photo is None else args.photo,
+                            styles=1.0 if args.styles is None else args.styles, data_dir=args.data_dir,
+                            progress=not args.quiet, max_per_digit=300 if args.subset else None)
+    md = model.metadata
+    print(f"saved slice CNN to {out}: {md['train_size']} training slices, validation slices read "
+          f"{md['base_val_slice_accuracy']:.2%} -> {md['val_slice_accuracy']:.2%}, {md['fit_seconds']:.0f} s "
+          "(recalibrate the reader with `python -m digitlab.arithmetic.calibrate --digits PATH`)")
     return 0
 
 
@@ -238,7 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a model on MNIST and save it",
                        description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
     p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; line-reader (the homework and number reader); "
-                   "or reject (the 'is this a digit?' model; --subset N for a small run, --param digits/degraded/non_digits/width)")
+                   "reject (the 'is this a digit?' model; --subset N for a small run, --param digits/degraded/non_digits/width); "
+                   "or slices (the CNN fine-tuned on digits cut out of lines, the checker's second opinion; --subset N lines)")
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")
@@ -262,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "of 1s, 7s and 9s (flagged 1s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
     p.add_argument("--photo", type=_share, metavar="P", help="line reader: share of training lines degraded as in a "
                    "phone photo: written small (digits 9-22 px), bolder for their size, blurred, JPEG (default 0)")
+    p.add_argument("--warp", type=_share, metavar="W", help="line reader: share of training digits distorted "
+                   "(rotated, sheared, elastic), so the reader learns digits rather than its training glyphs (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)
     p.set_defaults(func=cmd_train)

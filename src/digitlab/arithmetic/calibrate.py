@@ -54,7 +54,8 @@ def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> di
 
 
 def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float = 0.995,
-              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0) -> dict:
+              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0,
+              digits=DIGIT_OPINION) -> dict:
     """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
     photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong."""
     from tqdm import tqdm
@@ -77,7 +78,7 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
     nbests = []
     for i in tqdm(range(0, n, 50), desc="calibrating", disable=not progress):
         try:
-            readings = read_for_verdicts(inks[i : i + 50], model)
+            readings = read_for_verdicts(inks[i : i + 50], model, limits={"digits": digits, "near_misses": NEAR_MISSES})
         except NoDigitFound:
             continue
         nbests += [(r.nbest, w) for r, w in zip(readings, truth[i : i + 50])]
@@ -91,7 +92,7 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
         if found and (best is None or found["decided"] > best["decided"]):
             best = dict(found, prior=prior)
     best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "decided": 0, "accuracy": None}
-    best.update({"rule": RULE, "digits": DIGIT_OPINION, "near_misses": NEAR_MISSES, "lines": len(nbests),
+    best.update({"rule": RULE, "digits": digits, "near_misses": NEAR_MISSES, "lines": len(nbests),
                  "unsure": 1 - best["decided"] / max(1, len(nbests)),
                  "target": target, "max_false_cross": max_false_cross, "photo": photo,
                  "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})

@@ -206,8 +206,10 @@ def ctc_step(net: LineNet, opt, lines: list[np.ndarray], texts: list[str]) -> fl
 class _SyntheticLines(torch.utils.data.IterableDataset):
     """Endless batches of (prepared line, text) from the training glyphs, generated in a worker."""
 
-    def __init__(self, data_dir, batch_size: int, seed: int, styles: float = 0.0, photo: float = 0.0) -> None:
+    def __init__(self, data_dir, batch_size: int, seed: int, styles: float = 0.0, photo: float = 0.0,
+                 warp: float = 0.0) -> None:
         self.data_dir, self.batch_size, self.seed, self.styles, self.photo = data_dir, batch_size, seed, styles, photo
+        self.warp = warp
 
     def __iter__(self):
         from .glyphs import GlyphBank
@@ -219,7 +221,7 @@ class _SyntheticLines(torch.utils.data.IterableDataset):
         while True:
             pool = []
             while len(pool) < 4 * self.batch_size:
-                ink, text = training_line(bank, rng, self.photo)
+                ink, text = training_line(bank, rng, self.photo, self.warp)
                 try:
                     pool.append((prepare_line(ink), text))
                 except NoDigitFound:
@@ -252,14 +254,16 @@ def validation_lines(data_dir=None, n: int = 400, seed: int = 123, photo: float 
 
 def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr: float = 2e-3, width: int = 24,
                       seed: int = 0, data_dir=None, progress: bool = True, checkpoint=None,
-                      eval_every: int = 200, init=None, styles: float = 0.0, photo: float = 0.0) -> LineReader:
+                      eval_every: int = 200, init=None, styles: float = 0.0, photo: float = 0.0,
+                      warp: float = 0.0) -> LineReader:
     """Train the CRNN on endless synthetic lines for a time budget (cosine schedule on the clock).
 
     The best model on validation lines (validation glyphs) is kept and written to ``out``; ``init``
     (a line-reader file) continues from its weights with a fresh schedule (a warm restart);
     ``styles`` adds stylised 1s, 7s and 9s to the training glyphs (``GlyphBank.load``); ``photo`` is
     the share of training lines degraded as in a phone photo (``linegen.photo_degrade``), and the
-    validation lines that choose the best model carry the same share.
+    validation lines that choose the best model carry the same share; ``warp`` is the share of
+    training digits distorted (rotated, sheared, elastic: ``linegen.distort``), never validation ones.
     """
     from tqdm import tqdm
 
@@ -269,7 +273,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     net = model.net
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     val_x, val_y = validation_lines(data_dir, photo=photo)
-    loader = torch.utils.data.DataLoader(_SyntheticLines(data_dir, batch_size, seed, styles, photo), batch_size=None,
+    loader = torch.utils.data.DataLoader(_SyntheticLines(data_dir, batch_size, seed, styles, photo, warp), batch_size=None,
                                          num_workers=1, prefetch_factor=4, persistent_workers=True)
     start = time.perf_counter()
     best, step, history = -1.0, 0, []
@@ -293,7 +297,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
             if acc > best:
                 best = acc
                 model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
-                                       "photo": photo,
+                                       "photo": photo, "warp": warp, "init": str(init) if init else None,
                                        "data": "MNIST train (less its 5k validation digits), optdigits tra, "
                                                "MDAS operators train; validated on MNIST's 5k, optdigits cv, "
                                                "MDAS val"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .glyphs import KIND_CHAR, GlyphBank
+from .glyphs import KIND_CHAR, GlyphBank, tight
 
 _OP_KINDS = ["+", "-", "x", ".", "÷", "/"]
 # Operator size as a fraction of the digit height: (low, high) of the longest side.
@@ -53,14 +53,41 @@ def _resize(g: np.ndarray, h: float, w: float) -> np.ndarray:
     return cv2.resize(g, (w, h), interpolation=interp)
 
 
-def render_tokens(tokens: list[str], bank: GlyphBank, rng: np.random.Generator) -> np.ndarray:
-    """Compose glyphs into one line of ink at a random scale (digit height 24-48 px)."""
+def distort(g: np.ndarray, rng: np.random.Generator, elastic: float = 0.5) -> np.ndarray:
+    """A glyph as another hand might write it: rotated (+-10 degrees), sheared, and with probability
+    ``elastic`` elastically distorted (a smooth random displacement field, as in Simard et al. 2003).
+
+    The training glyphs are a few writers' tens of thousands of digits, and a line reader sees each
+    of them many times: without this, it learns their exact shapes better than it learns digits."""
+    h, w = g.shape
+    pad = max(2, int(0.15 * max(h, w)))
+    g = cv2.copyMakeBorder(g, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    H, W = g.shape
+    a, sh = np.deg2rad(rng.uniform(-10, 10)), rng.uniform(-0.15, 0.15)
+    M = np.float32([[np.cos(a), -np.sin(a) + sh, 0], [np.sin(a), np.cos(a), 0]])
+    M[:, 2] = np.float32([W / 2, H / 2]) - M[:, :2] @ np.float32([W / 2, H / 2])
+    if rng.random() < elastic:
+        sigma, alpha = 0.12 * max(H, W), rng.uniform(0.03, 0.08) * max(H, W)
+        dx = cv2.GaussianBlur(rng.uniform(-1, 1, (H, W)).astype(np.float32), (0, 0), sigma)
+        dy = cv2.GaussianBlur(rng.uniform(-1, 1, (H, W)).astype(np.float32), (0, 0), sigma)
+        norm = alpha / max(1e-6, float(np.abs(np.r_[dx.ravel(), dy.ravel()]).max()))
+        ys, xs = np.mgrid[0:H, 0:W].astype(np.float32)
+        g = cv2.remap(g, xs + dx * norm, ys + dy * norm, cv2.INTER_LINEAR, borderValue=0)
+    g = cv2.warpAffine(g, M, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
+    return tight(g)
+
+
+def render_tokens(tokens: list[str], bank: GlyphBank, rng: np.random.Generator, warp: float = 0.0) -> np.ndarray:
+    """Compose glyphs into one line of ink at a random scale (digit height 24-48 px); ``warp`` of the
+    digits are distorted (``distort``: training lines only)."""
     hd = float(rng.uniform(24, 48))
     touching = rng.random() < 0.5  # half the lines are written tightly, neighbours touching
     glyphs = []
     for t in tokens:
         if t.isdigit():
             g = bank.digit(int(t), rng)
+            if warp > 0 and rng.random() < warp:
+                g = distort(g, rng)
             h = hd * rng.uniform(0.85, 1.1)
             w = g.shape[1] * h / g.shape[0] * rng.uniform(0.8, 1.25)
             if g.shape[1] < 0.3 * g.shape[0]:  # a "1": keep it thin
@@ -168,10 +195,12 @@ def photo_degrade(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(small / max(float(small.max()), 0.35), 0, 1).astype(np.float32)
 
 
-def training_line(bank: GlyphBank, rng: np.random.Generator, photo: float = 0.0) -> tuple[np.ndarray, str]:
-    """One raw line band (ink map) and its text; ``photo`` of them degraded as in a phone photo."""
+def training_line(bank: GlyphBank, rng: np.random.Generator, photo: float = 0.0,
+                  warp: float = 0.0) -> tuple[np.ndarray, str]:
+    """One raw line band (ink map) and its text; ``photo`` of them degraded as in a phone photo,
+    ``warp`` of the digits distorted (``distort``)."""
     tokens = random_text(rng)
-    ink = add_clutter(render_tokens(tokens, bank, rng), rng, bank)
+    ink = add_clutter(render_tokens(tokens, bank, rng, warp), rng, bank)
     if photo > 0 and rng.random() < photo:
         ink = photo_degrade(ink, rng)
     return ink, tokens_to_text(tokens)

@@ -213,7 +213,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
 
     ``tta`` (default ``TTA``) also reads each line stretched and bolder and averages the N-best lists.
     ``digits`` asks a digit model for a second opinion on each reading's digits (``rescore``; True: the
-    shipped CNN; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
+    shipped CNN, a name: that model; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
     adapt``) re-ranks each line's readings by how it reads their digits. ``propose`` (N-best -> texts)
     names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
     checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each
@@ -241,10 +241,10 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
             if extra:
                 p = np.mean([np.exp(text_log_probs(all_logps[v * n + j], extra)) for v in range(variants)], axis=0)
                 nbests[j] = sorted(nb + [(t, float(q)) for t, q in zip(extra, p)], key=lambda tp: -tp[1])
-    if digits is True:
+    if digits is True or isinstance(digits, str):
         from ..recognize import get_model
 
-        digits = get_model()
+        digits = get_model(None if digits is True else digits)
     digits = None if digits is False else digits
     if profile is not None or digits is not None:
         todo = [j for j, nb in enumerate(nbests) if nb]
