@@ -123,7 +123,8 @@ def test_train_refuses_a_bad_styles_share(value):
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "much"])
-def test_train_refuses_a_bad_photo_share(value):
-    proc = run("train", "line-reader", "--photo", value)
+@pytest.mark.parametrize("option", ["--photo", "--warp"])
+def test_train_refuses_a_bad_photo_or_warp_share(option, value):
+    proc = run("train", "line-reader", option, value)
     assert proc.returncode == 2
-    assert "--photo: must be" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"{option}: must be" in proc.stderr and "Traceback" not in proc.stderr

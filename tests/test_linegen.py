@@ -39,3 +39,32 @@ def test_training_lines_are_unchanged_without_photo_share():
     assert ta == tb == tc and np.array_equal(a, b)
     assert c.shape[0] < a.shape[0]
 
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(12, 40), st.integers(4, 30))
+def test_distort_keeps_a_glyph_its_size_and_ink(seed, h, w):
+    from digitlab.reader.linegen import distort
+
+    rng = np.random.default_rng(seed)
+    g = np.zeros((h, w), np.float32)
+    g[:, max(0, w // 2 - 2) : w // 2 + 2] = 1.0  # a stroke the glyph's height
+    g[h // 2 : h // 2 + 2, :] = 1.0
+    out = distort(g, rng)
+    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert out[0].max() > 0.1 and out[-1].max() > 0.1  # cropped tight, as bank glyphs are
+    assert out[:, 0].max() > 0.1 and out[:, -1].max() > 0.1
+    assert 0.6 * h <= out.shape[0] <= 1.6 * h + 4  # rotated and sheared a little, not resized
+    assert 0.5 < out.sum() / g.sum() < 1.6  # the ink moved, none appeared or vanished
+
+
+def test_training_lines_are_unchanged_without_a_warp_share():
+    from digitlab.reader import linegen
+    from digitlab.reader.glyphs import GlyphBank
+
+    bank = GlyphBank(digits={d: [np.eye(20, 12, dtype=np.float32)] for d in range(10)},
+                     ops={k: [np.ones((6, 6), np.float32)] for k in ["+", "-", "x", ".", "÷", "/", "="]})
+    a, ta = linegen.training_line(bank, np.random.default_rng(4))
+    b, tb = linegen.training_line(bank, np.random.default_rng(4), warp=0.0)
+    c, tc = linegen.training_line(bank, np.random.default_rng(4), warp=1.0)
+    assert ta == tb == tc and np.array_equal(a, b) and not np.array_equal(a, c)

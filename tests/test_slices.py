@@ -29,7 +29,7 @@ def test_train_slices_end_to_end_on_tiny_data(tmp_path, capsys):
     from digitlab.cli import main
 
     out = tmp_path / "slice.dlm"
-    assert main(["train", "slices", "--subset", "30", "--epochs", "1", "--seed", "2", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", "slice-cnn", "--subset", "30", "--epochs", "1", "--seed", "2", "--out", str(out), "--quiet"]) == 0
     assert "saved slice CNN" in capsys.readouterr().out
     assert out.read_bytes().startswith(MAGIC)
     model = get_model(str(out))
@@ -43,9 +43,9 @@ def test_train_slices_end_to_end_on_tiny_data(tmp_path, capsys):
 def test_train_slices_refuses_options_that_do_not_apply(capsys):
     from digitlab.cli import main
 
-    assert main(["train", "slices", "--width", "8"]) == 2
+    assert main(["train", "slice-cnn", "--width", "8"]) == 2
     assert "--width do not apply" in capsys.readouterr().err
-    assert main(["train", "slices", "--epochs", "0"]) == 2
+    assert main(["train", "slice-cnn", "--epochs", "0"]) == 2
     assert "--epochs must be more than 0" in capsys.readouterr().err
 
 
@@ -59,3 +59,13 @@ def test_read_lines_takes_the_second_opinion_by_name(val_bank):
     by_name = read_lines(inks, digits=str(DEFAULT_MODEL))
     by_model = read_lines(inks, digits=get_model())
     assert [r.nbest for r in by_name] == [r.nbest for r in by_model]
+
+
+def test_the_shipped_calibration_names_a_shipped_second_opinion():
+    limits = get_line_reader().metadata["verdict_thresholds"]
+    assert limits["digits"] == "slice_cnn" and limits["near_misses"] is True
+    model = get_model(limits["digits"])
+    assert isinstance(model, CNNClassifier)
+    md = model.metadata
+    # Fine-tuned on slices, and better on validation slices than the CNN it started from.
+    assert md["train_size"] > 100_000 and md["val_slice_accuracy"] > md["base_val_slice_accuracy"]

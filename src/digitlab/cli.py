@@ -133,7 +133,7 @@ def cmd_train(args) -> int:
         return 0
     if args.method == "reject":  # issue 13: the learned "is this a digit?" model of digitlab.reject
         return _train_reject(args)
-    if args.method == "slices":  # the CNN that gives the checker its second opinion on line slices
+    if args.method == "slice-cnn":  # the CNN that gives the checker its second opinion on line slices
         return _train_slices(args)
     distributed = init_distributed()
     params = _params(args.param)
@@ -199,12 +199,12 @@ def _train_slices(args) -> int:
                                                    "device", "precision", "val_size", "optdigits", "init", "param", "warp")
              if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
     if other:
-        raise DigitlabError(f"slices: {', '.join(other)} do not apply (it takes --subset N lines, --epochs, --lr, "
+        raise DigitlabError(f"slice-cnn: {', '.join(other)} do not apply (it takes --subset N lines, --epochs, --lr, "
                             "--seed, --photo, --styles, --out)")
     if args.epochs is not None and not args.epochs > 0:
-        raise DigitlabError("slices: --epochs must be more than 0")
+        raise DigitlabError("slice-cnn: --epochs must be more than 0")
     if args.subset is not None and args.subset < 10:
-        raise DigitlabError("slices: --subset must be at least 10 lines")
+        raise DigitlabError("slice-cnn: --subset must be at least 10 lines")
     out = Path(args.out) if args.out else models_dir() / "slice_cnn.dlm"
     lines = args.subset or 30000
     model = train_slice_cnn(out, lines=lines, val_lines=max(10, min(3000, lines // 10)),
@@ -269,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train a model. Under torchrun, CNN training runs distributed (DDP).")
     p.add_argument("method", help="model name: cnn, linear, knn, svm, mlp, kmeans; line-reader (the homework and number reader); "
                    "reject (the 'is this a digit?' model; --subset N for a small run, --param digits/degraded/non_digits/width); "
-                   "or slices (the CNN fine-tuned on digits cut out of lines, the checker's second opinion; --subset N lines)")
+                   "or slice-cnn (the CNN fine-tuned on digits cut out of lines, the checker's second opinion; --subset N lines)")
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")

@@ -15,7 +15,7 @@ reader before the shipped one, 86.0% of lines exact): at most 0.2% of lines a fa
 unsure, 0.3% leaves 7.6%, 0.5% leaves 5.0%. We take 0.3% with confident
 verdicts at least 99.5% right; 6,000 lines, because 3,000 gave choices that moved with the sample.
 
-    python -m digitlab.arithmetic.calibrate [--model PATH] [--lines 12000] [--photo 0.3] [--out PATH]   # recalibrate a reader (in place by default)
+    python -m digitlab.arithmetic.calibrate [--model PATH] [--lines 12000] [--photo 0.3] [--digits slice_cnn] [--out PATH]   # recalibrate a reader (in place by default)
 """
 
 from __future__ import annotations
@@ -113,17 +113,27 @@ def main(argv=None) -> None:
     ap.add_argument("--photo", type=float, default=0.0,
                     help="share of the lines degraded as in a phone photo (default 0)")
     ap.add_argument("--out", help="write the recalibrated reader here instead of in place")
+    ap.add_argument("--digits", default=None,
+                    help="the digit model for the second opinion: a name in the shipped weights or the models "
+                         "folder, e.g. slice_cnn (default: the shipped CNN); 'none' for no second opinion")
     args = ap.parse_args(argv)
     if not 0 <= args.photo <= 1:
         ap.exit(2, f"calibrate: error: --photo must be a share between 0 and 1, not {args.photo}\n")
     try:
         model = get_line_reader(args.model)
-        model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines, photo=args.photo)
+        digits = {None: DIGIT_OPINION, "none": False}.get(args.digits, args.digits)
+        if isinstance(digits, str):
+            from ..recognize import get_model
+
+            get_model(digits)  # a clear error now, not after the lines are drawn
+        model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines, photo=args.photo,
+                                                                  digits=digits)
         path = args.out or model_path(args.model or "line_reader")
         model.save(path)
     except (DigitlabError, OSError) as exc:
         ap.exit(2, f"calibrate: error: {exc}\n")
-    print({k: result[k] for k in ("prior", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses", "lines")}, "->", path)
+    print({k: result[k] for k in ("prior", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses", "lines",
+                                  "digits")}, "->", path)
 
 
 if __name__ == "__main__":

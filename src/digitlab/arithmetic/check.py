@@ -13,7 +13,8 @@ Before the verdict, three steps use what a checker knows and a line reader does 
 (``read_for_verdicts``, then ``with_prior``):
 1. near misses: when the best reading does not add up, the readings one symbol away that do are
    scored exactly and join the N-best (``near_misses``);
-2. the digit CNN's second opinion on each reading's digits (``reader.read.rescore``);
+2. a digit CNN's second opinion on each reading's digits (``reader.read.rescore``; the CNN fine-tuned
+   on digits cut out of lines, ``reader/slices.py``);
 3. a prior: readings that add up weigh ``PRIOR`` times what the reader says. Bayes: a pupil's written
    answer is most often the right value, and a wrong one is one of many values, so of two readings
    the reader finds about as likely, "28+83=111" is a better bet than "08+83=111".
@@ -36,7 +37,9 @@ CORRECT_MIN = 0.80
 WRONG_MIN = 0.999
 TOP_MIN = 0.5
 PRIOR = 1.0
-DIGIT_OPINION = True  # the CNN rescores the kept page's readings (calibrate.py reads the same way)
+# The kept page's readings are rescored by the CNN fine-tuned on digits cut out of lines
+# (``reader/slices.py``; calibrate.py reads the same way; a calibration records which model it used).
+DIGIT_OPINION = "slice_cnn"
 NEAR_MISSES = True  # readings one symbol away that add up are scored exactly (``near_misses``)
 RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
 STATUSES = ("correct", "wrong", "unsure", "unreadable")

@@ -4,7 +4,7 @@ The checker's second opinion (``read.rescore``) shows the digit CNN each digit o
 of the line by the CTC alignment (``read.symbol_images``). Those slices are not MNIST digits: a
 neighbour's stroke reaches in, a ruling remnant crosses, a photo's blur and JPEG are there. This
 module cuts such slices from synthetic lines (``linegen``), placed by aligning the *true* text, so a
-CNN can be fine-tuned on what it is shown at inference (``digitlab train slices``).
+CNN can be fine-tuned on what it is shown at inference (``digitlab train slice-cnn``).
 """
 
 from __future__ import annotations
