@@ -208,7 +208,7 @@ def _train_slices(args) -> int:
     out = Path(args.out) if args.out else models_dir() / "slice_cnn.dlm"
     lines = args.subset or 30000
     model = train_slice_cnn(out, lines=lines, val_lines=max(10, min(3000, lines // 10)),
-                            epochs=args.epochs or 1.0, lr=args.lr or 1e-3, seed=args.seed or 0,
+                            epochs=args.epochs or 3.0, lr=args.lr or 1e-3, seed=args.seed or 0,
                             photo=0.3 if args.photo is None else args.photo,
                             styles=1.0 if args.styles is None else args.styles, data_dir=args.data_dir,
                             progress=not args.quiet, max_per_digit=300 if args.subset else None)
@@ -273,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="where to save (default: the models folder, NAME.dlm)")
     p.add_argument("--param", action="append", metavar="NAME=VALUE", help="model parameter (repeatable)")
     p.add_argument("--subset", type=int, default=None, help="train on N training digits only")
-    p.add_argument("--epochs", type=float, help="CNN and reject: epochs (reject: default 8)")
+    p.add_argument("--epochs", type=float, help="CNN, reject and slice-cnn: epochs (reject: default 8, slice-cnn: 3)")
     p.add_argument("--init", metavar="MODEL", help="line-reader: continue from this model's weights (warm restart)")
     p.add_argument("--time-budget", type=float, help="CNN: seconds of training; the schedule ends on time")
     p.add_argument("--ensemble", type=int, help="CNN: number of members to train and average")

@@ -47,7 +47,7 @@ def line_slices(bank, n_lines: int, reader, rng: np.random.Generator, photo: flo
     return np.asarray(X, np.float32).reshape(-1, 28, 28), np.asarray(y, np.int64)
 
 
-def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: float = 1.0, lr: float = 1e-3,
+def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: float = 3.0, lr: float = 1e-3,
                     seed: int = 0, photo: float = 0.3, styles: float = 1.0, data_dir=None, progress: bool = True,
                     reader=None, base=None, max_per_digit: int | None = None):
     """Fine-tune the digit CNN (``base``, default the shipped one) on digit slices of synthetic lines
@@ -56,6 +56,7 @@ def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: floa
     ``max_per_digit`` caps the MNIST glyphs of each digit (a small run)."""
     import time
 
+    from ..errors import ModelError
     from ..models.cnn import CNNClassifier
     from ..recognize import get_model
     from ..training import TrainConfig, train_net
@@ -65,7 +66,7 @@ def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: floa
     reader = reader or get_line_reader()
     base = base or get_model()
     if not isinstance(base, CNNClassifier) or len(base.nets) != 1:
-        raise ValueError("the base model must be a single-net CNN")
+        raise ModelError("the base model of a slice CNN must be a single-net CNN")
     rng = np.random.default_rng(seed)
     X, y = line_slices(GlyphBank.load("train", data_dir, seed=seed, styles=styles, max_per_digit=max_per_digit), lines, reader, rng, photo,
                        progress=progress, desc="training slices")
