@@ -156,16 +156,21 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _refuse_options(args, method: str, names: tuple[str, ...], takes: str) -> None:
+    """One error line naming the given train options (and --resume) that ``method`` does not take."""
+    other = [f"--{k.replace('_', '-')}" for k in names if getattr(args, k, None) is not None]
+    other += ["--resume"] if args.resume else []
+    if other:
+        raise DigitlabError(f"{method}: {', '.join(other)} do not apply (it takes {takes})")
+
+
 def _train_reject(args) -> int:
     from .recognize import models_dir
     from .rejectnet import train_reject
 
-    other = [f"--{k.replace('_', '-')}" for k in ("time_budget", "ensemble", "width", "augment", "batch_size", "lr",
-                                                   "device", "precision", "val_size", "optdigits", "styles", "init", "warp")
-             if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
-    if other:
-        raise DigitlabError(f"reject: {', '.join(other)} do not apply (it takes --epochs, --seed, --subset, --out, "
-                            "--param digits/degraded/non_digits/width)")
+    _refuse_options(args, "reject", ("time_budget", "ensemble", "width", "augment", "batch_size", "lr", "device",
+                                     "precision", "val_size", "optdigits", "styles", "init", "warp"),
+                    "--epochs, --seed, --subset, --out, --param digits/degraded/non_digits/width")
     params = _params(args.param)
     unknown = set(params) - {"digits", "degraded", "non_digits", "width"}
     if unknown:
@@ -195,12 +200,9 @@ def _train_slices(args) -> int:
     from .recognize import models_dir
     from .reader.slices import train_slice_cnn
 
-    other = [f"--{k.replace('_', '-')}" for k in ("time_budget", "ensemble", "width", "augment", "batch_size",
-                                                   "device", "precision", "val_size", "optdigits", "init", "param", "warp")
-             if getattr(args, k, None) is not None] + (["--resume"] if args.resume else [])
-    if other:
-        raise DigitlabError(f"slice-cnn: {', '.join(other)} do not apply (it takes --subset N lines, --epochs, --lr, "
-                            "--seed, --photo, --styles, --out)")
+    _refuse_options(args, "slice-cnn", ("time_budget", "ensemble", "width", "augment", "batch_size", "device",
+                                        "precision", "val_size", "optdigits", "init", "param", "warp"),
+                    "--subset N lines, --epochs, --lr, --seed, --photo, --styles, --out")
     if args.epochs is not None and not args.epochs > 0:
         raise DigitlabError("slice-cnn: --epochs must be more than 0")
     if args.subset is not None and args.subset < 10:
