@@ -15,7 +15,7 @@ reader before the shipped one, 86.0% of lines exact): at most 0.2% of lines a fa
 unsure, 0.3% leaves 7.6%, 0.5% leaves 5.0%. We take 0.3% with confident
 verdicts at least 99.5% right; 6,000 lines, because 3,000 gave choices that moved with the sample.
 
-    python -m digitlab.arithmetic.calibrate [--model PATH] [--lines 12000] [--photo 0.3] [--digits slice_cnn] [--out PATH]   # recalibrate a reader (in place by default)
+    python -m digitlab.arithmetic.calibrate [--model PATH] [--lines 12000] [--photo 0.3] [--digits slice_cnn] [--ensemble NAME ...] [--out PATH]   # recalibrate a reader (in place by default)
 """
 
 from __future__ import annotations
@@ -53,20 +53,15 @@ def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> di
     return best_choice
 
 
-def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float = 0.995,
-              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0,
-              digits=DIGIT_OPINION) -> dict:
-    """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
-    photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong."""
-    from tqdm import tqdm
-
-    from ..preprocess import NoDigitFound
+def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None):
+    """(ink maps, whether each line's answer is right, true texts) of ``n`` arithmetic lines from the
+    validation glyphs (training generator), half of them right; ``photo`` of them photo-degraded."""
     from ..reader.glyphs import GlyphBank
-    from ..reader.linegen import add_clutter, photo_degrade, problem_tokens, render_tokens
+    from ..reader.linegen import add_clutter, photo_degrade, problem_tokens, render_tokens, tokens_to_text
 
     bank = GlyphBank.load("val", data_dir, seed=seed)
     rng = np.random.default_rng(seed)
-    inks, truth = [], []
+    inks, truth, texts = [], [], []
     while len(inks) < n:
         want = bool(rng.random() < 0.5)
         tokens = problem_tokens(rng, want)
@@ -75,6 +70,20 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
             ink = photo_degrade(ink, rng)
         inks.append(ink)
         truth.append(want)
+        texts.append(tokens_to_text(tokens))
+    return inks, truth, texts
+
+
+def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float = 0.995,
+              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0,
+              digits=DIGIT_OPINION) -> dict:
+    """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
+    photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong."""
+    from tqdm import tqdm
+
+    from ..preprocess import NoDigitFound
+
+    inks, truth, _ = validation_problems(n, seed, photo, data_dir)
     nbests = []
     for i in tqdm(range(0, n, 50), desc="calibrating", disable=not progress):
         try:
@@ -93,6 +102,7 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
             best = dict(found, prior=prior)
     best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "decided": 0, "accuracy": None}
     best.update({"rule": RULE, "digits": digits, "near_misses": NEAR_MISSES, "lines": len(nbests),
+                 "ensemble": list(model.metadata.get("ensemble") or []),
                  "unsure": 1 - best["decided"] / max(1, len(nbests)),
                  "target": target, "max_false_cross": max_false_cross, "photo": photo,
                  "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})
@@ -101,9 +111,10 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
 
 def main(argv=None) -> None:
     import argparse
+    import copy
 
     from ..errors import DigitlabError
-    from ..reader.read import get_line_reader
+    from ..reader.read import get_line_reader, with_partners
     from ..recognize import model_path
 
     ap = argparse.ArgumentParser(description="Recalibrate a line reader's verdict thresholds in place.")
@@ -116,11 +127,18 @@ def main(argv=None) -> None:
     ap.add_argument("--digits", default=None,
                     help="the digit model for the second opinion: a name in the shipped weights or the models "
                          "folder, e.g. slice_cnn (default: the shipped CNN); 'none' for no second opinion")
+    ap.add_argument("--ensemble", nargs="+", metavar="NAME",
+                    help="line readers read together with this one (names in the shipped weights or the models "
+                         "folder), stored in its file; 'none' for the reader alone (default: those its file names)")
     args = ap.parse_args(argv)
     if not 0 <= args.photo <= 1:
         ap.exit(2, f"calibrate: error: --photo must be a share between 0 and 1, not {args.photo}\n")
     try:
-        model = get_line_reader(args.model)
+        reader = copy.copy(get_line_reader(args.model, ensemble=False))
+        reader.metadata = dict(reader.metadata)  # the loaded (cached) model stays as its file says
+        if args.ensemble is not None:
+            reader.metadata["ensemble"] = [] if args.ensemble == ["none"] else list(args.ensemble)
+        model = with_partners(reader, reader.metadata.get("ensemble") or [])  # a partner that is no reader: now
         digits = {None: DIGIT_OPINION, "none": False}.get(args.digits, args.digits)
         if isinstance(digits, str):
             from ..recognize import get_model
@@ -133,7 +151,7 @@ def main(argv=None) -> None:
     except (DigitlabError, OSError) as exc:
         ap.exit(2, f"calibrate: error: {exc}\n")
     print({k: result[k] for k in ("prior", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses", "lines",
-                                  "digits")}, "->", path)
+                                  "digits", "ensemble")}, "->", path)
 
 
 if __name__ == "__main__":

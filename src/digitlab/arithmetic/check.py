@@ -186,7 +186,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``)."""
     from ..page.layout import page_hypotheses
     from ..reader.decode import ARITHMETIC
-    from ..reader.read import get_line_reader, read_lines
+    from ..reader.read import get_line_reader, primary, read_lines
 
     model = model or get_line_reader()
     limits = model.metadata.get("verdict_thresholds", {})
@@ -195,10 +195,11 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
     top_min, prior = limits.get("top", TOP_MIN), limits.get("prior", PRIOR)
     best = None
-    # Hypotheses are compared on plain readings; only the one kept is read again with test-time
-    # augmentation (three reads a line): a wrong outline can cut a page into dozens of long bands.
+    # Hypotheses are compared on plain readings by one reader; only the one kept is read again with
+    # test-time augmentation and the whole ensemble (six reads a line): a wrong outline can cut a page
+    # into dozens of long bands.
     for page in page_hypotheses(source, name=name, max_side=max_side):
-        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=model, profile=profile,
+        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=primary(model), profile=profile,
                               tta=False) if page.lines else []
         score, settled = _readability(readings, correct_min, wrong_min, top_min)
         if best is None or score > best[0]:

@@ -21,14 +21,62 @@ class Reading:
     symbol_confidence: list[float] = field(default_factory=list)
 
 
-def get_line_reader(name_or_path=None) -> LineReader:
+class ReaderEnsemble:
+    """Line readers read together: each line's N-best lists from every member (and every test-time
+    augmentation) are averaged, as ``read_lines`` averages augmentations.
+
+    The first member is the *primary*: its metadata (the verdict calibration, which was measured with
+    the whole ensemble) is the ensemble's, and symbol positions come from its alignment. A reader file
+    names its partners in ``metadata["ensemble"]`` (``python -m digitlab.arithmetic.calibrate --ensemble``).
+    """
+
+    def __init__(self, members: list[LineReader]) -> None:
+        self.members = list(members)
+
+    @property
+    def primary(self) -> LineReader:
+        return self.members[0]
+
+    @property
+    def metadata(self) -> dict:
+        return self.primary.metadata
+
+    def frame_log_probs(self, prepared: list[np.ndarray]) -> list[np.ndarray]:
+        return [lp for m in self.members for lp in m.frame_log_probs(prepared)]
+
+    def save(self, path) -> None:
+        self.primary.save(path)
+
+
+def primary(model):
+    """A reader's own network: the primary member of an ensemble, or the reader itself."""
+    return getattr(model, "primary", model)
+
+
+def get_line_reader(name_or_path=None, ensemble: bool = True) -> LineReader | ReaderEnsemble:
+    """The line reader by name or path (the shipped one by default), with the partners its file names
+    (``ensemble=False``: the reader alone)."""
     from ..errors import ModelError
     from ..recognize import get_model
 
     model = get_model(name_or_path or "line_reader")
     if not isinstance(model, LineReader):
         raise ModelError(f"{name_or_path} is not a line-reader model")
-    return model
+    return with_partners(model, model.metadata.get("ensemble") or []) if ensemble else model
+
+
+def with_partners(reader: LineReader, names: list[str]) -> LineReader | ReaderEnsemble:
+    """``reader`` read together with the line readers ``names`` (model names or paths); itself for none."""
+    from ..errors import ModelError
+    from ..recognize import get_model
+
+    members = [reader]
+    for name in names:
+        member = get_model(name)
+        if not isinstance(member, LineReader):
+            raise ModelError(f"{name}, named as a partner line reader, is not a line-reader model")
+        members.append(member)
+    return ReaderEnsemble(members) if len(members) > 1 else reader
 
 
 def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
@@ -208,7 +256,7 @@ def _merge(nbests: list[list[tuple[str, float]]], keep: int = 8) -> list[tuple[s
     return sorted(total.items(), key=lambda tp: -tp[1])[:keep]
 
 
-def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | None = None,
+def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | ReaderEnsemble | None = None,
                beam: int = 12, profile=None, digits=False, tta: bool | None = None, propose=None,
                rerank=None) -> list[Reading]:
     """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
@@ -219,7 +267,8 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     adapt``) re-ranks each line's readings by how it reads their digits. ``propose`` (N-best -> texts)
     names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
     checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each
-    line's best reading is placed (e.g. the checker's arithmetic prior).
+    line's best reading is placed (e.g. the checker's arithmetic prior). A ``ReaderEnsemble`` reads each
+    line with every member, and their N-best lists are averaged with the augmentations'.
     """
     model = model or get_line_reader()
     prepared, geometry = [], []
@@ -231,7 +280,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     n = len(prepared)
     every = prepared + ([_stretched(l) for l in prepared] + [_bolder(l) for l in prepared] if tta and n else [])
     all_logps = model.frame_log_probs(every)
-    logps = all_logps[:n]  # symbol spans come from the line as it is
+    logps = all_logps[:n]  # symbol spans come from the line as it is, read by the primary reader
     per = [[[(t, float(np.exp(lp))) for t, lp in beam_search(all_logps[v * n + j], grammar, beam=beam)]
             for v in range(len(all_logps) // max(1, n))] for j in range(n)]
     nbests = [_merge(p) if len(p) > 1 else p[0] for p in per]

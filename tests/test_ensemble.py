@@ -1,0 +1,75 @@
+"""Line readers read together (``reader.read.ReaderEnsemble``), named in the primary reader's file."""
+
+import numpy as np
+import pytest
+
+from digitlab.errors import ModelError
+from digitlab.reader.crnn import LineReader
+from digitlab.reader.glyphs import GlyphBank
+from digitlab.reader.read import ReaderEnsemble, get_line_reader, primary, read_lines, with_partners
+
+
+@pytest.fixture(scope="module")
+def inks():
+    from digitlab.reader.linegen import training_line
+
+    bank, rng = GlyphBank.load("val", max_per_digit=100), np.random.default_rng(4)
+    return [training_line(bank, rng)[0] for _ in range(4)]
+
+
+def test_the_shipped_reader_is_read_with_the_partner_it_was_calibrated_with():
+    model = get_line_reader()
+    assert isinstance(model, ReaderEnsemble) and len(model.members) == 2
+    assert all(isinstance(m, LineReader) for m in model.members)
+    assert model.metadata is model.primary.metadata  # the calibration is the primary's
+    assert model.metadata["verdict_thresholds"]["ensemble"] == model.metadata["ensemble"] == ["line_reader_warp"]
+    alone = get_line_reader(ensemble=False)
+    assert alone is model.primary and primary(alone) is alone
+
+
+def test_a_reader_read_with_itself_reads_as_it_does_alone(inks):
+    """The ensemble averages its members' N-best lists: two copies of one reader change nothing."""
+    alone = get_line_reader(ensemble=False)
+    twice = read_lines(inks, model=ReaderEnsemble([alone, alone]))
+    once = read_lines(inks, model=alone)
+    for a, b in zip(twice, once):
+        assert a.text == b.text and a.spans == b.spans
+        assert [t for t, _ in a.nbest] == [t for t, _ in b.nbest]
+        assert np.allclose([p for _, p in a.nbest], [p for _, p in b.nbest], rtol=1e-5)
+
+
+def test_the_ensemble_mixes_its_members_readings(inks):
+    model = get_line_reader()
+    both = read_lines(inks, model=model, tta=False)
+    each = [read_lines(inks, model=m, tta=False) for m in model.members]
+    for j, reading in enumerate(both):
+        mean = {}
+        for member in each:
+            for t, p in member[j].nbest:
+                mean[t] = mean.get(t, 0.0) + p / 2
+        for t, p in reading.nbest:
+            assert p == pytest.approx(mean[t], rel=1e-5)
+        if reading.text == each[0][j].text:
+            assert reading.spans == each[0][j].spans  # symbol positions: the primary's alignment
+
+
+def test_a_partner_that_is_not_a_line_reader_is_refused():
+    with pytest.raises(ModelError, match="not a line-reader model"):
+        with_partners(get_line_reader(ensemble=False), ["cnn"])
+    assert with_partners(get_line_reader(ensemble=False), []) is get_line_reader(ensemble=False)
+
+
+def test_calibrate_names_the_partners_and_leaves_the_loaded_reader_alone(tmp_path, capsys):
+    from digitlab.arithmetic.calibrate import main
+    from digitlab.recognize import get_model
+
+    out = tmp_path / "reader.dlm"
+    main(["--lines", "50", "--ensemble", "none", "--out", str(out)])
+    assert "'ensemble': []" in capsys.readouterr().out
+    saved = get_model(str(out))
+    assert saved.metadata["ensemble"] == [] and saved.metadata["verdict_thresholds"]["lines"] == 50
+    assert isinstance(get_line_reader(str(out)), LineReader)  # no partners: the reader alone
+    assert get_line_reader().metadata["ensemble"] == ["line_reader_warp"]  # the shipped file is as it was
+    with pytest.raises(SystemExit) as exc:
+        main(["--lines", "50", "--ensemble", "cnn", "--out", str(out)])
+    assert exc.value.code == 2 and "not a line-reader model" in capsys.readouterr().err
