@@ -1,6 +1,6 @@
 """Printed-worksheet grading benchmark: held-out handwriting in the boxes, phone photos, graded end to end.
 
-    python benchmarks/printed_sheets.py [--pages 20] [--seed 0] [--bank heldout] [--calibrate]
+    python benchmarks/printed_sheets.py [--pages 20] [--seed 0] [--bank heldout] [--calibrate] [--alone]
 
 Each page is a 40-problem sheet made by ``digitlab.worksheets.layout`` (the options vary by page:
 all four operations, +/- up to 100 with missing operands, x and ÷ with remainders), filled in by one
@@ -54,13 +54,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bank", default="heldout", choices=["heldout", "val"])
     ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--alone", action="store_true", help="the shipped line reader without its partner")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "printed_sheets.json"))
     ap.add_argument("--save-photos", metavar="DIR", help="keep the photos (and annotated pages) here")
     args = ap.parse_args()
 
     rng = np.random.default_rng(args.seed)
     bank = GlyphBank.load(args.bank)
-    model = get_line_reader()
+    model = get_line_reader(ensemble=not args.alone)
     rows, seconds, raw = [], [], []
     conf, misgraded = {}, []
     failed = 0
@@ -120,6 +121,7 @@ def main() -> None:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                    f"load {os.getloadavg()[0]:.1f}",
         "reader": str(getattr(model, "metadata", {}).get("steps", "")),
+        "ensemble": [] if args.alone else list(model.metadata.get("ensemble") or []),
         "misgraded": misgraded,
     }
     print()

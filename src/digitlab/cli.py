@@ -169,7 +169,7 @@ def _train_reject(args) -> int:
     from .rejectnet import train_reject
 
     _refuse_options(args, "reject", ("time_budget", "ensemble", "width", "augment", "batch_size", "lr", "device",
-                                     "precision", "val_size", "optdigits", "styles", "init", "warp"),
+                                     "precision", "val_size", "optdigits", "styles", "init", "warp", "symbols"),
                     "--epochs, --seed, --subset, --out, --param digits/degraded/non_digits/width")
     params = _params(args.param)
     unknown = set(params) - {"digits", "degraded", "non_digits", "width"}
@@ -202,7 +202,7 @@ def _train_slices(args) -> int:
 
     _refuse_options(args, "slice-cnn", ("time_budget", "ensemble", "width", "augment", "batch_size", "device",
                                         "precision", "val_size", "optdigits", "init", "param", "warp"),
-                    "--subset N lines, --epochs, --lr, --seed, --photo, --styles, --out")
+                    "--subset N lines, --epochs, --lr, --seed, --photo, --styles, --symbols, --out")
     if args.epochs is not None and not args.epochs > 0:
         raise DigitlabError("slice-cnn: --epochs must be more than 0")
     if args.subset is not None and args.subset < 10:
@@ -213,10 +213,13 @@ def _train_slices(args) -> int:
                             epochs=args.epochs or 3.0, lr=args.lr or 1e-3, seed=args.seed or 0,
                             photo=0.3 if args.photo is None else args.photo,
                             styles=1.0 if args.styles is None else args.styles, data_dir=args.data_dir,
-                            progress=not args.quiet, max_per_digit=300 if args.subset else None)
+                            progress=not args.quiet, max_per_digit=300 if args.subset else None,
+                            symbols=bool(args.symbols))
     md = model.metadata
-    print(f"saved slice CNN to {out}: {md['train_size']} training slices, validation slices read "
-          f"{md['base_val_slice_accuracy']:.2%} -> {md['val_slice_accuracy']:.2%}, {md['fit_seconds']:.0f} s "
+    ops = md.get("val_operator_accuracy")
+    print(f"saved slice CNN to {out}: {md['train_size']} training slices, validation slices' digits read "
+          f"{md['base_val_slice_accuracy']:.2%} -> {md['val_slice_accuracy']:.2%}"
+          + (f", their operators {ops:.2%}" if ops is not None else "") + f", {md['fit_seconds']:.0f} s "
           "(recalibrate the reader with `python -m digitlab.arithmetic.calibrate --digits PATH`)")
     return 0
 
@@ -297,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "phone photo: written small (digits 9-22 px), bolder for their size, blurred, JPEG (default 0)")
     p.add_argument("--warp", type=_share, metavar="W", help="line reader: share of training digits distorted "
                    "(rotated, sheared, elastic), so the reader learns digits rather than its training glyphs (default 0)")
+    p.add_argument("--symbols", action="store_true", default=None, help="slice-cnn: learn every symbol of a line (digits and "
+                   "operators), so the second opinion covers operators too")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _data_args(p)
     p.set_defaults(func=cmd_train)

@@ -121,9 +121,10 @@ def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
     return out
 
 
-def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2) -> np.ndarray:
+def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2, operator: bool = False) -> np.ndarray:
     """A symbol's own ink in its slice of a line: the largest stroke and those of at least ``share`` its
-    size that share its rows, with the faint pixels around them.
+    size that share its rows, with the faint pixels around them. For an ``operator``, the strokes
+    that share its *columns* instead, of any size: the second bar of "=", the dots of "÷".
 
     The slice is the line's full height, so it also holds specks, the tails of the lines above and
     below and remnants of rulings; cropped to all of it, the symbol came out small and off centre.
@@ -135,14 +136,24 @@ def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2) -> np.
         return crop
     area, top, height = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
     main = int(area.argmax())
-    rows = np.minimum(top + height, top[main] + height[main]) > np.maximum(top, top[main])
-    keep = np.r_[False, (area >= share * area[main]) & rows]
+    if operator:
+        left, width = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
+        centre = left + width / 2
+        keep = np.r_[False, (centre >= left[main]) & (centre <= left[main] + width[main]) & (area >= 3)]
+    else:
+        rows = np.minimum(top + height, top[main] + height[main]) > np.maximum(top, top[main])
+        keep = np.r_[False, (area >= share * area[main]) & rows]
     near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     return crop * near
 
 
-def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None) -> dict[int, np.ndarray]:
-    """28x28 MNIST-style images of the digits of ``text`` in a line's ink map, placed by CTC alignment.
+DIGITS = "0123456789"
+
+
+def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None,
+                  chars: str = DIGITS) -> dict[int, np.ndarray]:
+    """28x28 MNIST-style images of the symbols of ``text`` that are in ``chars`` (the digits by default)
+    in a line's ink map, placed by CTC alignment.
 
     CTC peaks are narrower than glyphs, so each symbol reaches halfway to its neighbours' centres.
     ``cache`` (one per line) keeps the images by column range: readings of a line that differ in one
@@ -157,18 +168,18 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
     bounds = [x0, *((a + b) / 2 for a, b in zip(centres, centres[1:])), x1]
     out = {}
     for i, ch in enumerate(text):
-        if not ch.isdigit():
+        if ch not in chars:
             continue
-        cols = (int(bounds[i]), int(np.ceil(bounds[i + 1])))
-        if cols not in cache:
-            crop, cache[cols] = ink[y0:y1, cols[0] : cols[1]], None
+        key = (int(bounds[i]), int(np.ceil(bounds[i + 1])), not ch.isdigit())
+        if key not in cache:
+            crop, cache[key] = ink[y0:y1, key[0] : key[1]], None
             if crop.size and crop.max() > 0.2:
                 try:
-                    cache[cols] = crop_and_fit(symbol_ink(crop))
+                    cache[key] = crop_and_fit(symbol_ink(crop, operator=key[2]))
                 except NoDigitFound:
                     pass
-        if cache[cols] is not None:
-            out[i] = cache[cols]
+        if cache[key] is not None:
+            out[i] = cache[key]
     return out
 
 
@@ -192,7 +203,8 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     ``digits`` (e.g. the shipped CNN, which has seen more writers than the line reader; None: no second
     opinion): a reading's probability is
     multiplied, per digit ``d``, by ``(10 p_cnn(d)) ** weight``, the hybrid recogniser's scaled likelihood
-    (a product of experts). With a handwriting ``profile`` (issue 15) it is also multiplied by how much
+    (a product of experts); a symbol model (``symbol_classes``) is shown the operators too, and each
+    symbol ``s`` counts ``(15 p(s)) ** weight``. With a handwriting ``profile`` (issue 15) it is also multiplied by how much
     the profile changes the base CNN's belief, ``p_profile(d) / p_base(d)``: where the profile has learnt
     nothing about a glyph the ratio is 1 (the profile's base model then gives the second opinion, if
     one is asked for with ``digits``). Readings under ``floor`` times the best are left as they are
@@ -200,6 +212,7 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     """
     base = profile.base_model if profile is not None else digits
     weight = weight if digits is not None else 0.0
+    chars = symbol_classes(base) if profile is None else DIGITS
     crops, owner, scored = {}, [], []  # each distinct image is shown to the classifier once
     for j, (ink, logp, nbest) in enumerate(lines):
         scored.append(0)
@@ -208,13 +221,13 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
             if q < floor * nbest[0][1]:
                 break
             scored[j] += 1
-            for i, img in symbol_images(ink, logp, text, cache).items():
-                owner.append((crops.setdefault(id(img), (len(crops), img))[0], j, k, int(text[i])))
+            for i, img in symbol_images(ink, logp, text, cache, chars).items():
+                owner.append((crops.setdefault(id(img), (len(crops), img))[0], j, k, chars.index(text[i])))
     if not crops:
         return [nbest for _, _, nbest in lines]
     X = np.stack([img for _, img in crops.values()]).astype(np.float32)  # one batch a page: per-call costs dominate
     log_base = np.log(base.predict_proba(X) + 1e-6)
-    factor = weight * (np.clip(log_base, -limit, 0) + np.log(10))
+    factor = weight * (np.clip(log_base, -limit, 0) + np.log(len(chars)))
     if profile is not None:
         factor += np.clip(np.log(profile.predict_proba(X) + 1e-6) - log_base, -limit, limit)
     log_r = [np.zeros(len(nbest)) for _, _, nbest in lines]
@@ -227,6 +240,13 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
         p *= sum(q for _, q in nbest) / max(p.sum(), 1e-30)
         out.append([(nbest[k][0], float(p[k])) for k in np.argsort(-p, kind="stable")])
     return out
+
+
+def symbol_classes(model) -> str:
+    """The symbols a second-opinion model tells apart: the digits, or every symbol of a line (a model
+    with one class per ``CHARSET`` symbol, ``digitlab train slice-cnn --symbols``)."""
+    params = getattr(model, "params", None) or {}
+    return CHARSET if params.get("num_classes") == len(CHARSET) else DIGITS
 
 
 # Test-time augmentation: each line is also read stretched 1.15x (other CTC frames fall on each
