@@ -69,3 +69,65 @@ def test_the_shipped_calibration_names_a_shipped_second_opinion():
     md = model.metadata
     # Fine-tuned on slices, and better on validation slices than the CNN it started from.
     assert md["train_size"] > 100_000 and md["val_slice_accuracy"] > md["base_val_slice_accuracy"]
+
+
+def test_operator_slices_keep_every_stroke_of_the_symbol():
+    """'=' is two bars and '÷' a bar and two dots: a digit's slice keeps the strokes sharing its rows
+    (the tails of other lines are not the digit), an operator's those sharing its columns."""
+    from digitlab.reader.read import symbol_ink
+
+    crop = np.zeros((40, 30), np.float32)
+    crop[14:17, 5:25] = 1  # upper bar
+    crop[24:27, 6:24] = 1  # lower bar
+    crop[2:5, 27:30] = 1  # a speck in the corner, off the bars' columns
+    both = symbol_ink(crop, operator=True)
+    assert both[15, 10] > 0 and both[25, 10] > 0 and both[3, 28] == 0
+    one = symbol_ink(crop)
+    assert (one[15, 10] > 0) != (one[25, 10] > 0)  # as a digit: the largest stroke's rows only
+
+
+def test_line_slices_of_every_symbol(val_bank):
+    from digitlab.reader import CHARSET
+
+    X, y = line_slices(val_bank, 30, get_line_reader(ensemble=False), np.random.default_rng(6), progress=False,
+                       chars=CHARSET)
+    assert set(np.unique(y)) <= set(range(len(CHARSET)))
+    assert (y == CHARSET.index("=")).sum() >= 12  # most training lines are "a op b = c"
+    assert (y >= 10).sum() >= 30 and (y < 10).sum() >= 60
+
+
+def test_a_grown_head_keeps_the_digits_outputs():
+    import torch
+
+    from digitlab.models.cnn import DigitNet
+    from digitlab.reader.slices import _grown_head
+
+    base = get_model().nets[0]
+    net = DigitNet(width=base.features[0][0].out_channels, num_classes=15, stem=get_model().params.get("stem", "pool"))
+    net.load_state_dict(_grown_head(base.state_dict(), 15))
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        assert torch.allclose(net.eval()(x)[:, :10], base.eval()(x), atol=1e-5)
+
+
+def test_train_a_symbol_slice_cnn_and_read_with_it(tmp_path, capsys, val_bank):
+    from digitlab.cli import main
+    from digitlab.reader import CHARSET
+    from digitlab.reader.linegen import problem_tokens, render_tokens
+    from digitlab.reader.read import symbol_classes
+
+    out = tmp_path / "symbols.dlm"
+    assert main(["train", "slice-cnn", "--symbols", "--subset", "30", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    assert "their operators" in capsys.readouterr().out
+    model = get_model(str(out))
+    assert model.metadata["classes"] == CHARSET and symbol_classes(model) == CHARSET
+    assert symbol_classes(get_model()) == "0123456789"
+    assert model.predict_proba(np.zeros((2, 28, 28), np.float32)).shape == (2, 15)
+    rng = np.random.default_rng(8)
+    inks = [render_tokens(problem_tokens(rng, True), val_bank, rng) for _ in range(3)]
+    reader = get_line_reader(ensemble=False)
+    for r, q in zip(read_lines(inks, model=reader, digits=str(out)), read_lines(inks, model=reader)):
+        assert {t for t, _ in r.nbest} == {t for t, _ in q.nbest}  # re-ranked, and each line's mass kept
+        assert np.isclose(sum(p for _, p in r.nbest), sum(p for _, p in q.nbest), rtol=1e-4)
+    assert main(["train", "reject", "--symbols"]) == 2
+    assert "--symbols do not apply" in capsys.readouterr().err
