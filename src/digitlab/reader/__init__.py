@@ -7,4 +7,5 @@
 """
 
 CHARSET = "0123456789+-*/="  # CTC classes 1..15; 0 is the blank
+DIGITS = CHARSET[:10]
 LINE_HEIGHT = 32

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from . import CHARSET
+from . import CHARSET, DIGITS
 from .crnn import LINE_HEIGHT, MAX_WIDTH, STRIDE, LineReader, line_crop, prepare_line
 from .decode import ARITHMETIC, Grammar, beam_search, text_log_probs
 
@@ -145,9 +145,6 @@ def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2, operat
         keep = np.r_[False, (area >= share * area[main]) & rows]
     near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     return crop * near
-
-
-DIGITS = "0123456789"
 
 
 def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None,

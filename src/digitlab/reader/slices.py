@@ -12,9 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..preprocess import NoDigitFound
-from . import CHARSET
-
-DIGITS = "0123456789"
+from . import CHARSET, DIGITS
 
 
 def line_slices(bank, n_lines: int, reader, rng: np.random.Generator, photo: float = 0.0, batch: int = 64,
