@@ -73,3 +73,17 @@ def test_calibrate_names_the_partners_and_leaves_the_loaded_reader_alone(tmp_pat
     with pytest.raises(SystemExit) as exc:
         main(["--lines", "50", "--ensemble", "cnn", "--out", str(out)])
     assert exc.value.code == 2 and "not a line-reader model" in capsys.readouterr().err
+
+
+def test_a_reader_trained_from_the_shipped_one_does_not_inherit_its_partner(tmp_path, monkeypatch):
+    """Partners are named when a reader is calibrated with them; a warm restart is calibrated alone."""
+    import digitlab.arithmetic.calibrate as cal
+    from digitlab.reader.crnn import train_line_reader
+    from digitlab.recognize import model_path
+
+    monkeypatch.setattr(cal, "calibrate", lambda model, *a, **k: {"read_with": type(model).__name__})
+    out = tmp_path / "warm.dlm"
+    train_line_reader(out, seconds=2, init=model_path("line_reader"), progress=False, eval_every=10_000)
+    md = get_line_reader(str(out), ensemble=False).metadata
+    assert "ensemble" not in md and md["verdict_thresholds"] == {"read_with": "LineReader"}
+    assert isinstance(get_line_reader(str(out)), LineReader)

@@ -102,7 +102,7 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
             best = dict(found, prior=prior)
     best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "decided": 0, "accuracy": None}
     best.update({"rule": RULE, "digits": digits, "near_misses": NEAR_MISSES, "lines": len(nbests),
-                 "ensemble": list(model.metadata.get("ensemble") or []),
+                 "ensemble": list(model.metadata.get("ensemble") or []) if hasattr(model, "members") else [],
                  "unsure": 1 - best["decided"] / max(1, len(nbests)),
                  "target": target, "max_false_cross": max_false_cross, "photo": photo,
                  "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})

@@ -269,6 +269,8 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
 
     torch.manual_seed(seed)
     model = LineReader.load(init) if init else LineReader(width=width, seed=seed)
+    for key in ("ensemble", "verdict_thresholds", "role"):  # the new reader's own: it is calibrated alone below
+        model.metadata.pop(key, None)
     model.params["seed"] = seed
     net = model.net
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
