@@ -59,7 +59,7 @@ def main() -> None:
             c = choose(support)
             row[f"prior {prior:g}"] = {"exact": float(np.mean(exact)),
                                        "unsure": 1 - c["decided"] / len(nbests) if c else None}
-        best = min((k for k in row if k.startswith("prior")), key=lambda k: row[k]["unsure"] or 1)
+        best = min((k for k in row if k.startswith("prior")), key=lambda k: 1.0 if row[k]["unsure"] is None else row[k]["unsure"])  # None: no thresholds met the bounds
         row["best"] = best
         rows.append(row)
         print(f"{spec:<36} in N-best {row['in_nbest']:6.1%}   best {best:<9} exact {row[best]['exact']:6.1%}"
