@@ -200,15 +200,29 @@ def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_pat
 
     from digitlab.worksheets.grade import grade_photo
 
+    import torch
+
+    def unsure_with(threads: int, data: bytes) -> int:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return grade_photo(data, key=key, keep_crops=False).result["unsure"]
+        finally:
+            torch.set_num_threads(before)
+
     # A pupil whose sheet has an answer the grader is unsure of, to review in the page (the first such
-    # photo of a few pupils: which answers are unsure depends on the shipped reader).
+    # photo of a few pupils: which answers are unsure depends on the shipped reader). The server grades
+    # with one thread per worker, and a borderline answer can flip with the thread count on some CPUs, so
+    # the photo must be unsure with one thread and with the default.
     bank = GlyphBank.load("heldout", max_per_digit=60)
-    for seed in range(11, 31):
+    for seed in range(11, 41):
         rng = np.random.default_rng(seed)
         answers = pupil_answers(key, rng, p_blank=0.2, p_wrong=0.3)
         data = phone_photo(fill(redraw(key), answers, bank, rng), rng, out_side=1800)
-        if grade_photo(data, key=key, keep_crops=False).result["unsure"]:
+        if unsure_with(1, data) and unsure_with(torch.get_num_threads(), data):
             break
+    else:
+        pytest.fail("no simulated pupil photo left the grader unsure")
     photo = tmp_path / "pupil.jpg"
     photo.write_bytes(data)
     cat = tmp_path / "cat.png"
