@@ -87,3 +87,22 @@ def test_a_reader_trained_from_the_shipped_one_does_not_inherit_its_partner(tmp_
     md = get_line_reader(str(out), ensemble=False).metadata
     assert "ensemble" not in md and md["verdict_thresholds"] == {"read_with": "LineReader"}
     assert isinstance(get_line_reader(str(out)), LineReader)
+
+
+def test_a_second_read_reuses_the_plain_reading_and_reads_as_a_fresh_one(inks, monkeypatch):
+    """``check_page`` compares page hypotheses on plain readings, then reads the kept one again with every
+    variant: the primary's plain frames are not computed twice, and the N-best lists are the same."""
+    model = get_line_reader()
+    fresh = read_lines(inks, model=model)
+    first = read_lines(inks, model=model.primary, tta=False)
+    seen = []
+    real = LineReader.frame_log_probs
+    monkeypatch.setattr(LineReader, "frame_log_probs", lambda self, prepared, **kw: seen.append(len(prepared))
+                        or real(self, prepared, **kw))
+    again = read_lines(inks, model=model, plain=[r.frames for r in first])
+    assert sum(seen) == 6 * len(inks) - len(inks)  # two readers, three variants each, less the plain one
+    for a, b in zip(again, fresh):
+        assert a.text == b.text and a.spans == b.spans
+        assert [t for t, _ in a.nbest][:3] == [t for t, _ in b.nbest][:3]
+        # within what batching lines of other widths together (padding) already changes
+        assert np.allclose([p for _, p in a.nbest[:3]], [p for _, p in b.nbest[:3]], atol=5e-3)

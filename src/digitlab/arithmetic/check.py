@@ -153,16 +153,16 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
     return "unsure", max(right, wrong)
 
 
-def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None = None, rerank=None):
+def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None = None, rerank=None, plain=None):
     """Read lines the way their verdicts were calibrated: test-time augmentation, and, where the
     calibration (``limits``, from the model file; None: today's) says so, the CNN's second opinion
-    and near misses scored exactly."""
+    and near misses scored exactly (``plain``: see ``read_lines``)."""
     from ..reader.decode import ARITHMETIC
     from ..reader.read import read_lines
 
     limits = {"digits": DIGIT_OPINION, "near_misses": NEAR_MISSES} if limits is None else limits
     return read_lines(inks, ARITHMETIC, model=model, profile=profile, digits=limits.get("digits", False),
-                      propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank)
+                      propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank, plain=plain)
 
 
 def _readability(readings, correct_min: float, wrong_min: float, top_min: float) -> tuple[float, bool]:
@@ -196,8 +196,8 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     top_min, prior = limits.get("top", TOP_MIN), limits.get("prior", PRIOR)
     best = None
     # Hypotheses are compared on plain readings by one reader; only the one kept is read again with
-    # test-time augmentation and the whole ensemble (six reads a line): a wrong outline can cut a page
-    # into dozens of long bands.
+    # test-time augmentation and the whole ensemble (six reads a line, one of them the plain reading
+    # already made): a wrong outline can cut a page into dozens of long bands.
     for page in page_hypotheses(source, name=name, max_side=max_side):
         readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=primary(model), profile=profile,
                               tta=False) if page.lines else []
@@ -209,7 +209,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     _, page, readings = best
     if page.lines:
         readings = read_for_verdicts([l.ink for l in page.lines], model, profile, limits,
-                                     rerank=lambda nbest: with_prior(nbest, prior))
+                                     rerank=lambda nbest: with_prior(nbest, prior), plain=[r.frames for r in readings])
     results = []
     for line, reading in zip(page.lines, readings):
         if reading.text is None:

@@ -19,6 +19,8 @@ class Reading:
     nbest: list[tuple[str, float]]  # (text, probability), best first
     spans: list[tuple[int, int]] = field(default_factory=list)  # x-range of each symbol in the line's ink
     symbol_confidence: list[float] = field(default_factory=list)
+    # the primary reader's (T, 16) log-probabilities of the line as it is, for a second read (``read_lines(plain=)``)
+    frames: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class ReaderEnsemble:
@@ -275,7 +277,7 @@ def _merge(nbests: list[list[tuple[str, float]]], keep: int = 8) -> list[tuple[s
 
 def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | ReaderEnsemble | None = None,
                beam: int = 12, profile=None, digits=False, tta: bool | None = None, propose=None,
-               rerank=None) -> list[Reading]:
+               rerank=None, plain: list[np.ndarray] | None = None) -> list[Reading]:
     """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
 
     ``tta`` (default ``TTA``) also reads each line stretched and bolder and averages the N-best lists.
@@ -285,7 +287,8 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
     checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each
     line's best reading is placed (e.g. the checker's arithmetic prior). A ``ReaderEnsemble`` reads each
-    line with every member, and their N-best lists are averaged with the augmentations'.
+    line with every member, and their N-best lists are averaged with the augmentations'. ``plain`` (the
+    ``frames`` of an earlier reading of the same lines by the same primary reader) saves reading them again.
     """
     model = model or get_line_reader()
     prepared, geometry = [], []
@@ -296,7 +299,13 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     tta = TTA if tta is None else tta
     n = len(prepared)
     every = prepared + ([_stretched(l) for l in prepared] + [_bolder(l) for l in prepared] if tta and n else [])
-    all_logps = model.frame_log_probs(every)
+    if plain is not None and len(plain) == n:  # members in order, each on every variant (ReaderEnsemble)
+        members = getattr(model, "members", [model])
+        rest = every[n:]
+        all_logps = (list(plain) + (members[0].frame_log_probs(rest) if rest else [])
+                     + [lp for m in members[1:] for lp in m.frame_log_probs(every)])
+    else:
+        all_logps = model.frame_log_probs(every)
     logps = all_logps[:n]  # symbol spans come from the line as it is, read by the primary reader
     per = [[[(t, float(np.exp(lp))) for t, lp in beam_search(all_logps[v * n + j], grammar, beam=beam)]
             for v in range(len(all_logps) // max(1, n))] for j in range(n)]
@@ -323,7 +332,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     out = []
     for logp, nbest, (x0, scale) in zip(logps, nbests, geometry):
         if not nbest:
-            out.append(Reading(None, 0.0, []))
+            out.append(Reading(None, 0.0, [], frames=logp))
             continue
         text, prob = nbest[0]
         spans, conf = [], []
@@ -331,7 +340,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
             for f0, f1, c in align(logp, text):
                 spans.append((int(x0 + f0 * STRIDE / scale), int(x0 + (f1 + 1) * STRIDE / scale)))
                 conf.append(round(c, 4))
-        out.append(Reading(text, prob, nbest, spans, conf))
+        out.append(Reading(text, prob, nbest, spans, conf, frames=logp))
     return out
 
 
