@@ -16,7 +16,6 @@ import numpy as np
 
 from . import CHARSET
 
-DIGITS = set("0123456789")
 OPS = set("+-*/")
 
 
