@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import cv2
@@ -296,7 +297,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
             acc = model_line_accuracy(model, val_x, val_y)
             history.append({"step": step, "seconds": round(time.perf_counter() - start, 1), "loss": loss,
                             "val_line_accuracy": acc})
-            if acc > best:
+            if acc >= best:  # a tie goes to the later model: the schedule has cooled it further
                 best = acc
                 model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
                                        "photo": photo, "warp": warp, "init": str(init) if init else None,
@@ -310,8 +311,11 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     bar.close()
     model.fitted_ = True
     acc = model_line_accuracy(model, val_x, val_y)
-    if acc > best and out:
-        model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history})
+    if out:  # the last model too: a few hundred validation lines cannot always tell it from the best
+        model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
+                               "photo": photo, "warp": warp, "init": str(init) if init else None})
+        model.save(Path(out).with_suffix(".last.dlm"))
+    if acc >= best and out:
         model.save(out)
     if not out:
         return model
