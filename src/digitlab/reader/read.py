@@ -190,7 +190,8 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
 # were unsure (6,000 validation lines: 7.6% -> 9.3%). The checker turns it on with its near misses
 # and prior (``arithmetic.check.read_for_verdicts``), where it pays. With the CNN fine-tuned on line
 # slices (``slices.py``; 4,000 validation lines, seed 8, prior 5) 0.5 is still best: 6.6% of lines
-# unsure against 8.3% at 1.0 and 8.9% at 1.5.
+# unsure against 8.3% at 1.0 and 8.9% at 1.5. With the two shipped readers (same lines, best prior):
+# 5.2% at 0.5, 5.7% at 0.3, 6.1% at 0.75 (benchmarks/results/checker_val_cnn_weight_*.json).
 CNN_WEIGHT = 0.5
 
 
