@@ -107,3 +107,11 @@ def test_a_second_read_reuses_the_plain_reading_and_reads_as_a_fresh_one(inks, m
         assert [t for t, _ in a.nbest][:3] == [t for t, _ in b.nbest][:3]
         # within what batching lines of other widths together (padding) already changes
         assert np.allclose([p for _, p in a.nbest[:3]], [p for _, p in b.nbest[:3]], atol=5e-3)
+
+
+def test_plain_readings_must_match_the_lines(inks):
+    """A caller handing the wrong number of earlier readings is told, not silently read afresh."""
+    model = get_line_reader()
+    first = read_lines(inks[:1], model=model.primary, tta=False)
+    with pytest.raises(ValueError, match="readings for"):
+        read_lines(inks, model=model, plain=[r.frames for r in first])

@@ -130,6 +130,20 @@ def test_a_column_is_not_split_by_wide_spaces_within_lines():
     assert len(find_columns(mask, symbol_h=30)) == 1
 
 
+def test_specks_between_columns_do_not_join_them():
+    """What cleaning leaves of an open book's binding: short dashes down the gutter, a few of them
+    on the rows of the left column's lines. They must not glue the columns into one."""
+    mask = np.zeros((700, 900), bool)
+    for col_x in (50, 560):
+        for y in range(60, 300, 80):
+            mask[y : y + 30, col_x : col_x + 250 : 3] = True
+    for y in range(40, 680, 45):
+        mask[y : y + 12, 440:444] = True  # the gutter: 1.5 symbols from nothing on either side
+    cols = find_columns(mask, symbol_h=30)
+    assert len(cols) == 2 and cols[0][1] < 440 and cols[1][0] >= 560
+    assert len(find_lines(mask[:, cols[0][0] : cols[0][1]])) == 3
+
+
 def test_close_lines_with_overlapping_tails_are_two_lines():
     mask = np.zeros((400, 600), bool)
     for y in (40, 100, 160, 300):

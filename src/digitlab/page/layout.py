@@ -154,7 +154,9 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
 
     Candidate columns are separated by vertical white channels wider than 1.5 symbols. A candidate
     whose lines are short (answers written far to the right, a mark in the margin) or that holds
-    little ink is not a column of its own: it joins its left neighbour.
+    little ink is not a column of its own: it joins its left neighbour. A strip of short marks that
+    are not on that neighbour's lines (what cleaning leaves of the shadow of an open book's
+    binding) is no writing: it belongs to no column.
     """
     cols = mask.sum(axis=0)
     on = np.nonzero(cols > 0)[0]
@@ -169,23 +171,42 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
     runs.append([int(start), int(prev) + 1])
     total = cols.sum()
 
-    def is_column(r) -> bool:
-        if cols[r[0] : r[1]].sum() / total < 0.08:
-            return False
+    def bands(r) -> list[tuple[int, int]]:
+        return find_lines(mask[:, r[0] : r[1]])
+
+    def long_lines(r) -> bool:
         sub = mask[:, r[0] : r[1]]
         widths = []
-        for y0, y1 in find_lines(sub):
+        for y0, y1 in bands(r):
             xs = np.nonzero(sub[y0:y1].any(axis=0))[0]
             widths.append(xs[-1] - xs[0] + 1)
         return bool(widths) and float(np.median(widths)) >= 3.0 * symbol_h
 
-    out: list[list[int]] = []
+    def is_column(r) -> bool:
+        return cols[r[0] : r[1]].sum() / total >= 0.08 and long_lines(r)
+
+    def on_lines_of(r, left) -> bool:
+        rows = bands(left)
+        mine = bands(r)
+        hits = sum(any(min(b1, l1) - max(b0, l0) > 0 for l0, l1 in rows) for b0, b1 in mine)
+        return hits >= 0.5 * len(mine)
+
+    # Whether a group is a column is judged on its own run: what joined it (a strip of specks
+    # cut into many tiny "lines") must not make a column look like a margin.
+    out: list[list] = []  # [x0, x1, a column?, the run it was judged on]
     for r in runs:
-        if out and not (is_column(r) and is_column(out[-1])):
+        column = is_column(r)
+        if out and column and out[-1][2]:
+            out.append([r[0], r[1], True, r])
+        elif out and not column and out[-1][2] and not long_lines(r) and not on_lines_of(r, out[-1][3]):
+            continue
+        elif out:
             out[-1][1] = r[1]
+            if column and not out[-1][2]:
+                out[-1][2:] = [True, r]
         else:
-            out.append(r)
-    return [(a, b) for a, b in out]
+            out.append([r[0], r[1], column, r])
+    return [(a, b) for a, b, _, _ in out]
 
 
 def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:

@@ -300,7 +300,9 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     tta = TTA if tta is None else tta
     n = len(prepared)
     every = prepared + ([_stretched(l) for l in prepared] + [_bolder(l) for l in prepared] if tta and n else [])
-    if plain is not None and len(plain) == n:  # members in order, each on every variant (ReaderEnsemble)
+    if plain is not None and len(plain) != n:
+        raise ValueError(f"plain has {len(plain)} readings for {n} lines")
+    if plain is not None:  # members in order, each on every variant (ReaderEnsemble)
         members = getattr(model, "members", [model])
         rest = every[n:]
         all_logps = (list(plain) + (members[0].frame_log_probs(rest) if rest else [])
