@@ -241,6 +241,22 @@ def test_a_dim_page_is_not_taken_for_a_board():
     assert dark_on_light(board).mean() > 0.5
 
 
+def test_a_sheet_under_a_hard_shadow_on_a_beige_table_is_found_by_its_colour():
+    from digitlab.page.sheet import sheet_outlines
+
+    H, W = 900, 700
+    img = np.empty((H, W, 3), np.float32)
+    img[:] = (0.80, 0.68, 0.52)
+    corners = np.float32([[120, 140], [560, 90], [600, 800], [90, 770]])
+    cv2.fillPoly(img, [corners.astype(np.int32)], (0.86, 0.87, 0.86))
+    yy, xx = np.mgrid[:H, :W]
+    img[(yy - 0.9 * xx) > 250] *= 0.45  # across table and sheet alike
+    img = np.clip(img + np.random.default_rng(0).normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+    errors = [np.abs(c - corners).max() for c in sheet_outlines(img) if c is not None]
+    assert errors[0] > 100  # brightness alone finds the light, not the paper
+    assert min(errors) < 5
+
+
 def test_a_fine_ruling_that_drifts_is_removed_and_strokes_crossing_it_stay():
     d = np.zeros((600, 900), np.float32)
     xs = np.arange(900)

@@ -95,7 +95,8 @@ def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.
     picture into a lit and a shaded part, and Otsu's threshold then finds the light, not the paper.
     So the paperness is also judged against its surroundings (divided by a blur a quarter of the
     picture wide, which a shadow's edge shifts but a sheet's edge does not), and the sheet is also
-    looked for as the largest convex four-cornered outline among the picture's edges.
+    looked for as the largest convex four-cornered outline among the picture's edges, and as the
+    largest nearly grey region (a shadow changes brightness, not colour).
     """
     small, s = _small(rgb)
     paperness = _paperness(small)
@@ -120,6 +121,13 @@ def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.
             best, best_area = approx.reshape(4, 2).astype(np.float32), a
     if best is not None:
         yield order_corners(best / s)
+    # A shadow darkens paper and table alike, but leaves their colours: on a wooden or beige table
+    # the sheet is the large region that is nearly grey, lit or not.
+    sat = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    greyness = cv2.morphologyEx(np.clip(255 - 3 * sat, 0, 255), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    q = _otsu_quad(cv2.GaussianBlur(greyness, (5, 5), 0), min_area, max_area)
+    if q is not None:
+        yield order_corners(q / s)
     if first is not None:
         yield None
 
