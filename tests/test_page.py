@@ -144,6 +144,22 @@ def test_specks_between_columns_do_not_join_them():
     assert len(find_lines(mask[:, cols[0][0] : cols[0][1]])) == 3
 
 
+def test_symbol_height_is_not_set_by_the_dots_a_thick_ruling_leaves():
+    from digitlab.page.layout import _clean_mask
+
+    rng = np.random.default_rng(2)
+    ink = np.zeros((700, 600), np.float32)
+    for y in range(80, 620, 90):  # six lines of writing, symbols 30 px high
+        for x in range(60, 260, 26):
+            cv2.rectangle(ink, (x, y), (x + 16, y + 30), 1.0, 4)
+    for y in range(40, 700, 45):  # what is left of the rulings: hundreds of 2 px dots
+        for x in rng.choice(600, 90, replace=False):
+            ink[y : y + 2, x : x + 2] = 0.9
+    mask, symbol_h = _clean_mask(ink)
+    assert 25 <= symbol_h <= 36
+    assert not mask[40:42].any()  # the dots are gone with the specks
+
+
 def test_close_lines_with_overlapping_tails_are_two_lines():
     mask = np.zeros((400, 600), bool)
     for y in (40, 100, 160, 300):

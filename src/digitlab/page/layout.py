@@ -219,7 +219,11 @@ def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
         raise NoDigitFound("no writing found on the page")
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     areas = stats[1:, cv2.CC_STAT_AREA]
-    big = heights[areas >= max(4, np.percentile(areas, 75) * 0.2)]
+    # The size a symbol's strokes have: among the marks, and where half the ink lies (a thick ruling
+    # left as hundreds of dots outnumbers the writing, but does not outweigh it).
+    by_area = np.sort(areas)
+    ink_median = by_area[np.searchsorted(np.cumsum(by_area), by_area.sum() / 2)]
+    big = heights[areas >= max(4, 0.2 * max(np.percentile(areas, 75), ink_median))]
     symbol_h = float(np.median(big)) if len(big) else float(np.median(heights))
     keep = np.zeros(n, bool)
     keep[1:] = (areas >= max(3, 0.02 * symbol_h**2)) | (heights >= 0.3 * symbol_h)
