@@ -160,6 +160,18 @@ def test_symbol_height_is_not_set_by_the_dots_a_thick_ruling_leaves():
     assert not mask[40:42].any()  # the dots are gone with the specks
 
 
+def test_a_lone_stroke_before_a_line_is_not_part_of_it_but_a_far_answer_is():
+    from digitlab.page.layout import _without_lone_stroke
+
+    line = np.arange(200, 420)  # "12+34=46", 30 px symbols
+    margin = np.arange(100, 104)  # a piece of the margin line, 3 symbols before it
+    assert _without_lone_stroke(np.r_[margin, line], 30)[0] == 200
+    answer = np.arange(520, 545)  # an answer written far to the right stays
+    assert _without_lone_stroke(np.r_[line, answer], 30)[-1] == 544
+    wide = np.arange(100, 140)  # a wide mark (a word, a number) is not a stray stroke
+    assert _without_lone_stroke(np.r_[wide, line], 30)[0] == 100
+
+
 def test_close_lines_with_overlapping_tails_are_two_lines():
     mask = np.zeros((400, 600), bool)
     for y in (40, 100, 160, 300):
@@ -271,6 +283,21 @@ def test_a_sheet_under_a_hard_shadow_on_a_beige_table_is_found_by_its_colour():
     errors = [np.abs(c - corners).max() for c in sheet_outlines(img) if c is not None]
     assert errors[0] > 100  # brightness alone finds the light, not the paper
     assert min(errors) < 5
+
+
+def test_a_sheet_half_in_shadow_is_found_whole():
+    """Brightness finds only the lit part of the sheet; the nearly grey region holds it and is
+    larger, so it is the outline tried first."""
+    from digitlab.page.sheet import find_sheet
+
+    H, W = 900, 700
+    img = np.empty((H, W, 3), np.float32)
+    img[:] = (0.25, 0.35, 0.22)  # a dark green table
+    corners = np.float32([[120, 140], [560, 90], [600, 800], [90, 770]])
+    cv2.fillPoly(img, [corners.astype(np.int32)], (0.86, 0.87, 0.86))
+    img[np.mgrid[:H, :W][0] > 520] *= 0.4  # the lower part of the picture in a shadow
+    img = np.clip(img + np.random.default_rng(0).normal(0, 0.01, img.shape), 0, 1).astype(np.float32)
+    assert np.abs(find_sheet(img) - corners).max() < 6
 
 
 def test_a_fine_ruling_that_drifts_is_removed_and_strokes_crossing_it_stay():

@@ -220,9 +220,10 @@ def _clean_mask(ink: np.ndarray) -> tuple[np.ndarray, float]:
     heights = stats[1:, cv2.CC_STAT_HEIGHT]
     areas = stats[1:, cv2.CC_STAT_AREA]
     # The size a symbol's strokes have: among the marks, and where half the ink lies (a thick ruling
-    # left as hundreds of dots outnumbers the writing, but does not outweigh it).
-    by_area = np.sort(areas)
-    ink_median = by_area[np.searchsorted(np.cumsum(by_area), by_area.sum() / 2)]
+    # left as hundreds of dots outnumbers the writing, but does not outweigh it), marks a quarter of
+    # the page long (a margin line, the sheet's edge) left out: one such can outweigh the writing.
+    by_area = np.sort(areas[np.maximum(heights, stats[1:, cv2.CC_STAT_WIDTH]) <= 0.25 * max(mask.shape)])
+    ink_median = by_area[np.searchsorted(np.cumsum(by_area), by_area.sum() / 2)] if len(by_area) else 0
     big = heights[areas >= max(4, 0.2 * max(np.percentile(areas, 75), ink_median))]
     symbol_h = float(np.median(big)) if len(big) else float(np.median(heights))
     keep = np.zeros(n, bool)
@@ -267,6 +268,19 @@ def _on_vertical_lines(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, 
     area = stats[1:, cv2.CC_STAT_AREA]
     thin = np.minimum(stats[1:, cv2.CC_STAT_WIDTH], stats[1:, cv2.CC_STAT_HEIGHT]) <= max(6, 0.25 * symbol_h)
     return (inside >= 0.8 * area) & thin
+
+
+def _without_lone_stroke(xs: np.ndarray, symbol_h: float) -> np.ndarray:
+    """A line's inked columns ``xs`` without a narrow mark standing alone at its start: a piece of
+    the margin line that flattening left slanted across the line (read as a leading "1"), or a
+    question number. Parts of a line are never 1.5 symbols apart (columns are split there); an
+    answer written far to the right is at the other end."""
+    if len(xs) < 2:
+        return xs
+    gaps = np.nonzero(np.diff(xs) > 1.5 * symbol_h)[0]
+    if len(gaps) and xs[gaps[0]] - xs[0] + 1 <= 0.4 * symbol_h:
+        return xs[gaps[0] + 1 :]
+    return xs
 
 
 # -- the whole page --------------------------------------------------------------------------------
@@ -372,8 +386,8 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
         col = mask[:, x0:x1]
         for y0, y1 in find_lines(col):
             band = col[y0:y1]
-            xs = np.nonzero(band.any(axis=0))[0]
-            if band.sum() < 0.3 * symbol_h**2 or (y1 - y0) < 0.4 * symbol_h:
+            xs = _without_lone_stroke(np.nonzero(band.any(axis=0))[0], symbol_h)
+            if band.sum() < 0.3 * symbol_h**2 or (y1 - y0) < 0.4 * symbol_h or not len(xs):
                 continue  # a speck or a stray stroke, not a line of writing
             lx0, lx1 = x0 + int(xs[0]), x0 + int(xs[-1]) + 1
             pad = max(2, (y1 - y0) // 8)

@@ -80,10 +80,41 @@ def _otsu_quad(paperness: np.ndarray, min_area: float, max_area: float) -> np.nd
     return _quad_from_mask(mask, min_area, max_area)
 
 
+def _grey_quad(small: np.ndarray, min_area: float, max_area: float) -> np.ndarray | None:
+    """The largest nearly grey region: a shadow darkens paper and table alike but leaves their
+    colours, so on a wooden, beige or green table this is the sheet, lit or not."""
+    sat = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    greyness = cv2.morphologyEx(np.clip(255 - 3 * sat, 0, 255), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
+    return _otsu_quad(cv2.GaussianBlur(greyness, (5, 5), 0), min_area, max_area)
+
+
+def _covers(big: np.ndarray, small_quad: np.ndarray, shape: tuple[int, int], factor: float = 1.15) -> bool:
+    """Whether quadrilateral ``big`` holds nearly all of ``small_quad`` and is ``factor`` times larger."""
+    if cv2.contourArea(big) < factor * cv2.contourArea(small_quad):
+        return False
+    a, b = np.zeros(shape, np.uint8), np.zeros(shape, np.uint8)
+    cv2.fillPoly(a, [small_quad.astype(np.int32)], 1)
+    cv2.fillPoly(b, [big.astype(np.int32)], 1)
+    return (a & b).sum() >= 0.95 * a.sum()
+
+
+def _outlines(small: np.ndarray, min_area: float, max_area: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(the outline to try first, the other of brightness and colour's outlines, or None).
+
+    Brightness first; but when the nearly grey region holds the bright one and is clearly larger,
+    a shadow has cut the bright region short (the shaded part of the sheet is no brighter than the
+    table), and the grey one comes first."""
+    bright = _otsu_quad(_paperness(small), min_area, max_area)
+    grey = _grey_quad(small, min_area, max_area)
+    if bright is not None and grey is not None and _covers(grey, bright, small.shape[:2]):
+        return grey, bright
+    return bright, grey
+
+
 def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> np.ndarray | None:
     """Corners (4x2, TL TR BR BL, in ``rgb``'s pixels) of the sheet, or None if it fills the picture."""
     small, s = _small(rgb)
-    quad = _otsu_quad(_paperness(small), min_area, max_area)
+    quad = _outlines(small, min_area, max_area)[0]
     return None if quad is None else order_corners(quad / s)
 
 
@@ -96,12 +127,12 @@ def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.
     So the paperness is also judged against its surroundings (divided by a blur a quarter of the
     picture wide, which a shadow's edge shifts but a sheet's edge does not), and the sheet is also
     looked for as the largest convex four-cornered outline among the picture's edges, and as the
-    largest nearly grey region (a shadow changes brightness, not colour).
+    largest nearly grey region (``_grey_quad``; first when it holds the bright one, see ``_outlines``).
     """
     small, s = _small(rgb)
-    paperness = _paperness(small)
-    first = _otsu_quad(paperness, min_area, max_area)
+    first, other = _outlines(small, min_area, max_area)
     yield None if first is None else order_corners(first / s)
+    paperness = _paperness(small)
     side = max(small.shape[:2])
     local = paperness / np.maximum(cv2.GaussianBlur(paperness, (0, 0), side / 4), 8.0)
     q = _otsu_quad(np.clip(local * 128, 0, 255), min_area, max_area)
@@ -121,13 +152,8 @@ def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.
             best, best_area = approx.reshape(4, 2).astype(np.float32), a
     if best is not None:
         yield order_corners(best / s)
-    # A shadow darkens paper and table alike, but leaves their colours: on a wooden or beige table
-    # the sheet is the large region that is nearly grey, lit or not.
-    sat = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
-    greyness = cv2.morphologyEx(np.clip(255 - 3 * sat, 0, 255), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
-    q = _otsu_quad(cv2.GaussianBlur(greyness, (5, 5), 0), min_area, max_area)
-    if q is not None:
-        yield order_corners(q / s)
+    if other is not None:
+        yield order_corners(other / s)
     if first is not None:
         yield None
 
