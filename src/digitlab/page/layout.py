@@ -171,8 +171,12 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
     runs.append([int(start), int(prev) + 1])
     total = cols.sum()
 
+    found: dict[tuple[int, int], list[tuple[int, int]]] = {}
+
     def bands(r) -> list[tuple[int, int]]:
-        return find_lines(mask[:, r[0] : r[1]])
+        if (r[0], r[1]) not in found:
+            found[r[0], r[1]] = find_lines(mask[:, r[0] : r[1]])
+        return found[r[0], r[1]]
 
     def long_lines(r) -> bool:
         sub = mask[:, r[0] : r[1]]

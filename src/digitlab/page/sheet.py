@@ -98,13 +98,14 @@ def _covers(big: np.ndarray, small_quad: np.ndarray, shape: tuple[int, int], fac
     return (a & b).sum() >= 0.95 * a.sum()
 
 
-def _outlines(small: np.ndarray, min_area: float, max_area: float) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _outlines(small: np.ndarray, paperness: np.ndarray, min_area: float,
+              max_area: float) -> tuple[np.ndarray | None, np.ndarray | None]:
     """(the outline to try first, the other of brightness and colour's outlines, or None).
 
     Brightness first; but when the nearly grey region holds the bright one and is clearly larger,
     a shadow has cut the bright region short (the shaded part of the sheet is no brighter than the
     table), and the grey one comes first."""
-    bright = _otsu_quad(_paperness(small), min_area, max_area)
+    bright = _otsu_quad(paperness, min_area, max_area)
     grey = _grey_quad(small, min_area, max_area)
     if bright is not None and grey is not None and _covers(grey, bright, small.shape[:2]):
         return grey, bright
@@ -114,7 +115,7 @@ def _outlines(small: np.ndarray, min_area: float, max_area: float) -> tuple[np.n
 def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> np.ndarray | None:
     """Corners (4x2, TL TR BR BL, in ``rgb``'s pixels) of the sheet, or None if it fills the picture."""
     small, s = _small(rgb)
-    quad = _outlines(small, min_area, max_area)[0]
+    quad = _outlines(small, _paperness(small), min_area, max_area)[0]
     return None if quad is None else order_corners(quad / s)
 
 
@@ -130,9 +131,9 @@ def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.
     largest nearly grey region (``_grey_quad``; first when it holds the bright one, see ``_outlines``).
     """
     small, s = _small(rgb)
-    first, other = _outlines(small, min_area, max_area)
-    yield None if first is None else order_corners(first / s)
     paperness = _paperness(small)
+    first, other = _outlines(small, paperness, min_area, max_area)
+    yield None if first is None else order_corners(first / s)
     side = max(small.shape[:2])
     local = paperness / np.maximum(cv2.GaussianBlur(paperness, (0, 0), side / 4), 8.0)
     q = _otsu_quad(np.clip(local * 128, 0, 255), min_area, max_area)
