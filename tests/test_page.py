@@ -172,6 +172,19 @@ def test_a_lone_stroke_before_a_line_is_not_part_of_it_but_a_far_answer_is():
     assert _without_lone_stroke(np.r_[wide, line], 30)[0] == 100
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 2000), min_size=0, max_size=300, unique=True), st.floats(5, 60))
+def test_only_a_narrow_lone_head_is_ever_dropped(cols, symbol_h):
+    from digitlab.page.layout import _without_lone_stroke
+
+    xs = np.array(sorted(cols), dtype=int)
+    out = _without_lone_stroke(xs, symbol_h)
+    assert len(out) <= len(xs) and np.array_equal(out, xs[len(xs) - len(out):])  # a suffix
+    if len(out) < len(xs):
+        head = xs[: len(xs) - len(out)]
+        assert head[-1] - head[0] + 1 <= 0.4 * symbol_h and out[0] - head[-1] > 1.5 * symbol_h
+
+
 def test_close_lines_with_overlapping_tails_are_two_lines():
     mask = np.zeros((400, 600), bool)
     for y in (40, 100, 160, 300):
