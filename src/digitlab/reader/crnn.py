@@ -280,6 +280,13 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
                                          num_workers=1, prefetch_factor=4, persistent_workers=True)
     start = time.perf_counter()
     best, step, history = -1.0, 0, []
+
+    def describe(acc: float) -> None:  # what a saved model says about how it was trained
+        model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
+                               "photo": photo, "warp": warp, "init": str(init) if init else None,
+                               "data": "MNIST train (less its 5k validation digits), optdigits tra, "
+                                       "MDAS operators train; validated on MNIST's 5k, optdigits cv, MDAS val"})
+
     bar = tqdm(total=int(seconds), unit="s", desc="line-reader", disable=not progress)
     for lines, texts in loader:
         frac = (time.perf_counter() - start) / seconds
@@ -299,11 +306,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
                             "val_line_accuracy": acc})
             if acc >= best:  # a tie goes to the later model: the schedule has cooled it further
                 best = acc
-                model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
-                                       "photo": photo, "warp": warp, "init": str(init) if init else None,
-                                       "data": "MNIST train (less its 5k validation digits), optdigits tra, "
-                                               "MDAS operators train; validated on MNIST's 5k, optdigits cv, "
-                                               "MDAS val"})
+                describe(acc)
                 if out:
                     model.save(out)
             if checkpoint:
@@ -312,8 +315,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     model.fitted_ = True
     acc = model_line_accuracy(model, val_x, val_y)
     if out:  # the last model too: a few hundred validation lines cannot always tell it from the best
-        model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
-                               "photo": photo, "warp": warp, "init": str(init) if init else None})
+        describe(acc)
         model.save(Path(out).with_suffix(".last.dlm"))
     if acc >= best and out:
         model.save(out)
