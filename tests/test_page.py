@@ -130,6 +130,22 @@ def test_a_column_is_not_split_by_wide_spaces_within_lines():
     assert len(find_columns(mask, symbol_h=30)) == 1
 
 
+def test_two_columns_of_short_exercises_far_apart_stay_two():
+    """"1x1=1" written narrow is under two symbols wide: a column of short exercises is still a
+    column when it stands far from the next one (an answer written to the right stands closer)."""
+    mask = np.zeros((560, 900), bool)
+    for col_x in (50, 520):
+        for y, width in zip(range(60, 520, 80), (40, 80, 85, 90, 105, 140)):
+            mask[y : y + 30, col_x : col_x + width : 3] = True
+    cols = find_columns(mask, symbol_h=30)
+    assert len(cols) == 2 and cols[0][1] < 520 <= cols[1][0]
+    near = mask.copy()
+    near[:, 200:] = False
+    for y in range(60, 520, 80):
+        near[y : y + 30, 260:300:3] = True  # answers 2 symbols to the right: one column
+    assert len(find_columns(near, symbol_h=30)) == 1
+
+
 def test_specks_between_columns_do_not_join_them():
     """What cleaning leaves of an open book's binding: short dashes down the gutter, a few of them
     on the rows of the left column's lines. They must not glue the columns into one."""

@@ -154,7 +154,8 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
 
     Candidate columns are separated by vertical white channels wider than 1.5 symbols. A candidate
     whose lines are short (answers written far to the right, a mark in the margin) or that holds
-    little ink is not a column of its own: it joins its left neighbour. A strip of short marks that
+    little ink is not a column of its own: it joins its left neighbour. Four symbols or more from
+    every neighbour, a quarter of its lines being long is enough (a column of short exercises). A strip of short marks that
     are not on that neighbour's lines (what cleaning leaves of the shadow of an open book's
     binding) is no writing: it belongs to no column.
     """
@@ -178,16 +179,24 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
             found[r[0], r[1]] = find_lines(mask[:, r[0] : r[1]])
         return found[r[0], r[1]]
 
-    def long_lines(r) -> bool:
+    def long_lines(r, apart: bool = False) -> bool:
         sub = mask[:, r[0] : r[1]]
         widths = []
         for y0, y1 in bands(r):
             xs = np.nonzero(sub[y0:y1].any(axis=0))[0]
             widths.append(xs[-1] - xs[0] + 1)
-        return bool(widths) and float(np.median(widths)) >= 3.0 * symbol_h
+        # Far from its neighbours, a column may hold many short exercises ("1x1=1" written
+        # narrow is under two symbols wide): a quarter of its lines being long is enough there.
+        share = 0.25 if apart else 0.5
+        return bool(widths) and float(np.quantile(widths, 1 - share)) >= 3.0 * symbol_h
+
+    # Runs four symbols or more from every neighbour: answers written far to the right are closer.
+    gaps = [b[0] - a[1] for a, b in zip(runs[:-1], runs[1:])]
+    apart = {(r[0], r[1]): min(([gaps[i - 1]] if i else []) + ([gaps[i]] if i < len(gaps) else []),
+                               default=0) >= 4.0 * symbol_h for i, r in enumerate(runs)}
 
     def is_column(r) -> bool:
-        return cols[r[0] : r[1]].sum() / total >= 0.08 and long_lines(r)
+        return cols[r[0] : r[1]].sum() / total >= 0.08 and long_lines(r, apart[r[0], r[1]])
 
     def on_lines_of(r, left) -> bool:
         rows = bands(left)
