@@ -68,3 +68,43 @@ def test_training_lines_are_unchanged_without_a_warp_share():
     b, tb = linegen.training_line(bank, np.random.default_rng(4), warp=0.0)
     c, tc = linegen.training_line(bank, np.random.default_rng(4), warp=1.0)
     assert ta == tb == tc and np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.floats(-4, 12), st.integers(0, 40))
+def test_a_kerned_glyph_comes_just_within_the_gap_of_the_ink_before_it(seed, gap, floor):
+    from digitlab.reader.linegen import _kerned_x
+
+    rng = np.random.default_rng(seed)
+    right = np.where(rng.random(60) < 0.7, rng.integers(0, 50, 60), -1)  # each row's rightmost ink so far
+    g = (rng.random((int(rng.integers(5, 30)), int(rng.integers(3, 20)))) < 0.3).astype(np.float32)
+    y0 = int(rng.integers(0, 60 - g.shape[0] + 1))
+    x = _kerned_x(g, y0, right, gap, floor)
+    rows = np.nonzero((g > 0.3).any(axis=1))[0]
+    first = (g[rows] > 0.3).argmax(axis=1)
+    clearance = x + first - right[y0 + rows]  # per row: from the ink before to this glyph's ink
+    assert x >= floor
+    assert len(rows) == 0 or clearance.min() >= gap + 1 - 1e-9
+    assert len(rows) == 0 or x == floor or clearance.min() < gap + 2  # no further than it must
+
+
+def test_lines_spaced_by_ink_only_with_a_share_and_tighter_than_by_boxes():
+    from digitlab.reader import linegen
+    from digitlab.reader.glyphs import GlyphBank
+
+    seven = np.zeros((20, 12), np.float32)
+    seven[:3, :] = 1.0  # a bar on top and a stem on the right: the next glyph's low ink slides under
+    seven[:, 9:] = 1.0
+    seven[:, :2] = 0.0
+    seven[:3, :2] = 1.0
+    low = np.zeros((20, 12), np.float32)
+    low[10:, :] = 1.0
+    bank = GlyphBank(digits={d: [seven if d % 2 else low] for d in range(10)},
+                     ops={k: [np.ones((6, 6), np.float32)] for k in ["+", "-", "x", ".", "÷", "/", "="]})
+    a, ta = linegen.training_line(bank, np.random.default_rng(5))
+    b, tb = linegen.training_line(bank, np.random.default_rng(5), kern=0.0)
+    assert ta == tb and np.array_equal(a, b)
+    tokens = list("7878787878")
+    boxed = [linegen.render_tokens(tokens, bank, np.random.default_rng(s)).shape[1] for s in range(20)]
+    kerned = [linegen.render_tokens(tokens, bank, np.random.default_rng(s), kern=1.0).shape[1] for s in range(20)]
+    assert np.mean(kerned) < np.mean(boxed)

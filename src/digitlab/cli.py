@@ -127,7 +127,8 @@ def cmd_train(args) -> int:
         out = args.out or models_dir() / "line_reader.dlm"
         model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0, lr=args.lr or 2e-3,
                                   data_dir=args.data_dir, progress=not args.quiet, init=args.init,
-                                  styles=args.styles or 0.0, photo=args.photo or 0.0, warp=args.warp or 0.0)
+                                  styles=args.styles or 0.0, photo=args.photo or 0.0, warp=args.warp or 0.0,
+                                  kern=args.kern or 0.0)
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
@@ -169,7 +170,7 @@ def _train_reject(args) -> int:
     from .rejectnet import train_reject
 
     _refuse_options(args, "reject", ("time_budget", "ensemble", "width", "augment", "batch_size", "lr", "device",
-                                     "precision", "val_size", "optdigits", "styles", "init", "warp", "symbols"),
+                                     "precision", "val_size", "optdigits", "styles", "init", "warp", "kern", "symbols"),
                     "--epochs, --seed, --subset, --out, --param digits/degraded/non_digits/width")
     params = _params(args.param)
     unknown = set(params) - {"digits", "degraded", "non_digits", "width"}
@@ -201,7 +202,7 @@ def _train_slices(args) -> int:
     from .reader.slices import train_slice_cnn
 
     _refuse_options(args, "slice-cnn", ("time_budget", "ensemble", "width", "augment", "batch_size", "device",
-                                        "precision", "val_size", "optdigits", "init", "param", "warp"),
+                                        "precision", "val_size", "optdigits", "init", "param", "warp", "kern"),
                     "--subset N lines, --epochs, --lr, --seed, --photo, --styles, --symbols, --out")
     if args.epochs is not None and not args.epochs > 0:
         raise DigitlabError("slice-cnn: --epochs must be more than 0")
@@ -300,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "phone photo: written small (digits 9-22 px), bolder for their size, blurred, JPEG (default 0)")
     p.add_argument("--warp", type=_share, metavar="W", help="line reader: share of training digits distorted "
                    "(rotated, sheared, elastic), so the reader learns digits rather than its training glyphs (default 0)")
+    p.add_argument("--kern", type=_share, metavar="K", help="line reader: share of training lines spaced by their ink "
+                   "rather than their boxes (a minus slides under the hook of the next 2; default 0)")
     p.add_argument("--symbols", action="store_true", default=None, help="slice-cnn: learn every symbol of a line (digits and "
                    "operators), so the second opinion covers operators too")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

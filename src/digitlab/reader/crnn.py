@@ -208,9 +208,9 @@ class _SyntheticLines(torch.utils.data.IterableDataset):
     """Endless batches of (prepared line, text) from the training glyphs, generated in a worker."""
 
     def __init__(self, data_dir, batch_size: int, seed: int, styles: float = 0.0, photo: float = 0.0,
-                 warp: float = 0.0) -> None:
+                 warp: float = 0.0, kern: float = 0.0) -> None:
         self.data_dir, self.batch_size, self.seed, self.styles, self.photo = data_dir, batch_size, seed, styles, photo
-        self.warp = warp
+        self.warp, self.kern = warp, kern
 
     def __iter__(self):
         from .glyphs import GlyphBank
@@ -222,7 +222,7 @@ class _SyntheticLines(torch.utils.data.IterableDataset):
         while True:
             pool = []
             while len(pool) < 4 * self.batch_size:
-                ink, text = training_line(bank, rng, self.photo, self.warp)
+                ink, text = training_line(bank, rng, self.photo, self.warp, self.kern)
                 try:
                     pool.append((prepare_line(ink), text))
                 except NoDigitFound:
@@ -234,9 +234,10 @@ class _SyntheticLines(torch.utils.data.IterableDataset):
                 yield [l for l, _ in chunk], [t for _, t in chunk]
 
 
-def validation_lines(data_dir=None, n: int = 400, seed: int = 123, photo: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
+def validation_lines(data_dir=None, n: int = 400, seed: int = 123, photo: float = 0.0,
+                     kern: float = 0.0) -> tuple[list[np.ndarray], list[str]]:
     """Lines composed from the validation glyphs (writers the reader does not train on); ``photo`` of
-    them degraded as in a phone photo (``linegen.photo_degrade``)."""
+    them degraded as in a phone photo (``linegen.photo_degrade``), ``kern`` spaced by ink."""
     from .glyphs import GlyphBank
     from .linegen import training_line
 
@@ -244,7 +245,7 @@ def validation_lines(data_dir=None, n: int = 400, seed: int = 123, photo: float 
     rng = np.random.default_rng(seed)
     lines, texts = [], []
     while len(lines) < n:
-        ink, text = training_line(bank, rng, photo)
+        ink, text = training_line(bank, rng, photo, kern=kern)
         try:
             lines.append(prepare_line(ink))
             texts.append(text)
@@ -256,7 +257,7 @@ def validation_lines(data_dir=None, n: int = 400, seed: int = 123, photo: float 
 def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr: float = 2e-3, width: int = 24,
                       seed: int = 0, data_dir=None, progress: bool = True, checkpoint=None,
                       eval_every: int = 200, init=None, styles: float = 0.0, photo: float = 0.0,
-                      warp: float = 0.0) -> LineReader:
+                      warp: float = 0.0, kern: float = 0.0) -> LineReader:
     """Train the CRNN on endless synthetic lines for a time budget (cosine schedule on the clock).
 
     The best model on validation lines (validation glyphs) is kept and written to ``out``; ``init``
@@ -264,7 +265,8 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     ``styles`` adds stylised 1s, 7s and 9s to the training glyphs (``GlyphBank.load``); ``photo`` is
     the share of training lines degraded as in a phone photo (``linegen.photo_degrade``), and the
     validation lines that choose the best model carry the same share; ``warp`` is the share of
-    training digits distorted (rotated, sheared, elastic: ``linegen.distort``), never validation ones.
+    training digits distorted (rotated, sheared, elastic: ``linegen.distort``), never validation ones;
+    ``kern`` the share of lines spaced by their ink (``linegen.render_tokens``), validation lines too.
     """
     from tqdm import tqdm
 
@@ -275,15 +277,15 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     model.params["seed"] = seed
     net = model.net
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    val_x, val_y = validation_lines(data_dir, photo=photo)
-    loader = torch.utils.data.DataLoader(_SyntheticLines(data_dir, batch_size, seed, styles, photo, warp), batch_size=None,
+    val_x, val_y = validation_lines(data_dir, photo=photo, kern=kern)
+    loader = torch.utils.data.DataLoader(_SyntheticLines(data_dir, batch_size, seed, styles, photo, warp, kern), batch_size=None,
                                          num_workers=1, prefetch_factor=4, persistent_workers=True)
     start = time.perf_counter()
     best, step, history = -1.0, 0, []
 
     def describe(acc: float) -> None:  # what a saved model says about how it was trained
         model.metadata.update({"val_line_accuracy": acc, "steps": step, "history": history, "styles": styles,
-                               "photo": photo, "warp": warp, "init": str(init) if init else None,
+                               "photo": photo, "warp": warp, "kern": kern, "init": str(init) if init else None,
                                "data": "MNIST train (less its 5k validation digits), optdigits tra, "
                                        "MDAS operators train; validated on MNIST's 5k, optdigits cv, MDAS val"})
 

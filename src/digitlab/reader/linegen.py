@@ -77,11 +77,25 @@ def distort(g: np.ndarray, rng: np.random.Generator, elastic: float = 0.5) -> np
     return tight(g)
 
 
-def render_tokens(tokens: list[str], bank: GlyphBank, rng: np.random.Generator, warp: float = 0.0) -> np.ndarray:
+def _kerned_x(g: np.ndarray, y0: int, right: np.ndarray, gap: float, floor: int) -> int:
+    """The x at which glyph ``g`` (top row ``y0``) comes within ``gap`` px of the ink already on the
+    line, row by row (``right``: each row's rightmost ink, -1 where none), and not left of ``floor``."""
+    inked = g > 0.3
+    rows = np.nonzero(inked.any(axis=1))[0]
+    if not len(rows):
+        return floor
+    first = inked[rows].argmax(axis=1)
+    return int(max(floor, np.ceil((right[y0 + rows] - first).max() + gap + 1)))
+
+
+def render_tokens(tokens: list[str], bank: GlyphBank, rng: np.random.Generator, warp: float = 0.0,
+                  kern: float = 0.0) -> np.ndarray:
     """Compose glyphs into one line of ink at a random scale (digit height 24-48 px); ``warp`` of the
-    digits are distorted (``distort``: training lines only)."""
+    digits are distorted (``distort``: training lines only); ``kern`` of the lines are spaced by their
+    ink, not their boxes (a minus slides under the hook of the 2 after it, as pens do)."""
     hd = float(rng.uniform(24, 48))
     touching = rng.random() < 0.5  # half the lines are written tightly, neighbours touching
+    kerned = kern > 0 and rng.random() < kern  # no draw without a share: the same lines as before
     glyphs = []
     for t in tokens:
         if t.isdigit():
@@ -107,24 +121,39 @@ def render_tokens(tokens: list[str], bank: GlyphBank, rng: np.random.Generator, 
     canvas = np.zeros((height, width), np.float32)
     baseline = int(hd * 1.7)
     slope = rng.normal(0, 0.02)
+    right = np.full(height, -1, np.int64)  # each row's rightmost ink so far (kerned lines)
     x = pad
-    prev = None
+    prev = prev_w = None
     for t, g, dy in glyphs:
+        gh, gw = g.shape
+
+        def top(x: int) -> int:
+            y_bottom = baseline + dy + slope * x if t.isdigit() else baseline + dy + slope * x + gh / 2
+            return int(np.clip(y_bottom - gh, 0, height - gh))
+
         if prev is not None:
             digit_pair = t.isdigit() and prev.isdigit()
-            if touching:
-                gap = rng.uniform(-0.22, 0.05) if digit_pair else rng.uniform(-0.1, 0.25)
+            if kerned:  # the gap is between the nearest inks; a glyph never slides half past the last
+                if touching:
+                    gap = rng.uniform(-0.08, 0.05) if digit_pair else rng.uniform(-0.05, 0.1)
+                else:
+                    gap = rng.uniform(0.05, 0.3) if digit_pair else rng.uniform(0.1, 0.5)
+                x = min(_kerned_x(g, top(x), right, gap * hd, x - int(0.5 * min(gw, prev_w))), width - 1)
             else:
-                gap = rng.uniform(-0.05, 0.3) if digit_pair else rng.uniform(0.05, 0.7)
-            x += int(gap * hd)
+                if touching:
+                    gap = rng.uniform(-0.22, 0.05) if digit_pair else rng.uniform(-0.1, 0.25)
+                else:
+                    gap = rng.uniform(-0.05, 0.3) if digit_pair else rng.uniform(0.05, 0.7)
+                x += int(gap * hd)
             x = max(x, 1)
-        gh, gw = g.shape
-        y_bottom = baseline + dy + slope * x if t.isdigit() else baseline + dy + slope * x + gh / 2
-        y0 = int(np.clip(y_bottom - gh, 0, height - gh))
+        y0 = top(x)
         x1 = min(width, x + gw)
         canvas[y0 : y0 + gh, x : x1] = np.maximum(canvas[y0 : y0 + gh, x : x1], g[:, : x1 - x])
+        if kerned:
+            cols = np.where(g[:, : x1 - x] > 0.3, np.arange(x, x1)[None, :], -1).max(axis=1)
+            right[y0 : y0 + gh] = np.maximum(right[y0 : y0 + gh], cols)
         x += gw
-        prev = t
+        prev, prev_w = t, gw
     canvas = canvas[:, : min(width, x + pad)]
     # Pen: thicker or thinner strokes, slant, blur.
     r = rng.random()
@@ -196,11 +225,11 @@ def photo_degrade(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def training_line(bank: GlyphBank, rng: np.random.Generator, photo: float = 0.0,
-                  warp: float = 0.0) -> tuple[np.ndarray, str]:
+                  warp: float = 0.0, kern: float = 0.0) -> tuple[np.ndarray, str]:
     """One raw line band (ink map) and its text; ``photo`` of them degraded as in a phone photo,
-    ``warp`` of the digits distorted (``distort``)."""
+    ``warp`` of the digits distorted (``distort``), ``kern`` of them spaced by ink (``render_tokens``)."""
     tokens = random_text(rng)
-    ink = add_clutter(render_tokens(tokens, bank, rng, warp), rng, bank)
+    ink = add_clutter(render_tokens(tokens, bank, rng, warp, kern), rng, bank)
     if photo > 0 and rng.random() < photo:
         ink = photo_degrade(ink, rng)
     return ink, tokens_to_text(tokens)
