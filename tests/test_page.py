@@ -365,3 +365,21 @@ def test_phone_photo_lines_are_found_where_they_are():
     assert len(truths) >= 5
     found = sum(max(_overlap(l.bbox, t.box) for l in page.lines) > 0.5 for t in truths)
     assert found >= 0.8 * len(truths)
+
+
+def test_the_whole_picture_is_a_hypothesis_unless_the_sheet_lies_on_a_coloured_table():
+    """The whole picture is tried last, for when the outline found is wrong (part of a page that
+    fills the picture); on a coloured table the picture cannot be all page, and trying it cost half
+    a second a photo."""
+    from digitlab.page.sheet import sheet_outlines
+
+    rng = np.random.default_rng(4)
+    corners = [[140, 90], [780, 150], [820, 1100], [90, 1050]]
+    on_wood = _photo_of_sheet(rng, corners)  # a brown table
+    outlines = list(sheet_outlines(on_wood))
+    assert outlines[0] is not None and all(o is not None for o in outlines)
+    grey = on_wood.copy()
+    table = np.all(np.abs(on_wood - np.array([0.35, 0.25, 0.2], np.float32)) < 1e-6, axis=-1)
+    grey[table] = 0.4  # the same sheet on a grey desk: the surround might be paper in shadow
+    outlines = list(sheet_outlines(grey))
+    assert outlines[0] is not None and outlines[-1] is None

@@ -121,7 +121,8 @@ def find_sheet(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) 
 
 def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.93) -> Iterator[np.ndarray | None]:
     """``find_sheet``'s outline (None: the whole picture) first, then, worked out only if asked for,
-    other plausible outlines (corners as ``find_sheet``) and last None, for when the first is wrong.
+    other plausible outlines (corners as ``find_sheet``) and last None, for when the first is wrong
+    (not when the sheet lies on a coloured table: ``_coloured_surround``).
 
     Brightness alone is fooled where the light is: a hard shadow across a pale desk splits the
     picture into a lit and a shaded part, and Otsu's threshold then finds the light, not the paper.
@@ -155,8 +156,20 @@ def sheet_outlines(rgb: np.ndarray, min_area: float = 0.15, max_area: float = 0.
         yield order_corners(best / s)
     if other is not None:
         yield order_corners(other / s)
-    if first is not None:
+    if first is not None and not _coloured_surround(small, first):
         yield None
+
+
+def _coloured_surround(small: np.ndarray, quad: np.ndarray, margin: float = 40.0) -> bool:
+    """Whether what lies outside ``quad`` is clearly more colourful than inside (median saturation,
+    0-255): a wooden, red or green table, which no page is; then the whole picture cannot be the
+    page. A grey or white surround (a pale desk, the shaded part of a page) is not ruled out."""
+    inside = np.zeros(small.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [quad.astype(np.int32)], 1)
+    if inside.all() or not inside.any():
+        return False
+    sat = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[..., 1]
+    return float(np.median(sat[inside == 0])) - float(np.median(sat[inside > 0])) >= margin
 
 
 def rectify(rgb: np.ndarray, corners: np.ndarray, max_side: int = 1600) -> tuple[np.ndarray, np.ndarray]:
