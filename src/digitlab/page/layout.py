@@ -154,10 +154,10 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
 
     Candidate columns are separated by vertical white channels wider than 1.5 symbols. A candidate
     whose lines are short (answers written far to the right, a mark in the margin) or that holds
-    little ink is not a column of its own: it joins its left neighbour. Four symbols or more from
-    every neighbour, a quarter of its lines being long is enough (a column of short exercises). A strip of short marks that
-    are not on that neighbour's lines (what cleaning leaves of the shadow of an open book's
-    binding) is no writing: it belongs to no column.
+    little ink is not a column of its own: it joins its left neighbour; four symbols or more from
+    every neighbour, a quarter of its lines being long is enough (a column of short exercises). A
+    strip of short marks that are not on that neighbour's lines (what cleaning leaves of the shadow
+    of an open book's binding) is no writing: it belongs to no column.
     """
     cols = mask.sum(axis=0)
     on = np.nonzero(cols > 0)[0]
@@ -191,9 +191,8 @@ def find_columns(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
         return bool(widths) and float(np.quantile(widths, 1 - share)) >= 3.0 * symbol_h
 
     # Runs four symbols or more from every neighbour: answers written far to the right are closer.
-    gaps = [b[0] - a[1] for a, b in zip(runs[:-1], runs[1:])]
-    apart = {(r[0], r[1]): min(([gaps[i - 1]] if i else []) + ([gaps[i]] if i < len(gaps) else []),
-                               default=0) >= 4.0 * symbol_h for i, r in enumerate(runs)}
+    gaps = [np.inf] + [b[0] - a[1] for a, b in zip(runs, runs[1:])] + [np.inf]
+    apart = {(r[0], r[1]): min(gaps[i], gaps[i + 1]) >= 4.0 * symbol_h for i, r in enumerate(runs)}
 
     def is_column(r) -> bool:
         return cols[r[0] : r[1]].sum() / total >= 0.08 and long_lines(r, apart[r[0], r[1]])
