@@ -44,9 +44,14 @@ def _small(rgb: np.ndarray) -> tuple[np.ndarray, float]:
     return cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA), s
 
 
+def _hsv(small: np.ndarray) -> np.ndarray:
+    """The small copy (RGB, 0-1) as 8-bit HSV: hue 0-179, saturation and value 0-255."""
+    return cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)
+
+
 def _paperness(small: np.ndarray) -> np.ndarray:
     """Bright and nearly grey, with ink and rulings (thin) closed over: 0-255."""
-    hsv = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)
+    hsv = _hsv(small)
     paperness = hsv[..., 2].astype(np.float32) - 0.6 * hsv[..., 1].astype(np.float32)
     paperness = cv2.morphologyEx(paperness, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
     return cv2.GaussianBlur(paperness, (5, 5), 0)
@@ -83,7 +88,7 @@ def _otsu_quad(paperness: np.ndarray, min_area: float, max_area: float) -> np.nd
 def _grey_quad(small: np.ndarray, min_area: float, max_area: float) -> np.ndarray | None:
     """The largest nearly grey region: a shadow darkens paper and table alike but leaves their
     colours, so on a wooden, beige or green table this is the sheet, lit or not."""
-    sat = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    sat = _hsv(small)[..., 1].astype(np.float32)
     greyness = cv2.morphologyEx(np.clip(255 - 3 * sat, 0, 255), cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8))
     return _otsu_quad(cv2.GaussianBlur(greyness, (5, 5), 0), min_area, max_area)
 
@@ -168,7 +173,7 @@ def _coloured_surround(small: np.ndarray, quad: np.ndarray, margin: float = 40.0
     cv2.fillPoly(inside, [quad.astype(np.int32)], 1)
     if inside.all() or not inside.any():
         return False
-    sat = cv2.cvtColor((np.clip(small, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2HSV)[..., 1]
+    sat = _hsv(small)[..., 1]
     return float(np.median(sat[inside == 0])) - float(np.median(sat[inside > 0])) >= margin
 
 
