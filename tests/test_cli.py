@@ -123,7 +123,7 @@ def test_train_refuses_a_bad_styles_share(value):
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "nan", "much"])
-@pytest.mark.parametrize("option", ["--photo", "--warp"])
+@pytest.mark.parametrize("option", ["--photo", "--warp", "--kern"])
 def test_train_refuses_a_bad_photo_or_warp_share(option, value):
     proc = run("train", "line-reader", option, value)
     assert proc.returncode == 2
