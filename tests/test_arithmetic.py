@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -177,7 +177,7 @@ def test_text_probabilities_are_the_sum_over_all_alignments(text, noise, seed):
 def test_near_misses_are_one_symbol_away_and_add_up(a, op, b, off):
     from difflib import SequenceMatcher
 
-    from digitlab.arithmetic.check import adds_up, near_misses
+    from digitlab.arithmetic.check import adds_up, answer_kind, near_misses
 
     value = {"+": a + b, "-": a - b, "*": a * b}[op]
     text = f"{a}{op}{b}={value + off}"
@@ -187,8 +187,10 @@ def test_near_misses_are_one_symbol_away_and_add_up(a, op, b, off):
     misses = near_misses([(text, 0.9)])
     if off in (-1, 1) and value >= 0 and value + off >= 0 and (value % 10) + off in range(10):
         assert f"{a}{op}{b}={value}" in misses  # the answer's last digit, one off
+    far = answer_kind(text) == "far"
     for m in misses:
-        assert adds_up(m) is True and m != text
+        # a reading whose answer no working gives is also offered the pupil's slips one symbol away
+        assert (adds_up(m) is True or (far and answer_kind(m) == "near")) and m != text
         ops = [o for o in SequenceMatcher(None, text, m, autojunk=False).get_opcodes() if o[0] != "equal"]
         assert sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) == 1
 
@@ -269,6 +271,57 @@ def test_the_arithmetic_prior_prefers_a_reading_that_adds_up():
     # A reading the reader is sure of is not outweighed by an unlikely one that adds up.
     sure = with_prior([("12+7=18", 0.99), ("12+7=19", 0.001)], 5.0)
     assert sure[0][0] == "12+7=18"
+
+
+@given(st.integers(0, 99), st.sampled_from("+-*"), st.integers(0, 99), st.integers(-10, 10), st.integers(0, 9))
+def test_an_answer_is_right_or_a_slip(a, op, b, off, digit):
+    from digitlab.arithmetic.check import answer_kind
+
+    value = {"+": a + b, "-": a - b, "*": a * b}[op]
+    assume(value >= 0)
+    assert answer_kind(f"{a}{op}{b}={value}") == "right"
+    if value + off >= 0 and off:
+        assert answer_kind(f"{a}{op}{b}={value + off}") == "near"  # off by up to 10
+    v = str(value)
+    for i in range(len(v)):  # one digit of the value changed, dropped or written twice
+        for slip in (v[:i] + str(digit) + v[i + 1 :], v[:i] + v[i + 1 :], v[:i] + v[i] + v[i:]):
+            if slip and not (slip.startswith("0") and len(slip) > 1) and int(slip) != value:
+                assert answer_kind(f"{a}{op}{b}={slip}") == "near"
+
+
+def test_a_misread_operator_gives_a_far_answer_and_the_written_line_is_proposed():
+    from digitlab.arithmetic.check import answer_kind, near_misses, with_prior
+
+    assert answer_kind("65*44=21") == "far" and answer_kind("65-44=21") == "right"
+    assert answer_kind("58*51=3") == "far" and answer_kind("58-51=3") == "near"  # a slip: 7 written 3
+    assert answer_kind("90/7=10") == "far"  # no school division ends in a fraction
+    assert answer_kind("12+7=91") == "near" and answer_kind("12+7=") is None  # two neighbours swapped; no line
+    assert "65-44=21" in near_misses([("65*44=21", 0.9)])
+    assert "58-51=3" in near_misses([("58*51=3", 0.9)])
+    assert near_misses([("12+7=18", 0.9)]) == ["11+7=18", "12+6=18", "12+7=19"]  # a slip: right ones only
+    nbest = [("65*44=21", 0.6), ("65-44=21", 0.3), ("58-51=8", 0.1)]
+    assert with_prior(nbest, 1.0, 1.0) == nbest
+    weighed = dict(with_prior(nbest, 1.0, 0.1))
+    assert weighed["65*44=21"] / weighed["65-44=21"] == pytest.approx(0.1 * 0.6 / 0.3)
+    assert sum(weighed.values()) == pytest.approx(1.0)
+
+
+def test_careless_answers_are_any_number_and_draw_nothing_without_a_share():
+    from digitlab.reader.linegen import problem_tokens
+
+    def lines(careless, seed=0):
+        rng = np.random.default_rng(seed)
+        return ["".join(problem_tokens(rng, False, careless)) for _ in range(300)]
+
+    assert lines(0.0) == ["".join(problem_tokens(rng, False)) for rng in [np.random.default_rng(0)] for _ in range(300)]
+    from digitlab.arithmetic.check import adds_up, answer_kind
+
+    far = {}
+    for careless in (0.0, 1.0):
+        texts = [t.replace("x", "*").replace("÷", "/").replace(".", "*") for t in lines(careless)]
+        assert not any(adds_up(t) for t in texts)
+        far[careless] = np.mean([answer_kind(t) == "far" for t in texts])
+    assert far[1.0] > far[0.0] + 0.4  # slips are mostly near the value (11 off counts as far), any number is not
 
 
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.sampled_from([True, False]),

@@ -25,6 +25,10 @@ import numpy as np
 from .check import DIGIT_OPINION, NEAR_MISSES, RULE, read_for_verdicts, verdict_support, with_prior
 
 PRIORS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
+FARS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # weights of readings whose answer no working gives (check.answer_kind)
+# Share of wrong answers in the validation lines that are any number at all rather than a slip: the
+# far-answer weight must not be chosen on lines where every wrong answer is near the right one.
+CARELESS = 0.2
 
 
 def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> dict | None:
@@ -53,9 +57,10 @@ def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> di
     return best_choice
 
 
-def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None):
+def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None, careless: float = 0.0):
     """(ink maps, whether each line's answer is right, true texts) of ``n`` arithmetic lines from the
-    validation glyphs (training generator), half of them right; ``photo`` of them photo-degraded."""
+    validation glyphs (training generator), half of them right; ``photo`` of them photo-degraded,
+    ``careless`` of the wrong answers any number at all (``linegen.problem_tokens``)."""
     from ..reader.glyphs import GlyphBank
     from ..reader.linegen import add_clutter, photo_degrade, problem_tokens, render_tokens, tokens_to_text
 
@@ -64,7 +69,7 @@ def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None
     inks, truth, texts = [], [], []
     while len(inks) < n:
         want = bool(rng.random() < 0.5)
-        tokens = problem_tokens(rng, want)
+        tokens = problem_tokens(rng, want, careless)
         ink = add_clutter(render_tokens(tokens, bank, rng), rng, bank)
         if photo > 0 and rng.random() < photo:
             ink = photo_degrade(ink, rng)
@@ -74,16 +79,14 @@ def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None
     return inks, truth, texts
 
 
-def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float = 0.995,
-              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0,
-              digits=DIGIT_OPINION) -> dict:
-    """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
-    photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong."""
+def read_validation(model, data_dir=None, n: int = 12000, seed: int = 7, progress: bool = True,
+                    photo: float = 0.0, digits=DIGIT_OPINION, careless: float = CARELESS) -> list[tuple[list, bool]]:
+    """(N-best, whether the answer is right) of ``n`` validation lines read as ``check`` reads them."""
     from tqdm import tqdm
 
     from ..preprocess import NoDigitFound
 
-    inks, truth, _ = validation_problems(n, seed, photo, data_dir)
+    inks, truth, _ = validation_problems(n, seed, photo, data_dir, careless)
     nbests = []
     for i in tqdm(range(0, n, 50), desc="calibrating", disable=not progress):
         try:
@@ -91,20 +94,39 @@ def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float
         except NoDigitFound:
             continue
         nbests += [(r.nbest, w) for r, w in zip(readings, truth[i : i + 50])]
+    return nbests
+
+
+def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_false_cross: float = 0.003) -> dict | None:
+    """The arithmetic prior and far-answer weight (``check.with_prior``) leaving the fewest lines
+    unsure, with their thresholds (``choose``); None when no choice meets the bounds."""
     best = None
     for prior in PRIORS:
-        support = []
-        for nbest, w in nbests:
-            nbest = with_prior(nbest, prior)
-            support.append(verdict_support(nbest) + (nbest[0][1] if nbest else 0.0, w))
-        found = choose(support, target, max_false_cross)
-        if found and (best is None or found["decided"] > best["decided"]):
-            best = dict(found, prior=prior)
-    best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "decided": 0, "accuracy": None}
+        for far in FARS:
+            support = []
+            for nbest, w in nbests:
+                nbest = with_prior(nbest, prior, far)
+                support.append(verdict_support(nbest) + (nbest[0][1] if nbest else 0.0, w))
+            found = choose(support, target, max_false_cross)
+            if found and (best is None or found["decided"] > best["decided"]):  # ties: the milder weights
+                best = dict(found, prior=prior, far=far)
+    return best
+
+
+def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float = 0.995,
+              max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0,
+              digits=DIGIT_OPINION, careless: float = CARELESS) -> dict:
+    """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
+    photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong; ``careless``
+    of the wrong answers any number at all."""
+    nbests = read_validation(model, data_dir, n, seed, progress, photo, digits, careless)
+    best = choose_weights(nbests, target, max_false_cross)
+    best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "far": 1.0, "decided": 0,
+                    "accuracy": None}
     best.update({"rule": RULE, "digits": digits, "near_misses": NEAR_MISSES, "lines": len(nbests),
                  "ensemble": list(model.metadata.get("ensemble") or []) if hasattr(model, "members") else [],
                  "unsure": 1 - best["decided"] / max(1, len(nbests)),
-                 "target": target, "max_false_cross": max_false_cross, "photo": photo,
+                 "target": target, "max_false_cross": max_false_cross, "photo": photo, "careless": careless,
                  "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})
     return best
 
@@ -150,7 +172,7 @@ def main(argv=None) -> None:
         model.save(path)
     except (DigitlabError, OSError) as exc:
         ap.exit(2, f"calibrate: error: {exc}\n")
-    print({k: result[k] for k in ("prior", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses", "lines",
+    print({k: result[k] for k in ("prior", "far", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses", "lines",
                                   "digits", "ensemble")}, "->", path)
 
 

@@ -37,6 +37,7 @@ CORRECT_MIN = 0.80
 WRONG_MIN = 0.999
 TOP_MIN = 0.5
 PRIOR = 1.0
+FAR = 1.0  # weight of readings whose answer no working gives (``answer_kind``); calibrated with PRIOR
 # The kept page's readings are rescored by the CNN fine-tuned on digits cut out of lines
 # (``reader/slices.py``; calibrate.py reads the same way; a calibration records which model it used).
 DIGIT_OPINION = "slice_cnn"
@@ -89,12 +90,41 @@ def adds_up(text: str) -> bool | None:
     return check_expression(text)["correct"]
 
 
-def with_prior(nbest: list[tuple[str, float]], prior: float = PRIOR) -> list[tuple[str, float]]:
-    """``nbest`` with the readings whose arithmetic is right weighted ``prior`` times, best first;
-    the list's total probability is kept."""
-    if prior == 1.0 or not nbest:
+@functools.lru_cache(maxsize=65536)
+def answer_kind(text: str) -> str | None:
+    """How a reading's written answer stands to its value: "right"; "near", a slip a pupil makes (within
+    10 of the value, or one digit of it changed, added or dropped, or two neighbours swapped: a carry,
+    a misremembered fact, 61 for 16);
+    "far", an answer no working gives (a misread operator: "65*44=21" for "65-44=21"); None: no
+    arithmetic line. Cached like ``adds_up``."""
+    got = check_expression(text)
+    if got["correct"] is None:
+        return None
+    if got["correct"]:
+        return "right"
+    value, answer = got["value"], got["written_answer"]
+    if value != int(value) or answer < 0:  # no school problem divides into a fraction
+        return "far"
+    if abs(answer - value) <= 10:
+        return "near"
+    a, v = str(int(answer)), str(int(value))
+    if len(a) == len(v):
+        differ = [i for i, (x, y) in enumerate(zip(a, v)) if x != y]
+        swapped = len(differ) == 2 and differ[1] == differ[0] + 1 and a[differ[0]] == v[differ[1]] and a[differ[1]] == v[differ[0]]
+        return "near" if len(differ) == 1 or swapped else "far"
+    short, long = sorted((a, v), key=len)
+    one_digit = len(long) == len(short) + 1 and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+    return "near" if one_digit else "far"
+
+
+def with_prior(nbest: list[tuple[str, float]], prior: float = PRIOR, far: float = FAR) -> list[tuple[str, float]]:
+    """``nbest`` with the readings whose arithmetic is right weighted ``prior`` times, and those whose
+    answer is ``far`` from any working (``answer_kind``) weighted ``far`` times, best first; the list's
+    total probability is kept."""
+    if (prior == 1.0 and far == 1.0) or not nbest:
         return nbest
-    w = [p * (prior if adds_up(t) is True else 1.0) for t, p in nbest]
+    weight = {"right": prior, "far": far}
+    w = [p * weight.get(answer_kind(t), 1.0) for t, p in nbest]
     scale = sum(p for _, p in nbest) / max(sum(w), 1e-300)
     order = sorted(range(len(nbest)), key=lambda i: -w[i])  # stable: ties keep the reader's order
     return [(nbest[i][0], w[i] * scale) for i in order]
@@ -102,14 +132,17 @@ def with_prior(nbest: list[tuple[str, float]], prior: float = PRIOR) -> list[tup
 
 def near_misses(nbest: list[tuple[str, float]], limit: int = 40) -> list[str]:
     """Readings one symbol away from the best one (a digit changed, added or dropped, an operator
-    changed) whose arithmetic is right, when the best reading's is wrong.
+    changed) whose arithmetic is right, when the best reading's is wrong; and, when its answer is
+    ``far`` from any working (``answer_kind``), those one symbol away whose answer is a pupil's slip.
 
     A reader sure of a misread digit keeps no reading with the right one in its beam, and then
     nothing stops a cross on a right answer; scored exactly (``read_lines(propose=...)``), such a
-    reading can make the line unsure, or, with the prior, correct."""
-    if not nbest or adds_up(nbest[0][0]) is not False:
+    reading can make the line unsure, or, with the prior, correct. A misread operator ("65*44=21")
+    makes any answer far: the line the pupil wrote ("65-44=21", or "58-51=3", a slip) is one symbol away."""
+    kind = answer_kind(nbest[0][0]) if nbest else None
+    if kind not in ("near", "far"):
         return []
-    text, out = nbest[0][0], []
+    text, right, near = nbest[0][0], [], []
     for i in range(len(text) + 1):
         edits = [text[:i] + d + text[i:] for d in "0123456789"]  # a digit added
         if i < len(text):
@@ -118,8 +151,10 @@ def near_misses(nbest: list[tuple[str, float]], limit: int = 40) -> list[str]:
             edits += [text[:i] + d + rest for d in swap if d != ch]
             if ch.isdigit():
                 edits.append(text[:i] + rest)  # a digit dropped
-        out += [e for e in edits if adds_up(e) is True]
-    return list(dict.fromkeys(out))[:limit]
+        right += [e for e in edits if answer_kind(e) == "right"]
+        if kind == "far":
+            near += [e for e in edits if answer_kind(e) == "near"]
+    return list(dict.fromkeys(right + near))[:limit]
 
 
 def verdict_support(nbest: list[tuple[str, float]]) -> tuple[float, float, bool | None]:
@@ -193,7 +228,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
         limits = {}
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
-    top_min, prior = limits.get("top", TOP_MIN), limits.get("prior", PRIOR)
+    top_min, prior, far = limits.get("top", TOP_MIN), limits.get("prior", PRIOR), limits.get("far", FAR)
     best = None
     # Hypotheses are compared on plain readings by one reader; only the one kept is read again with
     # test-time augmentation and the whole ensemble (six reads a line, one of them the plain reading
@@ -209,7 +244,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     _, page, readings = best
     if page.lines:
         readings = read_for_verdicts([l.ink for l in page.lines], model, profile, limits,
-                                     rerank=lambda nbest: with_prior(nbest, prior), plain=[r.frames for r in readings])
+                                     rerank=lambda nbest: with_prior(nbest, prior, far), plain=[r.frames for r in readings])
     results = []
     for line, reading in zip(page.lines, readings):
         if reading.text is None:

@@ -235,8 +235,9 @@ def training_line(bank: GlyphBank, rng: np.random.Generator, photo: float = 0.0,
     return ink, tokens_to_text(tokens)
 
 
-def problem_tokens(rng: np.random.Generator, correct: bool) -> list[str]:
-    """A homework line "a op b = c" whose answer is right or wrong, as tokens."""
+def problem_tokens(rng: np.random.Generator, correct: bool, careless: float = 0.0) -> list[str]:
+    """A homework line "a op b = c" whose answer is right or wrong, as tokens: a wrong answer is a
+    slip (off by 1, 2, 10 or 11), or for ``careless`` of them any number at all."""
     kind = str(rng.choice(["+", "-", "x", "÷"]))
     a, b = int(rng.integers(0, 100)), int(rng.integers(1, 100))
     if kind == "-":
@@ -250,6 +251,9 @@ def problem_tokens(rng: np.random.Generator, correct: bool) -> list[str]:
     answer = value if correct else value + int(rng.choice([-11, -10, -2, -1, 1, 2, 10, 11]))
     if answer < 0:
         answer = value + int(rng.integers(1, 5))
+    if not correct and careless > 0 and rng.random() < careless:  # no draw without a share: lines as before
+        answer = int(rng.integers(0, max(100, 2 * value + 1)))
+        answer += answer == value
     op = kind if kind != "x" or rng.random() < 0.85 else "."
     if kind == "÷" and rng.random() < 0.3:
         op = "/"
