@@ -79,6 +79,9 @@ def main() -> None:
     ap.add_argument("--model", help="line-reader model file (default: the shipped one)")
     ap.add_argument("--json", default="benchmarks/results/worksheets.json")
     ap.add_argument("--save-pages", help="folder to save the generated pages for a look")
+    ap.add_argument("--careless", type=float, default=0.0,
+                    help="share of the wrong answers that are any number at all rather than a slip (default 0: "
+                         "every wrong answer is off by 1, 10 or a few)")
     args = ap.parse_args()
     bank = GlyphBank.load("heldout", seed=args.seed)
     model = get_line_reader(args.model)
@@ -106,11 +109,11 @@ def main() -> None:
             continue
         for p in tqdm(range(args.pages), desc=variant):
             if variant == "notebook":
-                data, truths, _ = pagegen.notebook_photo(bank, rng)
+                data, truths, _ = pagegen.notebook_photo(bank, rng, careless=args.careless)
             elif variant == "phone":
-                data, truths, _ = phonegen.phone_photo(bank, rng)
+                data, truths, _ = phonegen.phone_photo(bank, rng, careless=args.careless)
             else:
-                data, truths = pagegen.clean_page(bank, rng, touching=variant == "touching")
+                data, truths = pagegen.clean_page(bank, rng, touching=variant == "touching", careless=args.careless)
             if args.save_pages:
                 Path(args.save_pages).mkdir(parents=True, exist_ok=True)
                 (Path(args.save_pages) / f"{variant}{p:03d}.{'jpg' if variant in ('notebook', 'phone') else 'png'}").write_bytes(data)
@@ -126,7 +129,7 @@ def main() -> None:
     out = {"data": "held-out: MNIST test digits, optdigits windep (13 unseen writers), MDAS operator test split; "
                    "pages from digitlab.synthetic.pagegen and digitlab.synthetic.phonegen (not the reader's training generator)",
            "machine": f"{platform.machine()} {platform.processor() or ''}".strip(), "cpus": __import__("os").cpu_count(),
-           "seed": args.seed, "results": results, "misreads": misreads}
+           "seed": args.seed, "careless": args.careless, "results": results, "misreads": misreads}
     print(f"{'variant':<10} {'lines':>6} {'right verdict':>13} {'exact':>7} {'unsure':>7} {'confident acc':>13} "
           f"{'false ✘':>8} {'missed':>7} {'s/page':>7}")
     for v, r in results.items():

@@ -322,6 +322,18 @@ def test_careless_answers_are_any_number_and_draw_nothing_without_a_share():
         assert not any(adds_up(t) for t in texts)
         far[careless] = np.mean([answer_kind(t) == "far" for t in texts])
     assert far[1.0] > far[0.0] + 0.4  # slips are mostly near the value (11 off counts as far), any number is not
+    # The held-out pages' own generator: every wrong answer a slip unless asked for careless ones.
+    from digitlab.synthetic import pagegen
+
+    def problems(careless):
+        rng = np.random.default_rng(1)
+        return [pagegen.school_problem(rng, careless) for _ in range(300)]
+
+    plain = problems(0.0)
+    assert plain == [pagegen.school_problem(rng) for rng in [np.random.default_rng(1)] for _ in range(300)]
+    assert {answer_kind(t) for t in plain} == {"right", "near"}
+    careless = [answer_kind(t) for t in problems(1.0)]
+    assert careless.count("far") > 0.3 * careless.count("near") and "right" in careless
 
 
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.sampled_from([True, False]),

@@ -47,8 +47,9 @@ class Writer:
                     "+": "+", "-": "-"})
 
 
-def school_problem(rng: np.random.Generator) -> str:
-    """An ASCII line like "17+25=42"; the answer is wrong about half the time."""
+def school_problem(rng: np.random.Generator, careless: float = 0.0) -> str:
+    """An ASCII line like "17+25=42"; the answer is wrong about half the time: a slip (off by 1 or 10,
+    or a few), or for ``careless`` of the wrong ones a number of one to three digits, anything at all."""
     op = str(rng.choice(["+", "-", "*", "/"]))
     if op == "+":
         a, b = int(rng.integers(0, 100)), int(rng.integers(0, 100))
@@ -68,6 +69,9 @@ def school_problem(rng: np.random.Generator) -> str:
         kind = rng.integers(3)
         ans = v + int(rng.choice([-1, 1])) if kind == 0 else v + int(rng.choice([-10, 10])) if kind == 1 else v + int(rng.integers(2, 9))
         ans = abs(ans) if ans != v else v + 1
+        if careless > 0 and rng.random() < careless:  # no draw without a share: the same pages as before
+            ans = int(rng.integers(0, 10 ** int(rng.integers(1, 4))))
+            ans += ans == v
     return f"{a}{op}{b}={ans}"
 
 
@@ -179,14 +183,16 @@ def _truth(text: str, box, correct=None) -> TruthLine:
     return TruthLine(text, [int(v) for v in box], bool(check_expression(text)["correct"]) if correct is None else correct)
 
 
-def clean_page(bank: GlyphBank, rng: np.random.Generator, touching: bool, n_lines: int = 8) -> tuple[bytes, list[TruthLine]]:
-    """A scanned worksheet: white paper, one column, dark pen; neighbours touching or not."""
+def clean_page(bank: GlyphBank, rng: np.random.Generator, touching: bool, n_lines: int = 8,
+               careless: float = 0.0) -> tuple[bytes, list[TruthLine]]:
+    """A scanned worksheet: white paper, one column, dark pen; neighbours touching or not (``careless``:
+    see ``school_problem``)."""
     W, H = 1240, 1754  # A4 at 150 dpi
     writer = Writer.sample(rng, (34, 50), touching=touching, blue=False)
     page = _paper(H, W, rng, "plain", 0)
     truths, y = [], int(rng.integers(80, 160))
     for _ in range(n_lines):
-        text = school_problem(rng)
+        text = school_problem(rng, careless)
         ink = render_text(text, bank, writer, rng)
         x = int(rng.integers(80, 200))
         box = _put(page, ink, x, y, writer.colour)
@@ -221,8 +227,9 @@ def _map_box(box, H) -> list[int]:
 
 
 def notebook_photo(bank: GlyphBank, rng: np.random.Generator, n_per_column: int = 6,
-                   out_side: int = 1500) -> tuple[bytes, list[TruthLine], np.ndarray]:
-    """A phone photo of an exercise-book page: squared or ruled, two columns, on a table, at an angle.
+                   out_side: int = 1500, careless: float = 0.0) -> tuple[bytes, list[TruthLine], np.ndarray]:
+    """A phone photo of an exercise-book page: squared or ruled, two columns, on a table, at an angle
+    (``careless``: see ``school_problem``).
 
     Returns the JPEG bytes, the truth lines, and the sheet's corners in the photo (TL, TR, BR, BL).
     """
@@ -236,7 +243,7 @@ def notebook_photo(bank: GlyphBank, rng: np.random.Generator, n_per_column: int 
     for cx in col_x:
         y = int(rng.uniform(2, 3.5) * cell)
         for _ in range(n_per_column):
-            text = school_problem(rng)
+            text = school_problem(rng, careless)
             ink = render_text(text, bank, writer, rng)
             if ink.shape[1] > W * 0.33:  # keep the columns apart, as pupils do
                 s = W * 0.33 / ink.shape[1]

@@ -84,8 +84,9 @@ def _sheet(W: int, H: int, rng: np.random.Generator, ruling: str, cell: int, spr
     return np.clip(page, 0, 1)
 
 
-def phone_photo(bank: GlyphBank, rng: np.random.Generator) -> tuple[bytes, list[TruthLine], np.ndarray]:
-    """A phone photo of an exercise-book page (see the module docstring).
+def phone_photo(bank: GlyphBank, rng: np.random.Generator, careless: float = 0.0) -> tuple[bytes, list[TruthLine], np.ndarray]:
+    """A phone photo of an exercise-book page (see the module docstring; ``careless``: see
+    ``pagegen.school_problem``).
 
     Returns the JPEG bytes, the truth lines (boxes in the photo) and the sheet's corners in the photo.
     """
@@ -111,7 +112,7 @@ def phone_photo(bank: GlyphBank, rng: np.random.Generator) -> tuple[bytes, list[
             cx = a + int((b - a) * (0.14 + c * 0.45) + rng.integers(0, max(2, cell)))
             y = int(rng.uniform(1.5, 3.5) * cell)
             for _ in range(int(rng.integers(5, 10))):
-                text = school_problem(rng)
+                text = school_problem(rng, careless)
                 ink = render_text(text, bank, writer, rng)
                 angle = float(rng.normal(0, 1.2))  # the line drifts a little
                 if abs(angle) > 0.2:
