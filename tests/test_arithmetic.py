@@ -353,13 +353,27 @@ def test_calibration_respects_its_bounds(rows):
     assert decided == best["decided"] and good / decided >= 0.99 and crosses <= 0.01 * len(rows)
 
 
+def test_the_calibration_weighs_far_answers_down_only_where_it_pays():
+    from digitlab.arithmetic.calibrate import choose_weights
+
+    # A misread minus: the reader is sure of "65*44=21", whose answer no working gives; the pupil's
+    # right line is a distant second. And wrong lines read well, whose slip a strong prior would tick.
+    misread = [([("65*44=21", 0.97), ("65-44=21", 0.03)], True)] * 100
+    slips = [([("12+7=18", 0.9), ("12+7=19", 0.1)], False)] * 100
+    chosen = choose_weights(misread + slips)
+    assert chosen["far"] < 1 and chosen["decided"] == 200 and chosen["prior"] * 0.1 < 0.9
+    # Where far answers are the pupils' own (careless lines read right), down-weighing them cannot pay.
+    careless = [([("65*44=21", 0.97), ("65-44=21", 0.03)], False)] * 100
+    assert choose_weights(careless + slips)["far"] == 1.0
+
+
 def test_calibration_with_photo_lines_on_a_few_lines():
     from digitlab.arithmetic.calibrate import calibrate
     from digitlab.reader.read import get_line_reader
 
     result = calibrate(get_line_reader(), n=60, photo=0.5, progress=False)
-    assert result["lines"] == 60 and result["photo"] == 0.5
-    assert 0 <= result["unsure"] <= 1
+    assert result["lines"] == 60 and result["photo"] == 0.5 and result["careless"] == 0.2
+    assert 0 <= result["unsure"] <= 1 and result["far"] in (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)
 
 
 def test_calibrate_refuses_a_bad_photo_share(capsys):
