@@ -37,11 +37,14 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=4000)
     ap.add_argument("--seed", type=int, default=8)
     ap.add_argument("--photo", type=float, default=0.3)
+    ap.add_argument("--kern", type=float, default=0.0,
+                    help="share of the lines spaced by their ink, neighbours touching (default 0)")
     ap.add_argument("--careless", type=float, default=CARELESS,
                     help="share of the wrong answers that are any number at all (default: the calibration's)")
     ap.add_argument("--json", default="benchmarks/results/checker_val.json")
     args = ap.parse_args()
-    inks, truth, texts = validation_problems(args.lines, args.seed, args.photo, careless=args.careless)
+    inks, truth, texts = validation_problems(args.lines, args.seed, args.photo, careless=args.careless,
+                                             kern=args.kern)
     digits = False if args.digits == "none" else args.digits
     rows = []
     for spec in args.readers:
@@ -70,7 +73,7 @@ def main() -> None:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({
         "data": f"validation glyphs, training generator, seed {args.seed}, {args.photo:.0%} photo-degraded, "
-                f"{args.careless:.0%} of wrong answers careless",
+                f"{args.careless:.0%} of wrong answers careless, {args.kern:.0%} spaced by ink",
         "lines": args.lines, "digits": args.digits, "machine": platform.machine(), "results": rows}, indent=1))
 
 

@@ -57,10 +57,12 @@ def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> di
     return best_choice
 
 
-def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None, careless: float = 0.0):
+def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None, careless: float = 0.0,
+                        kern: float = 0.0):
     """(ink maps, whether each line's answer is right, true texts) of ``n`` arithmetic lines from the
     validation glyphs (training generator), half of them right; ``photo`` of them photo-degraded,
-    ``careless`` of the wrong answers any number at all (``linegen.problem_tokens``)."""
+    ``careless`` of the wrong answers any number at all (``linegen.problem_tokens``), ``kern`` of the
+    lines spaced by their ink (``linegen.render_tokens``)."""
     from ..reader.glyphs import GlyphBank
     from ..reader.linegen import add_clutter, photo_degrade, problem_tokens, render_tokens, tokens_to_text
 
@@ -70,7 +72,7 @@ def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None
     while len(inks) < n:
         want = bool(rng.random() < 0.5)
         tokens = problem_tokens(rng, want, careless)
-        ink = add_clutter(render_tokens(tokens, bank, rng), rng, bank)
+        ink = add_clutter(render_tokens(tokens, bank, rng, kern=kern), rng, bank)
         if photo > 0 and rng.random() < photo:
             ink = photo_degrade(ink, rng)
         inks.append(ink)
