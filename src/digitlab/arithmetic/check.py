@@ -18,6 +18,9 @@ Before the verdict, three steps use what a checker knows and a line reader does 
 3. a prior: readings that add up weigh ``PRIOR`` times what the reader says. Bayes: a pupil's written
    answer is most often the right value, and a wrong one is one of many values, so of two readings
    the reader finds about as likely, "28+83=111" is a better bet than "08+83=111".
+   And a wrong answer is most often a slip (``answer_kind``), so readings whose answer no working
+   gives ("65*44=21": a minus read as a cross) weigh ``FAR`` times, and near misses offer the slips
+   one symbol away from such a reading.
 The prior and thresholds are chosen on validation lines (validation writers) when the reader is
 trained (``calibrate.py``) and stored with it, with the steps the reading used; these constants are
 only the fallback.
@@ -94,9 +97,8 @@ def adds_up(text: str) -> bool | None:
 def answer_kind(text: str) -> str | None:
     """How a reading's written answer stands to its value: "right"; "near", a slip a pupil makes (within
     10 of the value, or one digit of it changed, added or dropped, or two neighbours swapped: a carry,
-    a misremembered fact, 61 for 16);
-    "far", an answer no working gives (a misread operator: "65*44=21" for "65-44=21"); None: no
-    arithmetic line. Cached like ``adds_up``."""
+    a misremembered fact, 61 for 16); "far", an answer no working gives (a misread operator:
+    "65*44=21" for "65-44=21"); None: no arithmetic line. Cached like ``adds_up``."""
     got = check_expression(text)
     if got["correct"] is None:
         return None
@@ -110,7 +112,8 @@ def answer_kind(text: str) -> str | None:
     a, v = str(int(answer)), str(int(value))
     if len(a) == len(v):
         differ = [i for i, (x, y) in enumerate(zip(a, v)) if x != y]
-        swapped = len(differ) == 2 and differ[1] == differ[0] + 1 and a[differ[0]] == v[differ[1]] and a[differ[1]] == v[differ[0]]
+        i = differ[0] if differ else 0
+        swapped = len(differ) == 2 and differ[1] == i + 1 and a[i : i + 2] == v[i : i + 2][::-1]
         return "near" if len(differ) == 1 or swapped else "far"
     short, long = sorted((a, v), key=len)
     one_digit = len(long) == len(short) + 1 and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
