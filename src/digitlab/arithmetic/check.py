@@ -86,11 +86,11 @@ class PageResult:
                 "sheet": self.sheet, "lines": lines}
 
 
-@functools.lru_cache(maxsize=65536)
 def adds_up(text: str) -> bool | None:
-    """Whether a line's arithmetic is right (None: not an arithmetic line); cached, as the same
-    readings are weighed, proposed and checked many times a page."""
-    return check_expression(text)["correct"]
+    """Whether a line's arithmetic is right (None: not an arithmetic line); from ``answer_kind``'s
+    cache, as the same readings are weighed, proposed and checked many times a page."""
+    kind = answer_kind(text)
+    return None if kind is None else kind == "right"
 
 
 @functools.lru_cache(maxsize=65536)
@@ -98,7 +98,8 @@ def answer_kind(text: str) -> str | None:
     """How a reading's written answer stands to its value: "right"; "near", a slip a pupil makes (within
     10 of the value, or one digit of it changed, added or dropped, or two neighbours swapped: a carry,
     a misremembered fact, 61 for 16); "far", an answer no working gives (a misread operator:
-    "65*44=21" for "65-44=21"); None: no arithmetic line. Cached like ``adds_up``."""
+    "65*44=21" for "65-44=21"); None: no arithmetic line. Cached: the same readings are weighed,
+    proposed and checked many times a page."""
     got = check_expression(text)
     if got["correct"] is None:
         return None
