@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optdigits", type=int, metavar="N", help="add the 30 optdigits training writers (tra) N times "
                    "to MNIST train (other writers' styles; optdigits cv is scored as their validation)")
     p.add_argument("--styles", type=_non_negative, metavar="S", help="CNN and line reader: add stylised copies of S times the default share "
-                   "of 1s, 7s and 9s (flagged 1s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
+                   "of 1s, 4s, 7s and 9s (flagged 1s, open 4s, crossed 7s, hooked 9s: writers who are not MNIST's; default 0)")
     p.add_argument("--photo", type=_share, metavar="P", help="line reader: share of training lines degraded as in a "
                    "phone photo: written small (digits 9-22 px), bolder for their size, blurred, JPEG (default 0)")
     p.add_argument("--warp", type=_share, metavar="W", help="line reader: share of training digits distorted "

@@ -21,7 +21,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     ``optdigits_repeat`` > 0 adds the 30 optdigits training writers (``tra``, in MNIST format) that
     many times to the training set (other writers' styles); optdigits ``cv`` is then scored as the
     other-writers validation (``metadata["optdigits_cv_accuracy"]``); ``windep`` is never touched.
-    ``styles`` > 0 adds stylised copies (flagged 1s, crossed 7s, hooked 9s; see ``digitlab.synthetic.styles``)
+    ``styles`` > 0 adds stylised copies (flagged 1s, open 4s, crossed 7s, hooked 9s; see ``digitlab.synthetic.styles``)
     of that multiple of the default share of the training digits.
     Returns a summary dict on the process that saved (rank 0), ``None`` on other DDP ranks.
     """

@@ -262,7 +262,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
 
     The best model on validation lines (validation glyphs) is kept and written to ``out``; ``init``
     (a line-reader file) continues from its weights with a fresh schedule (a warm restart);
-    ``styles`` adds stylised 1s, 7s and 9s to the training glyphs (``GlyphBank.load``); ``photo`` is
+    ``styles`` adds stylised 1s, 4s, 7s and 9s to the training glyphs (``GlyphBank.load``); ``photo`` is
     the share of training lines degraded as in a phone photo (``linegen.photo_degrade``), and the
     validation lines that choose the best model carry the same share; ``warp`` is the share of
     training digits distorted (rotated, sheared, elastic: ``linegen.distort``), never validation ones;

@@ -54,7 +54,7 @@ class GlyphBank:
     @classmethod
     def load(cls, source: str = "train", data_dir=None, seed: int = 0, max_per_digit: int | None = None,
              styles: float = 0.0) -> "GlyphBank":
-        """The glyphs of ``source``; ``styles`` > 0 adds stylised 1s, 7s and 9s (``digitlab.synthetic.styles``)
+        """The glyphs of ``source``; ``styles`` > 0 adds stylised 1s, 4s, 7s and 9s (``digitlab.synthetic.styles``)
         for that multiple of the default share of each class."""
         from ..data import load_mnist, load_optdigits, train_val_split
         from ..synthetic.styles import DEFAULT_SHARE, stylise
