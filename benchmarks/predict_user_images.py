@@ -1,10 +1,12 @@
 """Accuracy of `predict` on MNIST test digits re-rendered as user images, and degraded.
 
-    python benchmarks/predict_user_images.py [--n 2000] [--model cnn] [--json out.json]
+    python benchmarks/predict_user_images.py [--n 2000] [--model cnn] [--split test|val] [--json out.json]
 
 Clean set: random size 40-200 px, random margins (off-centre), paper/pen colours, 30% inverted,
 half JPEG (quality 60-95), mild noise. Degraded sets (at 84x84, 3x MNIST): binarised at 16x16 then
 upscaled; strokes dilated or eroded by 1-2 px; slanted +-15 degrees. Seeded: same images every run.
+``--split val`` draws the digits from the CNN's validation split of MNIST train (its held-back 5k)
+instead of MNIST test, for choosing between models without touching the test set.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from digitlab.data import load_mnist, subset
+from digitlab.data import load_mnist, subset, train_val_split
 from digitlab.preprocess import preprocess_digit
 from digitlab.recognize import get_model
 from digitlab.synthetic.renders import degrade, render_user_image
@@ -41,9 +43,11 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--split", choices=["test", "val"], default="test")
     ap.add_argument("--json", default="benchmarks/results/predict_user_images.json")
     args = ap.parse_args()
-    test = subset(load_mnist("test"), args.n, seed=args.seed)
+    digits = load_mnist("test") if args.split == "test" else train_val_split(load_mnist("train"))[1]
+    test = subset(digits, args.n, seed=args.seed)
     model = get_model(args.model)
     rows = []
     for i, kind in enumerate(args.sets.split(",")):
@@ -63,7 +67,7 @@ def main() -> None:
     for r in rows:
         prep = f"{r['preprocess_ms_per_image']:.2f}" if r["preprocess_ms_per_image"] is not None else "-"
         print(f"{r['set']:16} {r['n']:6d} {r['accuracy']:9.2%} {r['errors']:7d} {prep:>8}")
-    result = {"model": model.name, "rows": rows, "machine": platform.processor() or platform.machine(),
+    result = {"model": model.name, "split": args.split, "rows": rows, "machine": platform.processor() or platform.machine(),
               "python": platform.python_version()}
     if args.json:
         from pathlib import Path
