@@ -152,22 +152,3 @@ def test_augmentation_levels(mnist_test):
     assert shift.max() < 1.9 and shift.mean() > 0.3
     with pytest.raises(DigitlabError, match="unknown augmentation"):
         run("heavy")
-
-
-def test_full_augmentation_thresholds_some_digits_at_half_resolution(mnist_test, monkeypatch):
-    """Blocky digits (1-bit at 14x14, scaled back up) take only the values a 2x bilinear upscale of 0/1 gives."""
-    import torch
-
-    from digitlab import training
-
-    x = torch.as_tensor(mnist_test.images[:256].astype(np.float32) / 255).unsqueeze(1)
-
-    def blocky_share(share):
-        monkeypatch.setattr(training, "COARSE_BINARISED", share)
-        out = training.augment_batch(x.clone(), "full", torch.Generator().manual_seed(3))
-        on_grid = ((out * 16 - (out * 16).round()).abs() < 1e-4).flatten(1).all(1)
-        grey = ((out > 0.01) & (out < 0.99)).flatten(1).any(1)  # not the full-resolution 1-bit ones
-        return (on_grid & grey).float().mean().item()
-
-    assert blocky_share(0.0) < 0.05
-    assert blocky_share(1.0) > 0.6  # all but the low-resolution ones and thin strokes that would vanish

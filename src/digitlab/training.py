@@ -69,9 +69,6 @@ def resolve_device(name: str) -> torch.device:
 # Augmentation, batched on the device: one affine grid per image, plus stroke-width and
 # binarisation jitter so the model meets pens and scanners that MNIST never showed it.
 # ---------------------------------------------------------------------------------------------
-COARSE_BINARISED = 0.08  # share of "full" training digits thresholded at half resolution
-
-
 def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Tensor:
     """x: (B,1,28,28) in [0,1] (not normalised)."""
     if level == "none":
@@ -109,18 +106,8 @@ def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Te
         x = torch.where(binar, (x > 0.4).float(), x)
         # Some digits seen at low resolution (a small photo, a coarse scan), then scaled back up.
         low = (torch.rand(b, generator=gen) < 0.1).to(dev).view(b, 1, 1, 1)
-        small = F.avg_pool2d(x, 2)
-        coarse = F.interpolate(small, scale_factor=2, mode="bilinear", align_corners=False)
+        coarse = F.interpolate(F.avg_pool2d(x, 2), scale_factor=2, mode="bilinear", align_corners=False)
         x = torch.where(low, coarse, x)
-        if COARSE_BINARISED:
-            # ... or thresholded at that resolution (a fax, a 1-bit scan of a small box): blocky strokes
-            # that break or merge, the weakest case of a thresholded scan (98.35% at 16x16 before).
-            cut = u(0.15, 0.4).view(b, 1, 1, 1)
-            blocky = F.interpolate((small > cut).float(), scale_factor=2, mode="bilinear", align_corners=False)
-            kept = blocky.sum((1, 2, 3)) >= 0.5 * x.sum((1, 2, 3))  # not where a thin stroke vanishes
-            pick = (torch.rand(b, generator=gen) < COARSE_BINARISED).to(dev) & kept
-            pick = pick.view(b, 1, 1, 1) & ~low
-            x = torch.where(pick, blocky, x)
     return x.clamp_(0, 1)
 
 
