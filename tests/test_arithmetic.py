@@ -528,3 +528,21 @@ def test_a_page_of_junk_bands_does_not_outscore_the_page():
     limits = (0.1, 0.999, 0.5)
     assert _readability(real, *limits)[0] > _readability(junk, *limits)[0]
     assert _readability(real, *limits)[1] and not _readability(junk, *limits)[1]
+
+
+def test_confident_crosses_on_unlikely_or_far_readings_do_not_settle_the_page():
+    """A wrong outline leaves a grid's lines in the writing ("81-6=75" read "81-161=1757"): every
+    reading of such a line makes it wrong, so it is "decided", but none stands out, or its answer is
+    one no working gives. Such lines must not stop the checker from trying the other outlines."""
+    from digitlab.arithmetic.check import _readability
+    from digitlab.reader.read import Reading
+
+    limits = (0.5, 0.995, 0.1)
+    slips = [Reading("12+7=18", 0.9, [("12+7=18", 0.9), ("12+1=18", 0.1)]) for _ in range(4)]
+    assert _readability(slips, *limits)[1]  # pupils' slips, read with confidence: settled
+    grid = [Reading("50-11=49", 0.47, [("50-11=49", 0.47), ("50-11=48", 0.3), ("50-17=49", 0.2)])  # "50-1=49"
+            for _ in range(4)]
+    assert not _readability(grid, *limits)[1]  # wrong by every reading, yet no reading stands out
+    far = [Reading("41*5=4511", 0.9, [("41*5=4511", 0.9), ("41*5=451", 0.1)]) for _ in range(4)]
+    assert not _readability(far, *limits)[1]  # a confident reading whose answer no working gives
+    assert _readability(slips[:3] + grid[:1], *limits)[1]  # one such line among four does not hold the page up

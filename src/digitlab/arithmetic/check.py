@@ -44,6 +44,7 @@ FAR = 1.0  # weight of readings whose answer no working gives (``answer_kind``);
 # The kept page's readings are rescored by the CNN fine-tuned on digits cut out of lines
 # (``reader/slices.py``; calibrate.py reads the same way; a calibration records which model it used).
 DIGIT_OPINION = "slice_cnn"
+SETTLED_TOP = 0.5  # a page hypothesis's line counts as settled only if its best reading has this much (``_readability``)
 NEAR_MISSES = True  # readings one symbol away that add up are scored exactly (``near_misses``)
 RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
 STATUSES = ("correct", "wrong", "unsure", "unreadable")
@@ -216,7 +217,11 @@ def _readability(readings, correct_min: float, wrong_min: float, top_min: float)
         if r.text is None or not r.nbest:
             continue
         score += r.nbest[0][1]
-        decided += verdict(r.nbest, correct_min, wrong_min, top_min)[0] != "unsure"
+        # A line settles the page only when it is decided *and* one reading stands out, with an
+        # answer some working gives: a wrong outline leaves a grid's lines to be read as 1s
+        # ("81-161=1757"), which no reading explains well but every reading makes wrong.
+        decided += (verdict(r.nbest, correct_min, wrong_min, top_min)[0] != "unsure"
+                    and r.nbest[0][1] >= SETTLED_TOP and answer_kind(r.nbest[0][0]) != "far")
     return score, len(readings) >= 2 and decided >= 0.75 * len(readings)
 
 
