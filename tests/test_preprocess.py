@@ -177,3 +177,29 @@ def test_preprocess_never_crashes(arr):
     except NoDigitFound:
         return
     assert out.shape == (28, 28) and np.isfinite(out).all() and 0 <= out.min() and out.max() <= 1
+
+
+@pytest.mark.parametrize("kind", ["binarise", "dilate", "erode", "slant", "marker", "stretch"])
+def test_degraded_digits_stay_readable_pictures(kind, mnist_test):
+    """Every degradation gives dark ink on white at the working size; a marker inks more than a pen,
+    a stretch changes the digit's proportions."""
+    import cv2
+
+    from digitlab.synthetic.renders import degrade
+
+    digit = mnist_test.images[0]
+    out = degrade(digit, kind, np.random.default_rng(1))
+    plain = degrade(digit, "none", np.random.default_rng(1))
+    assert out.dtype == np.uint8 and out.ndim == 2 and out.min() < 60 and np.median(out) > 200
+
+    def box(img):
+        ys, xs = np.nonzero(img < 128)
+        return np.ptp(xs) + 1, np.ptp(ys) + 1
+
+    if kind == "marker":
+        assert (out < 128).sum() > 1.8 * (plain < 128).sum()
+        assert (out < 128).sum() > (degrade(digit, "dilate", np.random.default_rng(1)) < 128).sum()
+    if kind == "stretch":
+        (w0, h0), (w1, h1) = box(plain), box(out)
+        assert abs(np.log((w1 / h1) / (w0 / h0))) > np.log(1.25)
+    preprocess_digit(cv2.imencode(".png", out)[1].tobytes(), reject=False)  # and preprocessing takes it

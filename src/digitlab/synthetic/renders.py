@@ -45,7 +45,9 @@ def degrade(digit: np.ndarray, kind: str, rng: np.random.Generator, upscale: int
     """Degrade an MNIST digit at a user-image resolution; returns uint8 greyscale, dark ink on white.
 
     kinds: ``binarise`` (thresholded at 16x16 then upscaled: a cheap scanner), ``dilate`` / ``erode``
-    (a thicker or thinner pen: 1-2 px at the working resolution, 3x MNIST's), ``slant`` (+-15 degrees shear).
+    (a thicker or thinner pen: 1-2 px at the working resolution, 3x MNIST's), ``slant`` (+-15 degrees shear);
+    beyond the study's four: ``marker`` (a broad pen: 3-5 px), ``stretch`` (width 0.6-0.75 or 1.35-1.6
+    times the height's share: tall thin or squat hands).
     """
     ink = cv2.resize(digit.astype(np.float32) / 255.0, (upscale, upscale), interpolation=cv2.INTER_CUBIC).clip(0, 1)
     if kind == "binarise":
@@ -55,6 +57,12 @@ def degrade(digit: np.ndarray, kind: str, rng: np.random.Generator, upscale: int
         px = int(rng.integers(1, 3))
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2)
         ink = cv2.dilate(ink, k) if kind == "dilate" else cv2.erode(ink, k)
+    elif kind == "marker":
+        px = int(rng.integers(3, 6))
+        ink = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1,) * 2))
+    elif kind == "stretch":
+        f = rng.uniform(0.6, 0.75) if rng.random() < 0.5 else rng.uniform(1.35, 1.6)
+        ink = cv2.resize(ink, (max(8, int(round(upscale * f))), upscale), interpolation=cv2.INTER_LINEAR)
     elif kind == "slant":
         angle = rng.uniform(-15, 15) * np.pi / 180
         M = np.float32([[1, np.tan(angle), -0.5 * upscale * np.tan(angle)], [0, 1, 0]])
