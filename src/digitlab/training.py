@@ -87,9 +87,6 @@ def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Te
     tx, ty = u(-0.12, 0.12), u(-0.12, 0.12)  # in [-1,1] grid units: about +-1.7 px
     # Stretched or squashed digits (narrow and wide hands): width over height from 0.8 to 1.25.
     aspect = torch.exp(u(-0.22, 0.22)) if strong else u(1, 1)
-    if strong:  # and a fifth far narrower or wider (0.6-1.65): a hand that writes tall thin or squat digits
-        far = torch.rand(b, generator=gen).to(dev) < 0.2
-        aspect = torch.where(far, torch.exp(u(-0.5, 0.5)), aspect)
     sx, sy = scale * aspect.sqrt(), scale / aspect.sqrt()
     cos, sin = torch.cos(rot), torch.sin(rot)
     theta = torch.stack([
@@ -104,9 +101,6 @@ def augment_batch(x: torch.Tensor, level: str, gen: torch.Generator) -> torch.Te
         dil = F.max_pool2d(x, 3, 1, 1)
         ero = -F.max_pool2d(-x, 3, 1, 1)
         x = torch.where(a > 0, x + a * (dil - x), x + (-a) * (ero - x))
-        # A broad felt pen or a thick marker: some digits thickened by a second pixel.
-        more = (torch.rand(b, generator=gen) < 0.15).to(dev).view(b, 1, 1, 1) & (a > 0)
-        x = torch.where(more, x + u(0.3, 1.0).view(b, 1, 1, 1) * (F.max_pool2d(x, 3, 1, 1) - x), x)
         # Some digits binarised (cheap scanners, thresholded canvases).
         binar = (torch.rand(b, generator=gen) < 0.15).to(dev).view(b, 1, 1, 1)
         x = torch.where(binar, (x > 0.4).float(), x)
