@@ -4,10 +4,10 @@ MNIST's (American) writers draw a "1" as a bare bar, a "7" without a cross and a
 straight tail. Many European writers draw a "1" with a long up-stroke (a flag, sometimes a foot),
 cross their "7", curl the tail of their "9" (some right back up) and leave their "4" open at the
 top, its stem sometimes short under a tall, rounded left stroke; a model that never saw those
-reads the 1 as 7, the 9 as 3 and the 4 as 6 or 9. Each style here adds the missing stroke to a real digit at the width of that
-digit's own pen, so the rest of the writer's shape (slant, wobble, thickness) is kept; the open
-4, which cannot be made by adding a stroke to a closed one, is redrawn in its writer's box,
-slant and pen.
+reads the 1 as 7, the 9 as 3 and the 4 as 6 or 9. Each style here adds the missing stroke to a
+real digit at the width of that digit's own pen, so the rest of the writer's shape (slant,
+wobble, thickness) is kept; the open 4, which cannot be made by adding a stroke to a closed
+one, is redrawn in its writer's box, slant and pen.
 
 Everything works on tight ink crops (float32 in [0, 1], 1 = ink), the currency of
 ``reader.glyphs``; :func:`stylised_mnist` wraps it for MNIST-format training sets.
@@ -155,7 +155,8 @@ def open_four(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     Redrawn in the box, slant and pen of the writer's own 4. The left stroke is straight, rounded
     into the bar (the "u" of a cursive 4) or bent in at the top towards the stem; it never meets
     the stem, which is what sets it apart from a 9 with an open loop. The stem reaches above or
-    below the left stroke's top; the bar may stop at the stem or run past it.
+    below the left stroke's top, or (about a third) starts only a little above the bar under a
+    tall, rounded left stroke; the bar may stop at the stem or run past it.
     """
     up = _upscale(ink, (0.08, 0.08, 0.4, 0.4))
     pts = _points(up)
@@ -198,7 +199,7 @@ def open_four(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     mid = (y0 + y1) / 2
     out = np.zeros_like(up)
     for curve in (stroke, stem):
-        curve = curve + np.array([0.0, 0.0])
+        curve = curve.copy()
         curve[:, 0] += shear * (curve[:, 1] - mid)
         out = _draw(out, curve, width)
     return tight(out)
