@@ -39,8 +39,9 @@ validation split (the CNN's own held-back 5k) and optdigits ``cv``, rendered as 
 degraded validation digits (thick, thin, binarised, slanted and broad-marker pens), against 600
 non-digits from ``digitlab.synthetic.renders.non_digit_image`` with a seed (1) that neither the
 benchmark nor the learned model's training uses (``python benchmarks/non_digits.py --calibrate
---degraded 500 --per-kind 100 --write``, which writes the file; the score's bound is set on cross-validated scores; the shape bounds and the score keep
-validation digits refused at <= 0.2%, all three checks together at <= 0.4%). MNIST test and
+--degraded 500 --per-kind 100 --write``, which writes the file; the score's bound is set on
+cross-validated scores; the shape bounds and the score keep validation digits refused at <= 0.2%,
+all three checks together at <= 0.4%). MNIST test and
 optdigits ``windep`` are only measured (``python benchmarks/non_digits.py``): with the learned
 model 99.0% of the 300 test non-digits are refused (blobs 96%; 90.7% and 60% without it), and 1 of
 the 10,000 MNIST test digits, none of the 1,797 ``windep`` digits and 0.5% of broad-marker test digits.
