@@ -45,7 +45,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--model", default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sets", default=",".join(SETS))
+    ap.add_argument("--sets", default=",".join(SETS),
+                    help=f"comma-separated, from {', '.join(SETS + EXTRA_SETS)} (default: the first five)")
     ap.add_argument("--split", choices=["test", "val"], default="test")
     ap.add_argument("--json", default="benchmarks/results/predict_user_images.json")
     args = ap.parse_args()
