@@ -81,18 +81,34 @@ def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None
     return inks, truth, texts
 
 
+def pen_problems(n: int, seed: int = 7, data_dir=None, careless: float = CARELESS):
+    """(ink maps, whether each line's answer is right, true texts) of ``n`` arithmetic lines written
+    with the real pen strokes of pendigits' 30 *training* writers (``datasets.pens``), about half right."""
+    from ..datasets.pens import load_pendigits, pen_lines
+    from .check import adds_up
+
+    inks, texts, _ = pen_lines(load_pendigits("tra", data_dir), n, seed=seed, careless=careless)
+    return inks, [bool(adds_up(t)) for t in texts], texts
+
+
 def read_validation(model, data_dir=None, n: int = 12000, seed: int = 7, progress: bool = True,
-                    photo: float = 0.0, digits=DIGIT_OPINION, careless: float = CARELESS) -> list[tuple[list, bool]]:
-    """(N-best, whether the answer is right) of ``n`` validation lines read as ``check`` reads them."""
+                    photo: float = 0.0, digits=DIGIT_OPINION, careless: float = CARELESS,
+                    pens: int = 0, near: bool = NEAR_MISSES) -> list[tuple[list, bool]]:
+    """(N-best, whether the answer is right) of ``n`` validation lines (and ``pens`` lines of real pen
+    strokes, ``pen_problems``) read as ``check`` reads them."""
     from tqdm import tqdm
 
     from ..preprocess import NoDigitFound
 
-    inks, truth, _ = validation_problems(n, seed, photo, data_dir, careless)
+    inks, truth, _ = validation_problems(n, seed, photo, data_dir, careless) if n else ([], [], [])
+    if pens:
+        more, right, _ = pen_problems(pens, seed, data_dir, careless)
+        inks, truth = inks + more, truth + right
+    n = len(inks)
     nbests = []
     for i in tqdm(range(0, n, 50), desc="calibrating", disable=not progress):
         try:
-            readings = read_for_verdicts(inks[i : i + 50], model, limits={"digits": digits, "near_misses": NEAR_MISSES})
+            readings = read_for_verdicts(inks[i : i + 50], model, limits={"digits": digits, "near_misses": near})
         except NoDigitFound:
             continue
         nbests += [(r.nbest, w) for r, w in zip(readings, truth[i : i + 50])]
@@ -117,19 +133,41 @@ def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_f
 
 def calibrate(model, data_dir=None, n: int = 12000, seed: int = 7, target: float = 0.995,
               max_false_cross: float = 0.003, progress: bool = True, photo: float = 0.0,
-              digits=DIGIT_OPINION, careless: float = CARELESS) -> dict:
+              digits=DIGIT_OPINION, careless: float = CARELESS, pens: int = 0, near: bool = NEAR_MISSES) -> dict:
     """The thresholds (see the module docstring); ``photo`` of the lines degraded as in a phone
     photo (``linegen.photo_degrade``), where a reader is less sure and more often wrong; ``careless``
-    of the wrong answers any number at all."""
-    nbests = read_validation(model, data_dir, n, seed, progress, photo, digits, careless)
+    of the wrong answers any number at all; ``pens`` more lines of real pen strokes (``pen_problems``)."""
+    nbests = read_validation(model, data_dir, n, seed, progress, photo, digits, careless, pens, near)
     best = choose_weights(nbests, target, max_false_cross)
     best = best or {"correct": 0.99, "wrong": 0.999, "top": 0.9, "prior": 1.0, "far": 1.0, "decided": 0,
                     "accuracy": None}
-    best.update({"rule": RULE, "digits": digits, "near_misses": NEAR_MISSES, "lines": len(nbests),
+    best.update({"rule": RULE, "digits": digits, "near_misses": near, "lines": len(nbests), "pen_lines": pens,
                  "ensemble": list(model.metadata.get("ensemble") or []) if hasattr(model, "members") else [],
                  "unsure": 1 - best["decided"] / max(1, len(nbests)),
                  "target": target, "max_false_cross": max_false_cross, "photo": photo, "careless": careless,
-                 "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"})
+                 "data": "validation glyphs (MNIST held-back 5k, optdigits cv, MDAS val), training generator"
+                         + ("; real pen strokes of pendigits' training writers" if pens else "")})
+    return best
+
+
+def calibrate_default(data_dir=None, lines: int = 6000, pens: int = 6000, photo: float = 0.0, out=None) -> dict:
+    """Calibrate the default reader (PP-OCR fused with its partners, ``reader/ppocr.py``) on ``lines``
+    validation-glyph lines and ``pens`` real-pen lines, with and without near misses (the one leaving
+    fewer lines unsure is kept, no CNN second opinion: on validation it did not pay), and store the
+    result in its settings file (``weights/ppocr.json``, or ``out``)."""
+    import json
+
+    from ..fileio import atomic_write
+    from ..reader.ppocr import SETTINGS
+    from ..reader.read import get_line_reader
+
+    model = get_line_reader()
+    tried = [calibrate(model, data_dir, n=lines, pens=pens, photo=photo, digits=False, near=near) for near in (True, False)]
+    best = max(tried, key=lambda r: (r["decided"], not r["near_misses"]))
+    best["ensemble"] = dict(model.primary.cfg.get("partners") or {}) if hasattr(model, "members") else {}
+    cfg = json.loads(SETTINGS.read_text())
+    cfg.setdefault("metadata", {})["verdict_thresholds"] = best
+    atomic_write(out or SETTINGS, (json.dumps(cfg, indent=1, ensure_ascii=True) + "\n").encode())
     return best
 
 
@@ -154,9 +192,20 @@ def main(argv=None) -> None:
     ap.add_argument("--ensemble", nargs="+", metavar="NAME",
                     help="line readers read together with this one (names in the shipped weights or the models "
                          "folder), stored in its file; 'none' for the reader alone (default: those its file names)")
+    ap.add_argument("--pens", type=int, default=0, help="more validation lines written with real pen strokes "
+                    "(pendigits' training writers); the default reader is calibrated with 6000")
     args = ap.parse_args(argv)
     if not 0 <= args.photo <= 1:
         ap.exit(2, f"calibrate: error: --photo must be a share between 0 and 1, not {args.photo}\n")
+    if args.model in (None, "ppocr"):
+        try:
+            result = calibrate_default(args.data_dir, args.lines if args.lines != 12000 else 6000, args.pens or 6000,
+                                       args.photo, args.out)
+        except (DigitlabError, OSError) as exc:
+            ap.exit(2, f"calibrate: error: {exc}\n")
+        print({k: result.get(k) for k in ("prior", "far", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses",
+                                          "lines", "near_misses")})
+        return
     try:
         reader = copy.copy(get_line_reader(args.model, ensemble=False))
         reader.metadata = dict(reader.metadata)  # the loaded (cached) model stays as its file says

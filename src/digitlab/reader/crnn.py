@@ -150,6 +150,15 @@ class LineReader(DigitModel):
                 ctc_step(self.net, opt, [prepared[j] for j in idx], [y[j] for j in idx])
         self.net.eval()
 
+    def prepare(self, ink: np.ndarray) -> np.ndarray:
+        """A line band's ink map -> this network's input (``prepare_line``)."""
+        return prepare_line(ink)
+
+    def geometry(self, ink: np.ndarray) -> tuple[float, float]:
+        """(x of the first frame's left edge, ink-map columns per frame) for a line: symbol spans."""
+        y0, y1, x0, _ = line_crop(ink)
+        return float(x0), STRIDE * (y1 - y0) / LINE_HEIGHT
+
     @torch.inference_mode()
     def frame_log_probs(self, prepared: list[np.ndarray], batch: int = 16) -> list[np.ndarray]:
         """Per-line (T, 16) log-probabilities for lines already passed through ``prepare_line``."""

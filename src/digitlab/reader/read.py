@@ -43,6 +43,12 @@ class ReaderEnsemble:
     def metadata(self) -> dict:
         return self.primary.metadata
 
+    def prepare(self, ink: np.ndarray) -> np.ndarray:
+        return self.primary.prepare(ink)
+
+    def geometry(self, ink: np.ndarray) -> tuple[float, float]:
+        return self.primary.geometry(ink)
+
     def frame_log_probs(self, prepared: list[np.ndarray]) -> list[np.ndarray]:
         return [lp for m in self.members for lp in m.frame_log_probs(prepared)]
 
@@ -50,18 +56,69 @@ class ReaderEnsemble:
         self.primary.save(path)
 
 
+class FusedReader:
+    """Line recognisers combined by their exact CTC likelihoods (a log-linear product of experts).
+
+    Each member reads a line on its own input (their frames do not align: other strides, other
+    peaks); the union of their N-best readings is scored under every member's exact likelihood
+    (``text_log_probs``), and a reading's score is ``sum_m weight_m * log P_m(text | line)``. The first
+    member is the *primary*: its metadata (verdict calibration) is the fused reader's, its alignment
+    places the symbols, and its probability scale is kept (the union's scores are spread over the
+    mass the primary gives the union). Weights are chosen on validation lines (``benchmarks/real_pens.py``).
+    """
+
+    def __init__(self, members: list, weights: list[float]) -> None:
+        if len(members) != len(weights) or not members:
+            raise ValueError("one weight per member")
+        self.members, self.weights = list(members), [float(w) for w in weights]
+
+    @property
+    def primary(self):
+        return self.members[0]
+
+    @property
+    def metadata(self) -> dict:
+        return self.primary.metadata
+
+    def prepare(self, ink: np.ndarray) -> np.ndarray:
+        return self.primary.prepare(ink)
+
+    def geometry(self, ink: np.ndarray) -> tuple[float, float]:
+        return self.primary.geometry(ink)
+
+    def frame_log_probs(self, prepared: list[np.ndarray]) -> list[np.ndarray]:
+        return self.primary.frame_log_probs(prepared)
+
+    def score(self, frames: list[np.ndarray], texts: list[str]) -> np.ndarray:
+        """Fused log-scores of ``texts`` given each member's frames of one line."""
+        return sum(w * text_log_probs(f, texts) for w, f in zip(self.weights, frames) if w)
+
+
 def primary(model):
     """A reader's own network: the primary member of an ensemble, or the reader itself."""
     return getattr(model, "primary", model)
 
 
-def get_line_reader(name_or_path=None, ensemble: bool = True) -> LineReader | ReaderEnsemble:
-    """The line reader by name or path (the shipped one by default), with the partners its file names
-    (``ensemble=False``: the reader alone)."""
+DEFAULT_READER = "ppocr"
+
+
+def get_line_reader(name_or_path=None, ensemble: bool = True):
+    """The line reader by name or path; by default PP-OCRv6 (``ppocr.py``) fused with the partners
+    its settings name (``weights/ppocr.json``: ``partners``). A CRNN file (``line_reader``) comes with the
+    partners its file names. ``ensemble=False``: the reader alone."""
     from ..errors import ModelError
     from ..recognize import get_model
+    from .ppocr import get_ppocr
 
-    model = get_model(name_or_path or "line_reader")
+    name = name_or_path or DEFAULT_READER
+    if str(name) == "ppocr":
+        reader = get_ppocr()
+        partners = reader.cfg.get("partners") or {}
+        if not ensemble or not partners:
+            return reader
+        members = [reader] + [get_line_reader(p, ensemble=False) for p in partners]
+        return FusedReader(members, [1.0, *partners.values()])
+    model = get_model(name)
     if not isinstance(model, LineReader):
         raise ModelError(f"{name_or_path} is not a line-reader model")
     return with_partners(model, model.metadata.get("ensemble") or []) if ensemble else model
@@ -150,20 +207,21 @@ def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2, operat
 
 
 def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None,
-                  chars: str = DIGITS) -> dict[int, np.ndarray]:
+                  chars: str = DIGITS, geometry: tuple[float, float] | None = None) -> dict[int, np.ndarray]:
     """28x28 MNIST-style images of the symbols of ``text`` that are in ``chars`` (the digits by default)
     in a line's ink map, placed by CTC alignment.
 
     CTC peaks are narrower than glyphs, so each symbol reaches halfway to its neighbours' centres.
     ``cache`` (one per line) keeps the images by column range: readings of a line that differ in one
-    symbol place the others where they were.
+    symbol place the others where they were. ``geometry``: the reader's ``(x0, columns per frame)``
+    for the line (``geometry(ink)`` of the reader whose frames ``logp`` are; the CRNN's by default).
     """
     from ..preprocess import NoDigitFound, crop_and_fit
 
     cache = {} if cache is None else cache
     y0, y1, x0, x1 = line_crop(ink)
-    scale = LINE_HEIGHT / (y1 - y0)
-    centres = [x0 + (f0 + f1 + 1) / 2 * STRIDE / scale for f0, f1, _ in align(logp, text)]
+    fx0, per = geometry or (x0, STRIDE * (y1 - y0) / LINE_HEIGHT)
+    centres = [fx0 + (f0 + f1 + 1) / 2 * per for f0, f1, _ in align(logp, text)]
     bounds = [x0, *((a + b) / 2 for a, b in zip(centres, centres[1:])), x1]
     out = {}
     for i, ch in enumerate(text):
@@ -195,9 +253,10 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
 CNN_WEIGHT = 0.5
 
 
-def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]], digits=None, profile=None,
+def rescore(lines: list[tuple], digits=None, profile=None,
             weight: float = CNN_WEIGHT, limit: float = 7.0, floor: float = 1e-3) -> list[list[tuple[str, float]]]:
-    """Re-rank the N-best readings of lines ``(ink, logp, nbest)`` by what a digit classifier sees.
+    """Re-rank the N-best readings of lines ``(ink, logp, nbest[, geometry])`` by what a digit classifier
+    sees (``geometry``: the reader's, see ``symbol_images``).
 
     Each digit of a reading is cut out of the line by the CTC alignment and shown to the digit model
     ``digits`` (e.g. the shipped CNN, which has seen more writers than the line reader; None: no second
@@ -214,27 +273,27 @@ def rescore(lines: list[tuple[np.ndarray, np.ndarray, list[tuple[str, float]]]],
     weight = weight if digits is not None else 0.0
     chars = symbol_classes(base) if profile is None else DIGITS
     crops, owner, scored = {}, [], []  # each distinct image is shown to the classifier once
-    for j, (ink, logp, nbest) in enumerate(lines):
+    for j, (ink, logp, nbest, *geometry) in enumerate(lines):
         scored.append(0)
         cache: dict = {}
         for k, (text, q) in enumerate(nbest):
             if q < floor * nbest[0][1]:
                 break
             scored[j] += 1
-            for i, img in symbol_images(ink, logp, text, cache, chars).items():
+            for i, img in symbol_images(ink, logp, text, cache, chars, *geometry).items():
                 owner.append((crops.setdefault(id(img), (len(crops), img))[0], j, k, chars.index(text[i])))
     if not crops:
-        return [nbest for _, _, nbest in lines]
+        return [line[2] for line in lines]
     X = np.stack([img for _, img in crops.values()]).astype(np.float32)  # one batch a page: per-call costs dominate
     log_base = np.log(base.predict_proba(X) + 1e-6)
     factor = weight * (np.clip(log_base, -limit, 0) + np.log(len(chars)))
     if profile is not None:
         factor += np.clip(np.log(profile.predict_proba(X) + 1e-6) - log_base, -limit, limit)
-    log_r = [np.zeros(len(nbest)) for _, _, nbest in lines]
+    log_r = [np.zeros(len(line[2])) for line in lines]
     for n, j, k, d in owner:
         log_r[j][k] += factor[n, d]
     out = []
-    for (_, _, nbest), lr, m in zip(lines, log_r, scored):
+    for (_, _, nbest, *_), lr, m in zip(lines, log_r, scored):
         lr[m:] = lr[:m].min()  # readings too unlikely to be looked at must not gain on those that were
         p = np.array([q for _, q in nbest]) * np.exp(lr - lr.max())
         p *= sum(q for _, q in nbest) / max(p.sum(), 1e-30)
@@ -276,32 +335,13 @@ def _merge(nbests: list[list[tuple[str, float]]], keep: int = 8) -> list[tuple[s
     return sorted(total.items(), key=lambda tp: -tp[1])[:keep]
 
 
-def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: LineReader | ReaderEnsemble | None = None,
-               beam: int = 12, profile=None, digits=False, tta: bool | None = None, propose=None,
-               rerank=None, plain: list[np.ndarray] | None = None) -> list[Reading]:
-    """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
-
-    ``tta`` (default ``TTA``) also reads each line stretched and bolder and averages the N-best lists.
-    ``digits`` asks a digit model for a second opinion on each reading's digits (``rescore``; True: the
-    shipped CNN, a name: that model; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
-    adapt``) re-ranks each line's readings by how it reads their digits. ``propose`` (N-best -> texts)
-    names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
-    checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each
-    line's best reading is placed (e.g. the checker's arithmetic prior). A ``ReaderEnsemble`` reads each
-    line with every member, and their N-best lists are averaged with the augmentations'. ``plain`` (the
-    ``frames`` of an earlier reading of the same lines by the same primary reader) saves reading them again.
-    """
-    model = model or get_line_reader()
-    prepared, geometry = [], []
-    for ink in inks:
-        prepared.append(prepare_line(ink))
-        y0, y1, x0, _ = line_crop(ink)
-        geometry.append((x0, LINE_HEIGHT / (y1 - y0)))
-    tta = TTA if tta is None else tta
+def _nbest_single(model, inks, grammar, beam, tta, propose, plain):
+    """N-best lists of one reader (or a ``ReaderEnsemble``, averaged with test-time augmentation)."""
+    prepared = [model.prepare(ink) for ink in inks]
+    # Test-time augmentation is the CRNN's (its input is a 32-px ink map); other readers read once.
+    tta = (TTA if tta is None else tta) and isinstance(primary(model), LineReader)
     n = len(prepared)
     every = prepared + ([_stretched(l) for l in prepared] + [_bolder(l) for l in prepared] if tta and n else [])
-    if plain is not None and len(plain) != n:
-        raise ValueError(f"plain has {len(plain)} readings for {n} lines")
     if plain is not None:  # members in order, each on every variant (ReaderEnsemble)
         members = getattr(model, "members", [model])
         rest = every[n:]
@@ -309,18 +349,75 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
                      + [lp for m in members[1:] for lp in m.frame_log_probs(every)])
     else:
         all_logps = model.frame_log_probs(every)
-    logps = all_logps[:n]  # symbol spans come from the line as it is, read by the primary reader
+    variants = len(all_logps) // max(1, n)
     per = [[[(t, float(np.exp(lp))) for t, lp in beam_search(all_logps[v * n + j], grammar, beam=beam)]
-            for v in range(len(all_logps) // max(1, n))] for j in range(n)]
+            for v in range(variants)] for j in range(n)]
     nbests = [_merge(p) if len(p) > 1 else p[0] for p in per]
     if propose is not None:
-        variants = len(all_logps) // max(1, n)
         for j, nb in enumerate(nbests):
             known = {t for t, _ in nb}
             extra = [t for t in dict.fromkeys(propose(nb)) if t not in known and grammar.accepts(t)] if nb else []
             if extra:
                 p = np.mean([np.exp(text_log_probs(all_logps[v * n + j], extra)) for v in range(variants)], axis=0)
                 nbests[j] = sorted(nb + [(t, float(q)) for t, q in zip(extra, p)], key=lambda tp: -tp[1])
+    return nbests, all_logps[:n]
+
+
+def _fused(model: FusedReader, frames: list[np.ndarray], texts: list[str]) -> list[tuple[str, float]]:
+    """``texts`` scored by the fused reader, best first, on the primary's probability scale."""
+    if not texts:
+        return []
+    score = model.score(frames, texts)
+    mass = float(np.exp(text_log_probs(frames[0], texts)).sum())
+    p = np.exp(score - score.max())
+    p *= mass / p.sum()
+    order = np.argsort(-p, kind="stable")
+    return [(texts[k], float(p[k])) for k in order]
+
+
+def _nbest_fused(model: FusedReader, inks, grammar, beam, propose, plain, keep: int = 8):
+    """N-best lists of a ``FusedReader``: the union of its members' N-best, scored by all of them."""
+    frames = []
+    for k, m in enumerate(model.members):
+        frames.append(list(plain) if k == 0 and plain is not None else m.frame_log_probs([m.prepare(i) for i in inks]))
+    nbests = []
+    for j in range(len(inks)):
+        line = [f[j] for f in frames]
+        texts = list(dict.fromkeys(t for f in line for t, _ in beam_search(f, grammar, beam=beam)))
+        nb = _fused(model, line, texts)[:keep]
+        if propose is not None and nb:
+            known = set(texts)
+            extra = [t for t in dict.fromkeys(propose(nb)) if t not in known and grammar.accepts(t)]
+            if extra:
+                nb = _fused(model, line, [t for t, _ in nb] + extra)
+        nbests.append(nb)
+    return nbests, frames[0]
+
+
+def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model=None,
+               beam: int = 12, profile=None, digits=False, tta: bool | None = None, propose=None,
+               rerank=None, plain: list[np.ndarray] | None = None) -> list[Reading]:
+    """Read each line's ink map (1 = ink); symbol spans are in that ink map's columns.
+
+    ``model``: any line reader (``get_line_reader``: PP-OCR, the CRNN, a ``ReaderEnsemble`` or a
+    ``FusedReader``; the default reader when None). ``tta`` (default ``TTA``; the CRNN only) also reads
+    each line stretched and bolder and averages the N-best lists.
+    ``digits`` asks a digit model for a second opinion on each reading's digits (``rescore``; True: the
+    shipped CNN, a name: that model; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
+    adapt``) re-ranks each line's readings by how it reads their digits. ``propose`` (N-best -> texts)
+    names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
+    checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each
+    line's best reading is placed (e.g. the checker's arithmetic prior). ``plain`` (the ``frames`` of an
+    earlier reading of the same lines by the same primary reader) saves reading them again.
+    """
+    model = model or get_line_reader()
+    if plain is not None and len(plain) != len(inks):
+        raise ValueError(f"plain has {len(plain)} readings for {len(inks)} lines")
+    if isinstance(model, FusedReader):
+        nbests, logps = _nbest_fused(model, inks, grammar, beam, propose, plain)
+    else:
+        nbests, logps = _nbest_single(model, inks, grammar, beam, tta, propose, plain)
+    geometry = [model.geometry(ink) for ink in inks]
     if digits is True or isinstance(digits, str):
         from ..recognize import get_model
 
@@ -328,12 +425,13 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
     digits = None if digits is False else digits
     if profile is not None or digits is not None:
         todo = [j for j, nb in enumerate(nbests) if nb]
-        for j, nb in zip(todo, rescore([(inks[j], logps[j], nbests[j]) for j in todo], digits, profile)):
+        lines = [(inks[j], logps[j], nbests[j], geometry[j]) for j in todo]
+        for j, nb in zip(todo, rescore(lines, digits, profile)):
             nbests[j] = nb
     if rerank is not None:
         nbests = [rerank(nb) if nb else nb for nb in nbests]
     out = []
-    for logp, nbest, (x0, scale) in zip(logps, nbests, geometry):
+    for logp, nbest, (x0, per) in zip(logps, nbests, geometry):
         if not nbest:
             out.append(Reading(None, 0.0, [], frames=logp))
             continue
@@ -341,7 +439,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model: Lin
         spans, conf = [], []
         if text:
             for f0, f1, c in align(logp, text):
-                spans.append((int(x0 + f0 * STRIDE / scale), int(x0 + (f1 + 1) * STRIDE / scale)))
+                spans.append((int(x0 + f0 * per), int(x0 + (f1 + 1) * per)))
                 conf.append(round(c, 4))
         out.append(Reading(text, prob, nbest, spans, conf, frames=logp))
     return out
