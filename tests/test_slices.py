@@ -17,7 +17,7 @@ def val_bank():
 
 
 def test_line_slices_are_the_digits_of_the_lines(val_bank):
-    X, y = line_slices(val_bank, 40, get_line_reader(), np.random.default_rng(5), photo=0.0, progress=False)
+    X, y = line_slices(val_bank, 40, get_line_reader("line_reader"), np.random.default_rng(5), photo=0.0, progress=False)
     assert X.shape[1:] == (28, 28) and len(X) == len(y) >= 80  # lines hold about 5 digits each
     assert X.dtype == np.float32 and 0 <= X.min() and X.max() <= 1
     assert set(np.unique(y)) <= set(range(10))
@@ -62,7 +62,7 @@ def test_read_lines_takes_the_second_opinion_by_name(val_bank):
 
 
 def test_the_shipped_calibration_names_a_shipped_second_opinion():
-    limits = get_line_reader().metadata["verdict_thresholds"]
+    limits = get_line_reader("line_reader").metadata["verdict_thresholds"]
     assert limits["digits"] == "slice_cnn" and limits["near_misses"] is True
     model = get_model(limits["digits"])
     assert isinstance(model, CNNClassifier)

@@ -468,6 +468,23 @@ def _digit_boxes(ink: np.ndarray, spans: list[tuple[int, int]]) -> list[tuple[in
 NUMBER_DIGIT_OPINION = True
 
 
+WHOLE_IMAGE_SIDE = 600  # px: images up to this size are also read as one line, whole (tight crops)
+
+
+def _whole_image(source, name: str, max_side: int | None):
+    """(line, page): the whole image as one line (``page.ink.whole_image_ink``), on a page of its own."""
+    from ..page.ink import whole_image_ink
+    from ..page.layout import Line, Page
+    from ..preprocess import load_rgb
+
+    rgb = load_rgb(source, name=name, **({"max_side": max_side} if max_side else {}))
+    ink = whole_image_ink(rgb)
+    h, w = rgb.shape[:2]
+    m = (ink.shape[0] - h) // 2
+    line = Line(ink, (0, 0, w, h), [[0, 0], [w - 1, 0], [w - 1, h - 1], [0, h - 1]], 0, (-m, -m))
+    return line, Page([line], 0.0, None, (w, h), rgb, np.eye(3))
+
+
 def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
                 profile=None) -> dict:
     """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
@@ -475,12 +492,22 @@ def read_number(source, name: str = "image", model: LineReader | None = None, ma
     from ..preprocess import NoDigitFound
     from .decode import NUMBER
 
-    page = analyse_page(source, name=name, max_side=max_side, columns=False)
-    if not page.lines:
-        raise NoDigitFound(f"{name}: no number found")
-    # A number is one line: the band with the most writing.
-    line = max(page.lines, key=lambda l: float(l.ink.sum()))
-    reading = read_lines([line.ink], NUMBER, model=model, profile=profile, digits=NUMBER_DIGIT_OPINION)[0]
+    try:
+        page = analyse_page(source, name=name, max_side=max_side, columns=False)
+    except NoDigitFound:
+        page = None
+    found = []  # (line, page)
+    if page is not None and page.lines:
+        # A number is one line: the band with the most writing.
+        found.append((max(page.lines, key=lambda l: float(l.ink.sum())), page))
+    if page is None or not page.lines or max(page.size) <= WHOLE_IMAGE_SIDE:
+        # A small image may be the number itself, cropped tightly: read it whole too, keep the likelier.
+        found.append(_whole_image(source, name, max_side))
+    model = model or get_line_reader()
+    opinion = model.metadata.get("number_digit_opinion", NUMBER_DIGIT_OPINION)
+    readings = read_lines([l.ink for l, _ in found], NUMBER, model=model, profile=profile, digits=opinion)
+    k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
+    (line, page), reading = found[k], readings[k]
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
     left, top = line.origin

@@ -67,7 +67,7 @@ def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: floa
     from .glyphs import GlyphBank
     from .read import get_line_reader, primary
 
-    reader = primary(reader or get_line_reader())  # slices are cut where the checker cuts them
+    reader = primary(reader or get_line_reader("line_reader"))  # slices are cut where the CRNN checker cuts them
     base = base or get_model()
     if not isinstance(base, CNNClassifier) or len(base.nets) != 1:
         raise ModelError("the base model of a slice CNN must be a single-net CNN")

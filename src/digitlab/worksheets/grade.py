@@ -167,7 +167,7 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
     from ..preprocess import load_rgb
     from ..page.ink import darkness, flatten_light
     from ..reader.decode import NUMBER
-    from ..reader.read import get_line_reader, primary, read_lines
+    from ..reader.read import get_line_reader, read_lines
 
     t0 = time.perf_counter()
     label = name or (str(source) if isinstance(source, (str, Path)) else "photo")
@@ -205,10 +205,9 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
                 inks.append(ink)
             if keep_crops:
                 crops[(p["id"], k)] = _png(ink if has else np.zeros((4, 4), np.float32))
-    # Neither test-time augmentation nor the reader's partner here: on validation sheets each left more
-    # answers unsure (2.75% -> 3.0%, and -> 3.62% with the partner; benchmarks/printed_sheets.py --bank val
-    # --seed 2 [--alone]).
-    readings = read_lines(inks, NUMBER, model=primary(model or get_line_reader()), tta=False) if inks else []
+    # The default reader, as ``read`` and ``check`` read (no test-time augmentation: with the CRNN it
+    # left more answers unsure on validation sheets, benchmarks/printed_sheets.py --bank val).
+    readings = read_lines(inks, NUMBER, model=model or get_line_reader(), tta=False) if inks else []
     it = iter(readings)
     per_problem: dict[int, list] = {}
     readings: dict[int, list] = {}

@@ -1,0 +1,117 @@
+"""Lines and numbers written with real pen strokes, read through the whole product, old and new reader.
+
+    python benchmarks/real_pens.py [--split tes] [--lines 600] [--numbers 400] [--seed 99] [--json PATH]
+
+Each sample is one image, as a user would send it: a line "a op b = c" (about half of the answers
+wrong, 20% of those any number at all) or a number of 1-6 digits, composed from the real pen
+trajectories of one writer (``digitlab.datasets.pens``: UCI pendigits; the operators are drawn in the
+same pen), rendered on paper and read by ``check_page`` / ``read_number`` with
+
+- ``new``: the default reader (PP-OCRv6 fused with the two CRNNs, ``reader/ppocr.py``), and
+- ``old``: the CRNN pair alone (``line_reader`` with its partner, test-time augmentation and the
+  checker's calibrated second opinion), the reader before PP-OCR,
+
+in the same run on the same machine. ``--split tes`` (default) draws pendigits' 14 *test* writers,
+never used to choose anything; ``--split tra`` its 30 training writers (validation). Reported: exact
+readings, right verdicts, unsure, false ticks (a wrong answer marked correct), false crosses (a right
+answer marked wrong: the worst mistake), and seconds per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.arithmetic.check import adds_up, check_page
+from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+from digitlab.preprocess import NoDigitFound
+from digitlab.reader.read import get_line_reader, read_number
+
+
+def score_lines(results: list[tuple[list[str], list[str]]], texts: list[str]) -> dict:
+    """Verdict counts for one-line images: ``results`` are (expressions, statuses) per image."""
+    n = len(texts)
+    exact = right = unsure = false_tick = false_cross = missed = 0
+    for (expr, status), text in zip(results, texts):
+        truth = adds_up(text)
+        if len(status) != 1:
+            missed += 1  # no line, or the line cut in two: nothing the pupil can be told
+            continue
+        exact += expr[0] == text
+        s = status[0]
+        right += (s == "correct") == truth and s in ("correct", "wrong")
+        unsure += s in ("unsure", "unreadable")
+        false_tick += s == "correct" and not truth
+        false_cross += s == "wrong" and truth
+    return {"images": n, "exact": exact / n, "right_verdicts": right / n, "unsure": unsure / n,
+            "false_ticks": false_tick, "false_crosses": false_cross, "not_one_line": missed}
+
+
+def images(inks: list[np.ndarray], seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [as_paper(np.pad(ink, 24), rng) for ink in inks]
+
+
+def run(reader, line_imgs, line_texts, number_imgs, number_texts) -> dict:
+    out: dict = {}
+    t = time.perf_counter()
+    res = []
+    for img in line_imgs:
+        try:
+            page = check_page(img, name="line", model=reader)
+            res.append(([l.expression for l in page.lines], [l.status for l in page.lines]))
+        except NoDigitFound:
+            res.append(([], []))
+    out["lines"] = score_lines(res, line_texts)
+    out["lines"]["seconds_per_image"] = (time.perf_counter() - t) / max(1, len(line_imgs))
+    t = time.perf_counter()
+    got = []
+    for img in number_imgs:
+        try:
+            got.append(read_number(img, model=reader)["text"])
+        except NoDigitFound:
+            got.append(None)
+    out["numbers"] = {"images": len(number_imgs), "exact": float(np.mean([g == w for g, w in zip(got, number_texts)])),
+                      "none_found": sum(g is None for g in got),
+                      "seconds_per_image": (time.perf_counter() - t) / max(1, len(number_imgs))}
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["tes", "tra"], default="tes")
+    ap.add_argument("--lines", type=int, default=600)
+    ap.add_argument("--numbers", type=int, default=400)
+    ap.add_argument("--seed", type=int, default=99)
+    ap.add_argument("--readers", default="new,old")
+    ap.add_argument("--json", default="benchmarks/results/real_pens.json")
+    args = ap.parse_args(argv)
+    pens = load_pendigits(args.split)
+    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed)
+    line_imgs = images(inks, args.seed)
+    inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number")
+    number_imgs = images(inks, args.seed + 1)
+    readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
+    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}",
+              "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
+    for name in args.readers.split(","):
+        r = run(readers[name](), line_imgs, line_texts, number_imgs, number_texts)
+        report["results"][name] = r
+        ln, nm = r["lines"], r["numbers"]
+        print(f"{name:4s} lines: exact {ln['exact']:.1%}, right verdicts {ln['right_verdicts']:.1%}, unsure {ln['unsure']:.1%}, "
+              f"false ticks {ln['false_ticks']}, false crosses {ln['false_crosses']}, not one line {ln['not_one_line']}, "
+              f"{ln['seconds_per_image']:.3f} s/image | numbers: exact {nm['exact']:.1%}, none found {nm['none_found']}, "
+              f"{nm['seconds_per_image']:.3f} s/image")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
