@@ -183,7 +183,7 @@ def test_correction_and_profile_endpoints(examples):
 
     app = FastAPI()
     install(app)
-    client = TestClient(app)
+    client = TestClient(app, base_url="http://localhost")  # pupils' data: open on loopback to this machine only
     ring = preprocess_digit(_digit_png("ring")).tolist()
     r = client.post("/api/corrections", json={"pixels": ring, "label": 6, "profile": "3b", "was_read": 0})
     assert r.status_code == 200, r.text
@@ -315,7 +315,7 @@ def test_api_predict_takes_a_profile_under_the_teachers_rule(examples, monkeypat
     from digitlab.preprocess import preprocess_digit
     from digitlab.server import create_app
 
-    client = TestClient(create_app(), raise_server_exceptions=False)
+    client = TestClient(create_app(), raise_server_exceptions=False, base_url="http://localhost")
     ring = preprocess_digit(_digit_png("ring")).tolist()
     r = client.post("/api/predict", json={"pixels": ring, "profile": "c"})
     assert r.status_code == 404 and "unknown profile 'c'" in r.json()["error"]
@@ -328,6 +328,6 @@ def test_api_predict_takes_a_profile_under_the_teachers_rule(examples, monkeypat
     r = client.post("/api/predict", files={"file": ("ring.png", _digit_png("ring"), "image/png")}, data=form)
     assert r.json()["digit"] == 6, r.text
     assert client.post("/api/predict", json={"pixels": ring, "profile": "../etc"}).status_code == 422
-    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "s3cret")  # a class's profile is the teacher's
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "s3cret-of-the-class")  # a class's profile is the teacher's
     assert client.post("/api/predict", json={"pixels": ring, "profile": "c"}).status_code == 401
     assert client.post("/api/predict", json={"pixels": ring}).status_code == 200

@@ -3,6 +3,7 @@
 Issue 16: no request can starve the service (bounded work, killable heavy workers, fairness)."""
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,354 @@ def test_exercise_book_photo_is_not_taken_for_dots(client):
     r = client.post("/api/check", files={"file": ("book.jpg", raw, "image/jpeg")})
     assert r.status_code == 200, r.text
     assert len(r.json()["lines"]) >= len(truth) // 2
+
+
+# -- Hostile clients: bodies bounded before any work, no open doors, no 500s ----------------------------------
+TOKEN = "a-teacher-token-of-24-ch"
+CHUNK = 64 * 1024
+_A = b"A" * CHUNK
+
+
+def asgi(app, method, path, chunks=(), headers=(), client=("127.0.0.1", 50000), server=("127.0.0.1", 8000)):
+    """One request straight into the ASGI app, its body handed over chunk by chunk as the server would
+    (chunked: no Content-Length unless given). Returns (status, headers, body, bytes of the body taken)."""
+    import asyncio
+
+    it = iter(chunks)
+    taken = 0
+
+    async def receive():
+        nonlocal taken
+        chunk = next(it, None)
+        if chunk is None:
+            return {"type": "http.request", "body": b"", "more_body": False}
+        taken += len(chunk)
+        return {"type": "http.request", "body": chunk, "more_body": True}
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(k.lower().encode(), v if isinstance(v, bytes) else v.encode()) for k, v in headers],
+             "client": client, "server": server}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, body, taken
+
+
+def stream(total: int, head: bytes = b""):
+    yield head
+    for _ in range(total // CHUNK):
+        yield _A
+
+
+_MULTIPART = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+              b"Content-Type: image/png\r\n\r\n")
+# (method, path, content type, start of the body): one request for every row of the body-limit table
+ROUTES = [("POST", "/api/predict", "application/json", b'{"image": "'),
+          ("POST", "/api/read", "multipart/form-data; boundary=xyz", _MULTIPART),
+          ("POST", "/api/check", "application/json", b'{"image": "'),
+          ("POST", "/api/visualize", "multipart/form-data; boundary=xyz", _MULTIPART),
+          ("POST", "/api/worksheets/grade", "multipart/form-data; boundary=xyz", _MULTIPART),
+          ("POST", "/api/corrections", "application/json", b'{"image": "'),
+          ("POST", "/api/profiles/c/predict", "application/json", b'{"image": "'),
+          ("POST", "/api/worksheets", "application/json", b'{"title": "'),
+          ("PUT", "/api/worksheets/gradings/1/name", "application/json", b'{"name": "')]
+
+
+_ACCESS_ENV = ("DIGITLAB_TEACHER_TOKEN", "DIGITLAB_TEACHER_TOKEN_FILE", "DIGITLAB_LISTEN_HOST")
+
+
+def _clear_access_env(monkeypatch):
+    for name in _ACCESS_ENV:  # set first, so that what the code under test sets is undone afterwards too
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture()
+def pupils_app(tmp_path, monkeypatch):
+    """An app on a fresh database, listening on loopback, no teacher token (pupils' routes open locally)."""
+    monkeypatch.setenv("DIGITLAB_DB", str(tmp_path / "class.db"))
+    _clear_access_env(monkeypatch)
+    app = create_app()
+    yield app
+    if app.state.heavy is not None:
+        app.state.heavy.close()
+
+
+@pytest.mark.parametrize("method, path, ctype, head", [r for r in ROUTES if "/api/worksheets" in r[1]
+                                                       or r[1].startswith(("/api/corrections", "/api/profiles"))])
+def test_without_the_token_nothing_of_the_body_is_read(pupils_app, monkeypatch, method, path, ctype, head):
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", TOKEN)
+    for given in ((), (("x-teacher-token", "wrong-token-wrong-token"),)):
+        status, headers, body, taken = asgi(pupils_app, method, path, stream(20 * 1024 * 1024, head),
+                                            [("content-type", ctype), ("host", "127.0.0.1:8000"), *given],
+                                            client=(f"10.0.0.{len(given)}", 1))
+        assert status == 401 and "teacher token" in body.decode(), (path, status, body[:200])
+        assert taken == 0, (path, taken)  # refused before the body: the client is told to stop (close)
+        assert headers.get("connection") == "close"
+
+
+@pytest.mark.parametrize("method, path, ctype, head", ROUTES)
+def test_chunked_bodies_stop_at_their_route_limit(pupils_app, method, path, ctype, head):
+    from digitlab.limits import body_limit
+
+    limit = body_limit(method, path)
+    status, headers, body, taken = asgi(pupils_app, method, path, stream(2 * limit + 4 * CHUNK, head),
+                                        [("content-type", ctype), ("host", "127.0.0.1:8000")])
+    assert status == 413 and "error" in json.loads(body), (path, status, body[:200])
+    assert taken <= limit + CHUNK + len(head), (path, taken, limit)  # counted while streaming, not read whole
+    assert headers.get("connection") == "close"
+    # With a Content-Length over the limit, not a byte is taken.
+    status, _, _, taken = asgi(pupils_app, method, path, stream(2 * limit, head),
+                               [("content-type", ctype), ("host", "127.0.0.1:8000"),
+                                ("content-length", str(limit + 1))])
+    assert status == 413 and taken == 0, (path, status, taken)
+
+
+def test_the_limits_are_one_table_quoted_in_the_docs():
+    from digitlab import limits
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
+    assert limits.markdown_table() in doc
+    # The routes check the decoded file against the same numbers as the table.
+    from digitlab.profiles import api as profiles_api
+    from digitlab.worksheets import api as worksheets_api
+
+    assert worksheets_api.MAX_PHOTO == limits.MAX_PHOTO and profiles_api.MAX_IMAGE == limits.MAX_UPLOAD
+    assert limits.body_limit("POST", "/api/worksheets/grade") > limits.MAX_PHOTO
+    assert limits.body_limit("POST", "/api/predict") >= limits.base64_size(limits.MAX_UPLOAD)
+
+
+def test_a_worksheet_photo_over_5mb_is_graded_not_refused(pupils_app):
+    """The grading limit (12 MB) holds whether the photo comes with a Content-Length or chunked."""
+    pupils_app.state.heavy.close()
+    pupils_app.state.heavy = None  # graded in this process: no worker to start for a photo that is not one
+    c = TestClient(pupils_app, base_url="http://127.0.0.1:8000")
+    photo = b"\xff\xd8" + b"\0" * int(7.3 * 1024 * 1024)  # not a readable photo: the grader's 422, not a 413
+    r = c.post("/api/worksheets/grade", files={"file": ("big.jpg", photo, "image/jpeg")})
+    assert r.status_code == 422, r.text
+    r = c.post("/api/worksheets/grade", files={"file": ("huge.jpg", b"\0" * (12 * 1024 * 1024 + 1), "image/jpeg")})
+    assert r.status_code == 413 and "12 MB" in r.json()["error"]
+
+
+# -- who may see the pupils' data -----------------------------------------------------------------------------
+@pytest.mark.parametrize("host, is_open", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("127.0.0.2", True),
+                                           ("", False), ("0.0.0.0", False), ("::", False), ("192.168.1.5", False),
+                                           ("school.example", False)])
+def test_every_bind_but_loopback_needs_the_token(pupils_app, monkeypatch, host, is_open):
+    monkeypatch.setenv("DIGITLAB_LISTEN_HOST", host)
+    c = TestClient(pupils_app, base_url="http://127.0.0.1:8000")
+    for path in ("/api/worksheets", "/api/worksheets/gradings/list", "/api/corrections", "/api/profiles"):
+        r = c.get(path)
+        assert r.status_code == (200 if is_open else 403), (host, path, r.text)
+    assert c.get("/api/health").status_code == 200
+
+
+def test_loopback_mode_checks_the_host_and_the_origin(pupils_app):
+    c = TestClient(pupils_app, base_url="http://localhost:8000")
+    assert c.get("/api/worksheets").status_code == 200
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1:9999", "localhost.evil.example"):
+        r = c.get("/api/worksheets/gradings/list", headers={"host": host})
+        assert r.status_code == 403 and "Host" in r.json()["error"], host  # DNS rebinding
+    for host in ("127.0.0.1:8000", "[::1]:8000", "localhost"):
+        assert c.get("/api/worksheets", headers={"host": host}).status_code == 200, host
+    assert c.get("/api/health", headers={"host": "evil.example"}).status_code == 200  # not pupils' data
+    sheet = {"problems": 4, "seed": 1}
+    for origin in ("http://evil.example", "null", "http://localhost:9999", "http://127.0.0.1.evil.example:8000"):
+        r = c.post("/api/worksheets", json=sheet, headers={"origin": origin})
+        assert r.status_code == 403 and "Origin" in r.json()["error"], origin
+        r = c.post("/api/worksheets/grade", files={"file": ("a.png", b"x", "image/png")}, headers={"origin": origin})
+        assert r.status_code == 403, origin
+    assert c.get("/api/worksheets").json() == []  # nothing was stored
+    assert c.post("/api/worksheets", json=sheet, headers={"origin": "http://localhost:8000"}).status_code == 200
+    assert c.post("/api/worksheets", json=sheet).status_code == 200  # no Origin: not a browser
+
+
+def test_the_token_is_long_rate_limited_utf8_and_may_come_from_a_file(pupils_app, monkeypatch, tmp_path):
+    import time
+
+    c = TestClient(pupils_app, base_url="http://127.0.0.1:8000")
+    monkeypatch.setenv("DIGITLAB_LISTEN_HOST", "0.0.0.0")
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "1234")
+    r = c.get("/api/worksheets", headers={"X-Teacher-Token": "1234"})
+    assert r.status_code == 403 and "too short" in r.json()["error"]
+    token = "zwölf-äpfel-für-die-klasse"  # UTF-8, as a teacher might type it
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", token)
+    right = {"X-Teacher-Token": token.encode("utf-8")}
+    assert c.get("/api/worksheets", headers=right).status_code == 200
+    statuses = [c.get("/api/worksheets", headers={"X-Teacher-Token": f"guess-{i:04d}"}).status_code for i in range(8)]
+    assert statuses[:5] == [401] * 5 and statuses[5:] == [429] * 3, statuses
+    r = c.get("/api/worksheets", headers=right)
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1  # even the right one: no guessing past it
+    time.sleep(0.6)
+    assert c.get("/api/worksheets", headers=right).status_code == 200
+    monkeypatch.delenv("DIGITLAB_TEACHER_TOKEN")
+    (tmp_path / "token").write_text("from-a-file-not-the-command-line\n")
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN_FILE", str(tmp_path / "token"))
+    assert c.get("/api/corrections", headers={"X-Teacher-Token": "from-a-file-not-the-command-line"}).status_code == 200
+    assert c.get("/api/corrections").status_code == 401
+
+
+def test_serve_refuses_short_tokens_and_sets_uvicorn_limits(monkeypatch, tmp_path, capsys):
+    import os
+
+    import uvicorn
+
+    from digitlab import limits
+    from digitlab.cli import main
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
+    _clear_access_env(monkeypatch)
+    assert main(["serve", "--host", "", "--teacher-token", "short"]) == 2
+    err = capsys.readouterr().err
+    assert "too short" in err and "Traceback" not in err and not calls
+    _clear_access_env(monkeypatch)
+    (tmp_path / "token").write_text("x" * 20)
+    assert main(["serve", "--host", "", "--teacher-token-file", str(tmp_path / "token")]) == 0
+    assert os.environ["DIGITLAB_LISTEN_HOST"] == "" and os.environ["DIGITLAB_TEACHER_TOKEN_FILE"] == str(tmp_path / "token")
+    [kw] = calls
+    assert kw["timeout_keep_alive"] == limits.KEEP_ALIVE_S and kw["limit_concurrency"] == limits.MAX_CONNECTIONS
+    assert kw["h11_max_incomplete_event_size"] == limits.MAX_HEADER_BYTES
+    assert kw["http"].__name__ == "GuardedH11Protocol"
+
+
+# -- every bad value a 4xx ------------------------------------------------------------------------------------
+def test_bad_values_on_the_pupils_routes_are_4xx(pupils_app):
+    from digitlab.storage import open_db
+
+    c = TestClient(pupils_app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    gid = open_db().add_grading({"file": "p.jpg", "sheet_id": "WS-1", "score": 0, "total": 1, "problems": [
+        {"id": 1, "op": "+", "question": "1 + 1 = ?", "expected": ["2"], "read": ["3"], "status": "wrong",
+         "confidence": 0.9}]}, crops={(1, 0): b"png"}, key={"sheet_id": "WS-1", "title": "T"})
+    huge = str(2**63)
+    for path in (f"/api/worksheets/gradings/{huge}", f"/api/worksheets/gradings/{huge}/name.png",
+                 f"/api/worksheets/gradings/{gid}/crops/{huge}/0", f"/api/worksheets/gradings/1/crops/1/{2**64}"):
+        r = c.get(path)
+        assert 400 <= r.status_code < 500 and "error" in r.json(), (path, r.status_code)
+    assert c.put(f"/api/worksheets/gradings/{huge}/name", json={"name": "A"}).status_code == 422
+    assert c.post(f"/api/worksheets/gradings/{huge}/answers/1/fix", json={"labels": ["2"]}).status_code == 422
+    for labels in (["²"], ["1" * 5000], ["٣"], ["-2"]):
+        r = c.post(f"/api/worksheets/gradings/{gid}/answers/1/fix", json={"labels": labels})
+        assert 400 <= r.status_code < 500 and "error" in r.json(), (labels[0][:8], r.status_code)
+    assert c.post(f"/api/worksheets/gradings/{gid}/answers/1/fix", json={"labels": ["2"]}).json()["score"] == 1
+    for body in ({"seed": -1}, {"seed": 2**70}, {"title": "a\x07b"}, {"title": "tab\there"}):
+        r = c.post("/api/worksheets", json=body)
+        assert r.status_code == 422 and "error" in r.json(), (body, r.status_code)
+
+
+def test_a_stored_title_with_a_control_character_still_renders(pupils_app):
+    from digitlab.storage import open_db
+    from digitlab.worksheets.layout import key_of, layout, make_problems
+
+    sheet = layout(make_problems(4, seed=1), "WS-CTRL1", "bad\x07title\x00")
+    open_db().add_sheet(key_of(sheet), {})  # made before titles were checked, or by hand
+    c = TestClient(pupils_app, base_url="http://127.0.0.1:8000")
+    r = c.get("/api/worksheets/WS-CTRL1/pdf")
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    assert c.get("/api/worksheets/WS-CTRL1/png").status_code == 200
+
+
+def test_cli_refuses_a_control_character_title_in_one_line(tmp_path, capsys):
+    from digitlab.cli import main
+
+    out = tmp_path / "sheets"
+    out.mkdir()
+    assert main(["worksheet", "create", "--title", "a\x07b", "--out", str(out / "s.pdf"), "--no-db"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "title" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []  # no stray PNG
+
+
+def test_a_worker_that_dies_mid_request_is_a_503():
+    import asyncio
+    import os
+
+    from digitlab.server import ApiError, HeavyPool
+
+    pool = HeavyPool(workers=1, queue_size=0, timeout=20, deadline=60, warm=False)
+    try:
+        with pytest.raises(ApiError) as dead:
+            asyncio.run(pool.run(os._exit, 3))  # the worker process ends while it has the request
+        assert dead.value.status == 503 and dead.value.headers["Retry-After"]
+        assert asyncio.run(pool.run(abs, -4)) == 4  # and a fresh worker takes the next one
+    finally:
+        pool.close()
+
+
+# -- connections: idle or slow ones cannot shut the others out ------------------------------------------------
+@pytest.fixture(scope="module")
+def served():
+    import os
+    import subprocess
+
+    from helpers import start_server
+
+    env = {**os.environ, "DIGITLAB_HEADER_TIMEOUT": "1", "DIGITLAB_BODY_TIMEOUT": "1", "DIGITLAB_HEAVY_WORKERS": "1"}
+    for name in _ACCESS_ENV:
+        env.pop(name, None)
+    proc, url = start_server(env=env)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def _connect(url):
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return socket.create_connection((parts.hostname, parts.port), timeout=5)
+
+
+def _closed_within(sock, seconds: float) -> bytes:
+    """What the server sends before it closes the connection; fails if it is still open after ``seconds``."""
+    import socket
+    import time
+
+    sock.settimeout(seconds)
+    got, t0 = b"", time.monotonic()
+    try:
+        while True:
+            part = sock.recv(65536)
+            if not part:
+                return got
+            got += part
+    except socket.timeout:
+        pytest.fail(f"connection still open after {time.monotonic() - t0:.1f} s; got {got[:200]!r}")
+
+
+def test_idle_connections_do_not_shut_others_out(served):
+    import urllib.request
+
+    socks = [_connect(served) for _ in range(300)]  # more than the connection cap, none sending anything
+    try:
+        r = urllib.request.urlopen(served + "/api/health", timeout=5)
+        assert r.status == 200
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_a_silent_or_trickling_connection_is_closed(served):
+    silent = _connect(served)
+    _closed_within(silent, 4)  # nothing sent: closed after the header timeout (1 s here)
+    trickle = _connect(served)
+    trickle.sendall(b"GET /api/health HTTP/1.1\r\n")  # a head that never ends
+    _closed_within(trickle, 4)
+
+
+def test_a_body_shorter_than_its_content_length_is_a_408(served):
+    s = _connect(served)
+    s.sendall(b"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n{\"image\": \"")
+    got = _closed_within(s, 5)
+    assert got.startswith(b"HTTP/1.1 408"), got[:200]

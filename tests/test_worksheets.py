@@ -158,6 +158,12 @@ def test_grade_cli_end_to_end(tmp_path, bank, capsys):
         assert q["expected"] == key["problems"][q["id"] - 1]["answer"]
         # finding ink is the grader's own job: blank boxes are blank, written ones are not
         assert (q["status"] == "blank") == (truth[q["id"]].truth == "blank"), q
+    # Every confident mark is the truth's: no right answer crossed, no wrong one ticked; and most
+    # written answers get one (a grader that leaves all unsure, or marks all wrong, fails here).
+    written = [q for q in r["problems"] if truth[q["id"]].truth != "blank"]
+    decided = [q for q in written if q["status"] in ("correct", "wrong")]
+    assert all(q["status"] == truth[q["id"]].truth for q in decided), [(q, truth[q["id"]]) for q in decided]
+    assert len(decided) >= len(written) - 2, (len(decided), len(written))
     # stored, with the name; the report names the pupil
     database = Database(db)
     assert database.gradings()[0]["pupil_name"] == "Ana"
@@ -256,7 +262,7 @@ def client(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITLAB_DB", str(tmp_path / "web.db"))
     monkeypatch.delenv("DIGITLAB_TEACHER_TOKEN", raising=False)
     monkeypatch.delenv("DIGITLAB_LISTEN_HOST", raising=False)
-    return TestClient(create_app())
+    return TestClient(create_app(), base_url="http://localhost")  # open on loopback to this machine only
 
 
 def test_api_create_list_and_errors(client):
@@ -280,7 +286,7 @@ def test_auth_rule(client, monkeypatch):
     r = client.get("/api/worksheets")
     assert r.status_code == 403 and "teacher token" in r.json()["error"]
     assert client.get("/api/health").status_code == 200  # the rest of the app is not affected
-    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "s3cret")
+    monkeypatch.setenv("DIGITLAB_TEACHER_TOKEN", "s3cret-of-the-class")
     assert client.get("/api/worksheets").status_code == 401
     assert client.get("/api/worksheets", headers={"X-Teacher-Token": "wrong"}).status_code == 401
-    assert client.get("/api/worksheets", headers={"X-Teacher-Token": "s3cret"}).status_code == 200
+    assert client.get("/api/worksheets", headers={"X-Teacher-Token": "s3cret-of-the-class"}).status_code == 200

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse
@@ -42,13 +42,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSche
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
+from . import access
 from .errors import DigitlabError, ImageError, ModelError
+from .limits import BODY_TIMEOUT_S, MAX_UPLOAD, body_limit
 from .preprocess import NoDigitFound
 
 log = logging.getLogger("digitlab")
 
 STATIC = Path(__file__).parent / "static"
-MAX_UPLOAD = 5 * 1024 * 1024
 MAX_SIDE = 4096  # refused from the header above this (422)
 PREDICT_SIDE = 1024  # a single digit ends up 20x20: larger images are downscaled first
 PAGE_SIDE = 2048  # pages and numbers are read at most this large (longest side)
@@ -211,13 +212,18 @@ class ErrorResponse(BaseModel):
 
 
 def _errors(*codes: int) -> dict:
-    text = {400: "malformed request (a broken multipart body, a bad Content-Length)", 404: "unknown model", 413: "upload larger than 5 MB", 415: "unsupported content type",
+    text = {400: "malformed request (a broken multipart body, a bad Content-Length)",
+            401: "a profile was named without the teacher token", 403: "a profile was named, and pupils' data is "
+            "closed (no token beyond loopback) or open to this machine's browser only", 404: "unknown model",
+            429: "too many wrong teacher tokens from this address (Retry-After)",
+            408: "the request body stopped arriving", 413: "body over its limit (see docs/reliability.md), or a file over 5 MB",
+            415: "unsupported content type",
             422: "bad input, or an image that cannot be read as asked", 503: "server busy, try again",
             504: "took longer than the time limit; the work was stopped"}
     return {c: {"model": ErrorResponse, "description": text[c]} for c in codes}
 
 
-ERRORS = _errors(400, 404, 413, 415, 422, 503, 504)
+ERRORS = _errors(400, 401, 403, 404, 408, 413, 415, 422, 429, 503, 504)
 REQUEST_MODELS = [PredictJSON, VisualizeJSON, ImageJSON, PredictForm, FileForm]
 
 
@@ -706,9 +712,10 @@ class HeavyPool:
                 answer = w.conn.recv()
                 healthy = True
                 return answer
-            except (EOFError, OSError):
+            except (EOFError, OSError):  # killed from outside (the OOM killer): the request may be retried
                 log.error("heavy worker %s died", w.process.pid)
-                return "err", RuntimeError("heavy worker died")
+                return "err", ApiError(503, "the worker reading this image stopped; try again in a few seconds",
+                                       {"Retry-After": "5"})
             finally:
                 if healthy:
                     self._idle.put(w)
@@ -718,6 +725,92 @@ class HeavyPool:
                     threading.Thread(target=self._add_worker, name="heavy-start", daemon=True).start()
         finally:
             self._admit.release()
+
+
+# -- the request guard ------------------------------------------------------------------------------
+class BodyTooLarge(HTTPException):
+    """Raised from ``receive`` when a body passes its limit: whoever reads it answers 413."""
+
+
+class Guard:
+    """ASGI middleware in front of every route: access first, then the body limit, then the route.
+
+    Pupils' routes are checked (``access.check``) before a byte of the body is read. The body limit
+    (``limits.BODY_LIMITS``) is checked from Content-Length when there is one, and counted while the
+    body streams either way (chunked bodies have no Content-Length); a pause longer than
+    ``BODY_TIMEOUT_S`` while a body arrives is a 408. Refusals close the connection, so the client
+    stops sending rather than the server reading the rest of the body only to discard it.
+    """
+
+    def __init__(self, app, failures: access.FailureLimiter | None = None) -> None:
+        self.app = app
+        self.failures = failures or access.FailureLimiter()
+
+    @staticmethod
+    async def _refuse(send, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"error": message}).encode()
+        raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"connection", b"close")] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path, method = scope.get("path", ""), scope.get("method", "GET")
+        if access.PUPIL_ROUTES.fullmatch(path):
+            try:
+                access.check(scope, self.failures)
+            except access.Refusal as no:
+                return await self._refuse(send, no.status, no.message, no.headers)
+        limit = body_limit(method, path)
+        lengths = [v for k, v in scope.get("headers") or () if k.lower() == b"content-length"]
+        if lengths:
+            try:
+                length = int(lengths[0])
+                if length < 0 or len(set(lengths)) > 1:
+                    raise ValueError
+            except ValueError:
+                return await self._refuse(send, 400, "bad Content-Length")
+            if length > limit:
+                return await self._refuse(send, 413, f"request body larger than {limit:,} bytes for {path}")
+        seen, done, refused = 0, False, False
+
+        async def counted():
+            nonlocal seen, done, refused
+            if done:  # after the body: the server's disconnect notice, no time limit
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), BODY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                refused = True
+                raise HTTPException(408, f"the request body stopped arriving for {BODY_TIMEOUT_S:g} s") from None
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                done = not message.get("more_body", False)
+                if seen > limit:
+                    refused = True
+                    raise BodyTooLarge(413, f"request body larger than {limit:,} bytes for {path}")
+            else:
+                done = True
+            return message
+
+        started = False
+
+        async def closing(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                if refused:  # the rest of the body is not wanted: close rather than drain it
+                    message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        try:
+            await self.app(scope, counted, closing)
+        except HTTPException as exc:  # raised by ``counted`` where no handler turned it into an answer
+            if started or exc.status_code not in (408, 413):
+                raise
+            await self._refuse(send, exc.status_code, str(exc.detail))
 
 
 # -- the app ----------------------------------------------------------------------------------------
@@ -757,17 +850,8 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
 
     app.openapi = openapi
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > MAX_UPLOAD + 64 * 1024
-            except ValueError:
-                return JSONResponse({"error": "bad Content-Length"}, status_code=400)
-            if too_big:
-                return JSONResponse({"error": "upload larger than 5 MB"}, status_code=413)
-        return await call_next(request)
+    app.state.token_failures = access.FailureLimiter()  # wrong tokens, shared by the guard and require_teacher
+    app.add_middleware(Guard, failures=app.state.token_failures)
 
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
@@ -823,15 +907,9 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
             fields = {k: v for k, v in form.items() if isinstance(v, str)}
             return raw, None, fields
         if ctype.startswith("application/json"):
-            # Read with a cap: a chunked request has no Content-Length for the middleware to check.
-            chunks, size = [], 0
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > MAX_UPLOAD * 4 // 3 + 4096:  # base64 of 5 MB plus the JSON around it
-                    raise ApiError(413, "request body larger than 5 MB")
-                chunks.append(chunk)
+            raw_body = await request.body()  # bounded by the guard (limits.BODY_LIMITS), chunked or not
             try:
-                body = json.loads(b"".join(chunks))
+                body = json.loads(raw_body)
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
                 raise ApiError(422, "body is not valid JSON") from None
             if not isinstance(body, dict):
@@ -933,11 +1011,88 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
     return app
 
 
+def _guarded_protocol():
+    """uvicorn's own h11 protocol with two more timers, so idle connections cannot hold the server.
+
+    uvicorn closes an idle keep-alive connection only after it has answered a request, and any byte
+    resets that timer: a connection that never sends a request, or trickles its head a byte at a
+    time, stays open for ever. Here every connection must deliver a whole request head within
+    ``HEADER_TIMEOUT_S`` of opening (or of its last answer); and when ``MAX_CONNECTIONS`` are open, a
+    new one closes the longest-idle connection that has no request in flight instead of being
+    turned away with a 503.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    from .limits import HEADER_TIMEOUT_S, MAX_CONNECTIONS
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer = None
+        _idle_since = 0.0
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._wait_for_head()
+            others = [c for c in self.connections if c is not self and getattr(c, "_head_timer", None) is not None]
+            excess = len(self.connections) - (MAX_CONNECTIONS - 1)  # uvicorn answers 503 at MAX_CONNECTIONS
+            for c in sorted(others, key=lambda c: c._idle_since)[:max(0, excess)]:
+                c._close_idle()
+
+        def _wait_for_head(self) -> None:
+            self._idle_since = self.loop.time()
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+            self._head_timer = self.loop.call_later(HEADER_TIMEOUT_S, self._close_idle)
+
+        def _got_head(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _close_idle(self) -> None:
+            self._got_head()
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # a whole request head has arrived
+                self._got_head()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._wait_for_head()
+
+        def connection_lost(self, exc) -> None:
+            self._got_head()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+def check_serve_settings(host: str) -> None:
+    """Refuse to start with a teacher token that could be guessed (``DigitlabError``)."""
+    token = access.teacher_token()
+    if token is not None:
+        problem = access.token_problem(token)
+        if problem:
+            raise DigitlabError(problem)
+    elif not access.is_loopback(host):
+        log.warning("listening on %r without a teacher token: the worksheet, correction and profile endpoints "
+                    "are closed (403); set one with --teacher-token-file or $DIGITLAB_TEACHER_TOKEN",
+                    host or "every interface")
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False) -> None:
     import uvicorn
 
+    from .limits import KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_HEADER_BYTES
     from .recognize import get_model
 
+    # The pupils' routes decide by the bind address: "" (every interface) is not loopback.
+    os.environ["DIGITLAB_LISTEN_HOST"] = host
+    check_serve_settings(host)
     get_model(None)  # load the default model before accepting requests
     if os.environ.get("DIGITLAB_TORCH_THREADS"):  # PyTorch's own default (one per core) measured best
         import torch
@@ -946,7 +1101,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False)
     if open_browser:
         import webbrowser
 
-        threading.Timer(1.0, webbrowser.open, (f"http://{host}:{port}/",)).start()
+        threading.Timer(1.0, webbrowser.open, (f"http://{host or '127.0.0.1'}:{port}/",)).start()
     # uvicorn handles SIGTERM gracefully: stops accepting, finishes in-flight requests.
-    uvicorn.run(create_app(), host=host, port=port, timeout_graceful_shutdown=10, limit_concurrency=256,
-                timeout_keep_alive=5, log_level="info")
+    uvicorn.run(create_app(), host=host, port=port, timeout_graceful_shutdown=10, http=_guarded_protocol(),
+                limit_concurrency=MAX_CONNECTIONS, timeout_keep_alive=KEEP_ALIVE_S,
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES, log_level="info")

@@ -7,7 +7,7 @@
 - ``POST /api/profiles/{name}/predict``: like ``/api/predict``, with the profile.
 
 Profiles and corrections are pupils' handwriting: the same rule as the worksheet endpoints applies
-(``require_teacher``: open on loopback, else the teacher token). Errors are ``{"error": "..."}``.
+(``digitlab.access``: the teacher token, or open on loopback to this machine's browser only). Errors are ``{"error": "..."}``.
 Building a profile is left to ``digitlab adapt`` (seconds of full CPU: not a web request's work).
 """
 
@@ -24,9 +24,9 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from ..errors import DigitlabError, ModelError
+from ..limits import MAX_UPLOAD as MAX_IMAGE
 from ..worksheets.api import require_teacher
 
-MAX_IMAGE = 5 * 1024 * 1024
 _PIXELS = WithJsonSchema({"anyOf": [{"type": "array", "minItems": 28, "maxItems": 28,
                                      "items": {"type": "array", "minItems": 28, "maxItems": 28,
                                                "items": {"type": "number", "minimum": 0, "maximum": 255}}},
@@ -87,8 +87,10 @@ class ProfilePredictOut(Answer):
 router = APIRouter(tags=["profiles"], dependencies=[Depends(require_teacher)])
 _ERRORS = {code: {"description": text, "content": {"application/json": {"schema": {
     "type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}}}}
-    for code, text in ((401, "teacher token missing or wrong"), (403, "closed beyond loopback without a token"),
-                       (404, "unknown profile"), (413, "image too large"), (422, "bad input"))}
+    for code, text in ((401, "teacher token missing or wrong"),
+                       (403, "closed beyond loopback without a token, or not from this machine's browser"),
+                       (404, "unknown profile"), (413, "image too large"), (422, "bad input"),
+                       (429, "too many wrong tokens from this address (Retry-After)"))}
 
 
 def install(app) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import sys
 from datetime import datetime, timezone
@@ -218,8 +219,9 @@ class Database:
                 raise DigitlabError(f"problem {problem_id} has {len(expected)} answer box(es), got {len(labels)} label(s)")
             labels = [(str(x).strip() or None) if x is not None else None for x in labels]
             for part, (label, was) in enumerate(zip(labels, read)):
-                if label is not None and not label.isdigit():
-                    raise DigitlabError(f"a label is a number written with digits, not {label!r}")
+                # ASCII digits only, and short: str.isdigit() takes "²" and int() refuses 5,000 digits.
+                if label is not None and not re.fullmatch(r"[0-9]{1,12}", label):
+                    raise DigitlabError(f"a label is a number written with digits 0-9 (at most 12), not {label[:20]!r}")
                 png = conn.execute("SELECT png FROM crops WHERE grading_id = ? AND problem_id = ? AND part = ?",
                                    (grading_id, problem_id, part)).fetchone()
                 if label is not None and png is not None:

@@ -1,11 +1,8 @@
 """Web endpoints for printed worksheets (``/api/worksheets/...``), a FastAPI router included by the app.
 
-Pupils' results are personal data. The rule (``require_teacher``):
-
-- a teacher token is set (``$DIGITLAB_TEACHER_TOKEN`` or ``digitlab serve --teacher-token``): every
-  worksheet endpoint needs it in the ``X-Teacher-Token`` header (else 401);
-- no token and the server listens on loopback only (the default): open, the data never leaves the machine;
-- no token and the server listens elsewhere (``--host 0.0.0.0``): closed, 403.
+Pupils' results are personal data: who may use these routes is decided by ``digitlab.access``
+(the teacher token; open on loopback to this machine's browser only; else closed), checked by the
+server's request guard before any body is read, and again here (``require_teacher``).
 
 Errors are ``{"error": "..."}`` with a 4xx status.
 """
@@ -14,47 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import ipaddress
-import os
-import secrets
 import threading
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from .. import access
+from ..access import TOKEN_HEADER, is_loopback  # noqa: F401  (re-exported: older imports)
 from ..errors import DigitlabError, ImageError
+from ..limits import MAX_PHOTO
 
-TOKEN_HEADER = "X-Teacher-Token"
-MAX_PHOTO = 12 * 1024 * 1024
 _grading_lock = threading.Semaphore(1)  # one page read at a time: the reader uses every core
+MAX_ID = 2**63 - 1  # SQLite's integers: a larger id cannot name anything (422, not an overflow)
+Id = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 
 class WorksheetError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
-        self.status, self.message = status, message
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host or host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        self.status, self.message, self.headers = status, message, headers
 
 
 def require_teacher(request: Request) -> None:
-    token = os.environ.get("DIGITLAB_TEACHER_TOKEN")
-    if token:
-        given = request.headers.get(TOKEN_HEADER, "")
-        if not secrets.compare_digest(given.encode(), token.encode()):
-            raise WorksheetError(401, f"worksheet data needs the teacher token (header {TOKEN_HEADER})")
-        return
-    if not is_loopback(os.environ.get("DIGITLAB_LISTEN_HOST", "127.0.0.1")):
-        raise WorksheetError(403, "worksheet and class endpoints are closed: the server listens beyond this machine "
-                                  "and no teacher token was set (start it with --teacher-token or DIGITLAB_TEACHER_TOKEN)")
+    """The ``access`` rule for this request (401, 403 or 429 as ``WorksheetError``)."""
+    try:
+        access.check(request.scope, getattr(request.app.state, "token_failures", None))
+    except access.Refusal as no:
+        raise WorksheetError(no.status, no.message, no.headers) from None
 
 
 def _db():
@@ -74,8 +59,9 @@ class CreateSheet(BaseModel):
     max: int = Field(20, ge=2, le=10000)
     remainder: bool = False
     missing: bool = False
-    seed: int | None = None
-    title: str = Field("Worksheet", max_length=60)
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+    title: str = Field("Worksheet", max_length=60, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
+                       description="printed at the top; no control characters")
 
 
 class SheetOut(BaseModel):
@@ -128,8 +114,8 @@ class GradingRow(BaseModel):
 
 
 class Fix(BaseModel):
-    labels: list[str | None] = Field(..., description="what is written in each box of the problem (null = blank)",
-                                     examples=[["14"]])
+    labels: list[Annotated[str, Field(max_length=12)] | None] = Field(
+        ..., max_length=4, description="what is written in each box of the problem (null = blank)", examples=[["14"]])
     profile: str | None = Field(None, max_length=80, description="class or pupil the handwriting belongs to")
 
 
@@ -150,7 +136,7 @@ def install(app) -> None:
 
     @app.exception_handler(WorksheetError)
     async def _ws_error(request, exc: WorksheetError):
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
 
     app.include_router(router)
 
@@ -167,7 +153,7 @@ async def create(body: CreateSheet):
         problems = make_problems(body.problems, ops=body.ops, max_value=body.max, remainder=body.remainder,
                                  missing=body.missing, seed=body.seed)
         sheet = layout(problems, new_sheet_id(), body.title)
-    except DigitlabError as exc:
+    except (DigitlabError, ValueError) as exc:
         raise _err(exc) from None
     key = key_of(sheet)
     await _off_loop(_db().add_sheet, key, body.model_dump())
@@ -248,7 +234,7 @@ def _store_grading(result: dict, name_png: bytes | None, crops: dict, marked: by
 async def grade(request: Request, file: UploadFile = File(...), name: str | None = Form(None)):
     raw = await file.read(MAX_PHOTO + 1)
     if len(raw) > MAX_PHOTO:
-        raise WorksheetError(413, "photo larger than 12 MB")
+        raise WorksheetError(413, f"photo larger than {MAX_PHOTO // (1024 * 1024)} MB")
     if not raw:
         raise WorksheetError(400, "empty upload")
     heavy = getattr(request.app.state, "heavy", None)
@@ -270,7 +256,7 @@ async def gradings(sheet: str | None = None):
 
 
 @router.get("/gradings/{grading_id}", response_model=GradingOut, summary="one graded photo with its answers")
-async def grading(grading_id: int):
+async def grading(grading_id: Id):
     g = await _off_loop(lambda: _db().grading(grading_id))
     if g is None:
         raise WorksheetError(404, f"no graded sheet {grading_id}")
@@ -280,7 +266,7 @@ async def grading(grading_id: int):
 
 @router.get("/gradings/{grading_id}/crops/{problem_id}/{part}", response_class=Response,
             summary="the answer box as the reader saw it (PNG)")
-async def crop(grading_id: int, problem_id: int, part: int):
+async def crop(grading_id: Id, problem_id: Id, part: Id):
     png = await _off_loop(lambda: _db().crop(grading_id, problem_id, part))
     if png is None:
         raise WorksheetError(404, "no such answer box")
@@ -288,7 +274,7 @@ async def crop(grading_id: int, problem_id: int, part: int):
 
 
 @router.get("/gradings/{grading_id}/name.png", response_class=Response, summary="the name field as photographed")
-async def name_png(grading_id: int):
+async def name_png(grading_id: Id):
     png = await _off_loop(lambda: _db().name_png(grading_id))
     if png is None:
         raise WorksheetError(404, "no name field stored")
@@ -297,7 +283,7 @@ async def name_png(grading_id: int):
 
 @router.post("/gradings/{grading_id}/answers/{problem_id}/fix", response_model=FixOut,
              summary="the teacher's reading of an answer: re-marks it and keeps the crop as a correction")
-async def fix(grading_id: int, problem_id: int, body: Fix):
+async def fix(grading_id: Id, problem_id: Id, body: Fix):
     try:
         return await _off_loop(lambda: _db().correct(grading_id, problem_id, body.labels, body.profile))
     except DigitlabError as exc:
@@ -305,7 +291,7 @@ async def fix(grading_id: int, problem_id: int, body: Fix):
 
 
 @router.put("/gradings/{grading_id}/name", summary="type the pupil's name")
-async def rename(grading_id: int, body: Rename) -> dict:
+async def rename(grading_id: Id, body: Rename) -> dict:
     try:
         await _off_loop(lambda: _db().rename(grading_id, body.name))
     except DigitlabError as exc:

@@ -18,8 +18,9 @@ def _db(args):
 
 
 def cmd_create(args) -> int:
-    from .layout import key_of, layout, make_problems, new_sheet_id, write_sheet
+    from .layout import check_title, key_of, layout, make_problems, new_sheet_id, write_sheet
 
+    check_title(args.title)
     problems = make_problems(args.problems, ops=args.ops, max_value=args.max, remainder=args.remainder,
                              missing=args.missing, seed=args.seed)
     sheet = layout(problems, new_sheet_id(), args.title)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
@@ -164,6 +165,23 @@ def qr_bits(text: str) -> np.ndarray:
     return np.array(qr.get_matrix(), dtype=np.uint8)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_title(title: str) -> str:
+    """A title as given, or ``DigitlabError`` naming what is wrong (control characters cannot be printed)."""
+    if _CONTROL.search(title):
+        raise DigitlabError(f"the title {title!r} has a control character (tab, newline, ...); use plain text")
+    if len(title) > 60:
+        raise DigitlabError(f"the title is {len(title)} characters long, at most 60")
+    return title
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters as spaces: what the PDF and PNG can draw."""
+    return _CONTROL.sub(" ", text)
+
+
 def layout(problems: list[Problem], sheet_id: str, title: str = "Worksheet") -> dict:
     """The answer key and the drawing: a dict with the key fields and ``"draw"`` (primitives in mm)."""
     draw: list[list] = []
@@ -176,7 +194,7 @@ def layout(problems: list[Problem], sheet_id: str, title: str = "Worksheet") -> 
     cell = (qx1 - qx0) / bits.shape[1]
     for r, c in zip(*np.nonzero(bits)):
         draw.append(["fill", qx0 + c * cell, qy0 + r * cell, qx0 + (c + 1) * cell, qy0 + (r + 1) * cell])
-    draw.append(["text", 27.0, 15.0, 15.0, title[:60], 0.0])
+    draw.append(["text", 27.0, 15.0, 15.0, printable(title[:60]), 0.0])  # a stored sheet may predate check_title
     draw.append(["text", qx0 - 1.0, QR_MM[3] + 3.5, 6.5, sheet_id, 0.45])
     draw.append(["text", 27.0, NAME_BOX_MM[3] - 3.2, 11.0, "Name", 0.0])
     draw.append(["rect", *NAME_BOX_MM])
@@ -288,7 +306,7 @@ def to_pdf(sheet: dict) -> bytes:
     pdf.add_page()
     pdf.add_font("DejaVu", "", font_path())
     pdf.set_creator("digitlab")
-    pdf.set_title(f"{sheet.get('title', 'Worksheet')} ({sheet['sheet_id']})")
+    pdf.set_title(printable(f"{sheet.get('title', 'Worksheet')} ({sheet['sheet_id']})"))
     pdf.set_fill_color(0, 0, 0)
     pdf.set_draw_color(60, 60, 60)
     pdf.set_line_width(BOX_LINE_MM)
@@ -323,8 +341,9 @@ def write_sheet(sheet: dict, out_pdf: str | Path) -> dict[str, Path]:
         raise DigitlabError(f"folder {out_pdf.parent} does not exist")
     buf = io.BytesIO()
     Image.fromarray(to_raster(sheet)).save(buf, "PNG", dpi=(PNG_DPI, PNG_DPI))
+    pdf = to_pdf(sheet)  # all three made before any is written: a failure leaves no stray file
     atomic_write(paths["png"], buf.getvalue())
-    atomic_write(paths["pdf"], to_pdf(sheet))
+    atomic_write(paths["pdf"], pdf)
     atomic_write(paths["json"], json.dumps(key_of(sheet), indent=1).encode())
     return paths
 
