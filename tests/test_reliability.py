@@ -636,3 +636,108 @@ def test_a_body_shorter_than_its_content_length_is_a_408(served):
               b"Content-Length: 1000\r\n\r\n{\"image\": \"")
     got = _closed_within(s, 5)
     assert got.startswith(b"HTTP/1.1 408"), got[:200]
+
+
+# -- pupils' data at rest, and the batches ----------------------------------------------------------------------
+def test_the_database_is_private_to_its_owner(tmp_path):
+    import os
+    import stat
+
+    from digitlab.storage import open_db
+
+    db = open_db(tmp_path / "new" / "class.db")
+    db.add_sheet({"sheet_id": "WS-1", "title": "T"}, {})
+    for p in [db.path, *db.path.parent.glob("class.db-*")]:
+        assert stat.S_IMODE(os.stat(p).st_mode) & 0o077 == 0, (p, oct(os.stat(p).st_mode))
+
+
+def test_class_csv_cells_cannot_be_formulas(tmp_path):
+    import csv
+
+    from digitlab.worksheets.report import write_csv
+
+    evil = ['=HYPERLINK("http://evil.example","x")', "+1+1", "-2", "@SUM(A1)", "\tTAB", "\rCR", "Ann"]
+    rep = {"pupils": [{"grading_id": i, "pupil": name, "sheet_id": "WS-1", "score": 1, "total": 2, "percent": 50.0,
+                       "unsure": 0, "blank": 0, "time": "t", "file": name + ".jpg"} for i, name in enumerate(evil)]}
+    write_csv(rep, tmp_path / "c.csv")
+    rows = list(csv.reader((tmp_path / "c.csv").open(newline="")))[1:]
+    for row, name in zip(rows, evil):
+        for cell in (row[1], row[-1]):
+            assert not cell[:1] in ("=", "+", "-", "@", "\t", "\r"), cell
+        assert row[1] == (name if name == "Ann" else "'" + name)
+
+
+def test_sheet_pictures_are_drawn_off_the_event_loop(pupils_app, monkeypatch):
+    import asyncio
+
+    from digitlab.worksheets import layout
+
+    on_loop = []
+
+    def spy(fn):
+        def wrapped(*a, **kw):
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(fn.__name__)
+            except RuntimeError:
+                pass
+            return fn(*a, **kw)
+        return wrapped
+
+    for name in ("redraw", "to_pdf", "to_raster"):
+        monkeypatch.setattr(layout, name, spy(getattr(layout, name)))
+    c = TestClient(pupils_app, base_url="http://127.0.0.1:8000")
+    sid = c.post("/api/worksheets", json={"problems": 4, "seed": 2}).json()["sheet_id"]
+    assert c.get(f"/api/worksheets/{sid}/pdf").status_code == 200
+    assert c.get(f"/api/worksheets/{sid}/png").status_code == 200
+    assert on_loop == []
+
+
+def test_a_read_only_database_is_one_line(tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from digitlab.cli import main
+    from digitlab.storage import db as dbmod
+
+    path = tmp_path / "class.db"
+    dbmod.open_db(path).add_grading({"file": "p.jpg", "sheet_id": "WS-1", "score": 0, "total": 0, "problems": []},
+                                    key={"sheet_id": "WS-1", "title": "T"})
+    real = sqlite3.connect
+
+    def read_only(p, *a, **kw):  # as on a read-only mount (chmod does not stop root, who runs CI here)
+        kw.pop("isolation_level", None)
+        return real(f"file:{p}?mode=ro", *a, uri=True, isolation_level=None, **kw)
+
+    monkeypatch.setattr(dbmod.sqlite3, "connect", read_only)
+    assert main(["worksheet", "rename", "1", "Ann", "--db", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "read-only" in err and "Traceback" not in err
+
+
+def test_a_grading_batch_reports_every_failure_and_finishes(tmp_path, monkeypatch, capsys):
+    from digitlab.cli import main
+    from digitlab.reader import read as reader
+    from digitlab.worksheets import grade
+
+    class Graded:
+        def __init__(self, name):
+            self.result = {"file": name, "sheet_id": "WS-1", "score": 1, "total": 1, "problems": []}
+            self.name_png, self.crops, self.key = None, {}, {"sheet_id": "WS-1", "title": "T"}
+
+    monkeypatch.setattr(grade, "grade_photo", lambda photo, **kw: Graded(photo))
+    monkeypatch.setattr(grade, "annotate", lambda g, **kw: b"png")
+    monkeypatch.setattr(reader, "get_line_reader", lambda *a, **kw: None)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (photos / name).write_bytes(b"x")
+    out = tmp_path / "marked"
+    out.write_text("a file, not a folder")  # the marked photos cannot be written
+    db = tmp_path / "class.db"
+    code = main(["worksheet", "grade", str(photos), "--annotate", str(out), "--db", str(db)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert [n for n in ("a.jpg", "b.jpg", "c.jpg") if n in err] == ["a.jpg", "b.jpg", "c.jpg"], err
+    from digitlab.storage import open_db
+
+    assert len(open_db(db).gradings()) == 3  # every photo graded and stored, none skipped

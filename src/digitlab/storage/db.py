@@ -53,9 +53,12 @@ class Database:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            # Pupils' names and handwriting: readable by the owner only. SQLite gives its -wal and
+            # -shm files the database file's mode, so creating it 0600 here covers them too.
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as exc:
-            raise DigitlabError(f"cannot create the database folder {self.path.parent}: {exc.strerror}") from exc
+            raise DigitlabError(f"cannot create the database {self.path}: {exc.strerror}") from exc
         self.migrate()
 
     # -- connections and transactions ----------------------------------------------------------------
@@ -70,6 +73,9 @@ class Database:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             yield conn
+        except sqlite3.Error as exc:  # a read-only file or folder, a full disk, a broken file: one clear line
+            hint = " (the file or its folder is read-only)" if "readonly" in str(exc) else ""
+            raise DigitlabError(f"database {self.path}: {exc}{hint}") from exc
         finally:
             conn.close()
 

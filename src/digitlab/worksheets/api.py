@@ -149,10 +149,13 @@ def _err(exc: Exception) -> WorksheetError:
 async def create(body: CreateSheet):
     from .layout import key_of, layout, make_problems, new_sheet_id
 
-    try:
+    def make() -> dict:
         problems = make_problems(body.problems, ops=body.ops, max_value=body.max, remainder=body.remainder,
                                  missing=body.missing, seed=body.seed)
-        sheet = layout(problems, new_sheet_id(), body.title)
+        return layout(problems, new_sheet_id(), body.title)
+
+    try:
+        sheet = await _off_loop(make)
     except (DigitlabError, ValueError) as exc:
         raise _err(exc) from None
     key = key_of(sheet)
@@ -176,26 +179,31 @@ def _key(sheet_id: str) -> dict:
 
 @router.get("/{sheet_id}/pdf", response_class=Response, summary="the printable PDF")
 async def sheet_pdf(sheet_id: str):
-    from .layout import redraw, to_pdf
+    from . import layout
 
     key = await _off_loop(_key, sheet_id)
-    pdf = await _off_loop(to_pdf, redraw(key))
+    # Drawing a page costs tens of milliseconds of CPU: in a thread, so other requests go on.
+    pdf = await _off_loop(lambda: layout.to_pdf(layout.redraw(key)))
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{sheet_id}.pdf"'})
 
 
-@router.get("/{sheet_id}/png", response_class=Response, summary="the page as PNG (150 dpi)")
-async def sheet_png(sheet_id: str):
+def _png(key: dict) -> bytes:
     import io
 
     from PIL import Image
 
-    from .layout import redraw, to_raster
+    from . import layout
 
-    key = await _off_loop(_key, sheet_id)
     buf = io.BytesIO()
-    Image.fromarray(await _off_loop(to_raster, redraw(key))).save(buf, "PNG")
-    return Response(buf.getvalue(), media_type="image/png")
+    Image.fromarray(layout.to_raster(layout.redraw(key))).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@router.get("/{sheet_id}/png", response_class=Response, summary="the page as PNG (150 dpi)")
+async def sheet_png(sheet_id: str):
+    key = await _off_loop(_key, sheet_id)
+    return Response(await _off_loop(_png, key), media_type="image/png")
 
 
 @router.get("/{sheet_id}/key", summary="the answer key and layout (JSON)")

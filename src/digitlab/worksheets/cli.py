@@ -54,29 +54,43 @@ def cmd_grade(args) -> int:
         raise DigitlabError(f"{len(names)} --name for {len(photos)} photo(s)")
     model = get_line_reader()
     failures = 0
+
+    def failed(photo: str, msg: str) -> None:
+        nonlocal failures
+        failures += 1
+        if args.json:
+            print(json.dumps({"file": photo, "error": msg}), flush=True)
+        else:
+            print(msg if msg.startswith(photo) else f"{photo}: {msg}", file=sys.stderr, flush=True)
+
+    # Every photo is tried, whatever happened to the ones before: each failure is one line, exit 2.
     for i, photo in enumerate(photos):
         try:
             g = grade_photo(photo, name=photo, key=key, lookup=db.sheet_key if db else None, model=model)
-        except ImageError as exc:
-            failures += 1
-            msg = str(exc)
-            if args.json:
-                print(json.dumps({"file": photo, "error": msg}), flush=True)
-            else:
-                print(msg if msg.startswith(photo) else f"{photo}: {msg}", file=sys.stderr, flush=True)
+        except (DigitlabError, OSError) as exc:
+            failed(photo, str(exc))
             continue
         name = names[i] if i < len(names) else None
         r = g.result
         if db is not None and not args.no_save:
-            r["grading_id"] = db.add_grading(r, g.name_png, g.crops, pupil_name=name, key=g.key)
+            try:
+                r["grading_id"] = db.add_grading(r, g.name_png, g.crops, pupil_name=name, key=g.key)
+            except DigitlabError as exc:
+                failed(photo, f"graded {r['score']}/{r['total']} but not saved: {exc}")
+                continue
         if name:
             r["pupil"] = name
         if args.annotate:
             from ..fileio import atomic_write
 
             out = _annotate_path(args.annotate, photo, len(photos) > 1)
-            atomic_write(out, annotate(g))
-            r["annotated"] = str(out)
+            try:
+                atomic_write(out, annotate(g))
+                r["annotated"] = str(out)
+            except OSError as exc:
+                saved = f" (saved as #{r['grading_id']})" if "grading_id" in r else ""
+                failed(photo, f"graded{saved}, but the marked photo {out} cannot be written: "
+                              f"{exc.strerror or exc}")
         if args.json:
             print(json.dumps(r), flush=True)
         else:

@@ -70,6 +70,13 @@ def text_table(rep: dict) -> str:
     return "\n".join(lines)
 
 
+def _cell(value):
+    """Typed text (names, file names) as a spreadsheet shows it, never as a formula it would run."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def write_csv(rep: dict, path) -> None:
     from ..fileio import atomic_write
 
@@ -77,8 +84,8 @@ def write_csv(rep: dict, path) -> None:
     w = csv.writer(buf)
     w.writerow(["grading_id", "pupil", "sheet_id", "score", "total", "percent", "unsure", "blank", "graded_at", "file"])
     for r in rep["pupils"]:
-        w.writerow([r["grading_id"], r["pupil"], r["sheet_id"], r["score"], r["total"], r["percent"], r["unsure"],
-                    r["blank"], r["time"], r["file"]])
+        w.writerow([r["grading_id"], _cell(r["pupil"]), _cell(r["sheet_id"]), r["score"], r["total"], r["percent"],
+                    r["unsure"], r["blank"], r["time"], _cell(r["file"])])
     atomic_write(path, buf.getvalue().encode())
 
 
