@@ -741,3 +741,25 @@ def test_a_grading_batch_reports_every_failure_and_finishes(tmp_path, monkeypatc
     from digitlab.storage import open_db
 
     assert len(open_db(db).gradings()) == 3  # every photo graded and stored, none skipped
+
+
+def test_grading_decodes_at_most_the_documented_pixels():
+    import struct
+    import time
+    import zlib
+
+    from digitlab.limits import MAX_PHOTO_PIXELS
+    from digitlab.worksheets.grade import grade_photo
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+
+    w, h = 8000, 7000  # 56 MP: under the 8192 px a side the decoder allows, over the grading limit
+    assert w * h > MAX_PHOTO_PIXELS
+    raw = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\0" * 100_000)) + chunk(b"IEND", b""))
+    for _ in range(2):  # the first call also imports the reader
+        t0 = time.perf_counter()
+        with pytest.raises(ImageError, match="too many pixels"):
+            grade_photo(raw, name="huge.png", key={"sheet_id": "WS-1", "problems": []})
+    assert time.perf_counter() - t0 < 0.5  # refused from the header, nothing decoded

@@ -26,7 +26,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..errors import DigitlabError
+from ..errors import DigitlabError, ImageError
+from ..limits import MAX_PHOTO_PIXELS
 from .layout import BOX_LINE_MM, NAME_BOX_MM, PNG_DPI
 from .markers import NoSheetFound, find_markers, read_sheet_id, rectify
 
@@ -158,6 +159,27 @@ def mark_problem(parts: list[tuple[str, float]]) -> tuple[str, float]:
     return "unsure", conf
 
 
+def _check_pixels(source, label: str) -> None:
+    """Refuse a photo of more than ``MAX_PHOTO_PIXELS`` from its header, before it is decoded (a small
+    PNG can declare 8000x7000 px: 170 MB as RGB, more while it is worked on)."""
+    from PIL import Image
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below says it better
+            with Image.open(io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source) as img:
+                w, h = img.size
+    except Image.DecompressionBombError:
+        raise ImageError(f"{label}: photo has too many pixels (at most {MAX_PHOTO_PIXELS / 1e6:.0f} million)") from None
+    except Exception:  # not an image, or not one PIL reads: load_rgb says what is wrong, in its words
+        return
+    if w * h > MAX_PHOTO_PIXELS:
+        raise ImageError(f"{label}: photo has too many pixels ({w}x{h}; at most {MAX_PHOTO_PIXELS / 1e6:.0f} "
+                         "million): send it at a phone camera's usual size")
+
+
 def grade_photo(source, name: str | None = None, key: dict | None = None, lookup=None, model=None,
                 keep_crops: bool = True) -> Graded:
     """Grade one photo. ``key``: the answer key to use; else ``lookup(sheet_id)`` gives it (the database).
@@ -171,6 +193,7 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
 
     t0 = time.perf_counter()
     label = name or (str(source) if isinstance(source, (str, Path)) else "photo")
+    _check_pixels(source, label)
     rgb = load_rgb(source, name=label)
     h, w = rgb.shape[:2]
     if max(h, w) > WORK_SIDE:
