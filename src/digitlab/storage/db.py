@@ -73,6 +73,8 @@ class Database:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             yield conn
+        except sqlite3.IntegrityError:  # a constraint: the caller's record was wrong, not the file
+            raise
         except sqlite3.Error as exc:  # a read-only file or folder, a full disk, a broken file: one clear line
             hint = " (the file or its folder is read-only)" if "readonly" in str(exc) else ""
             raise DigitlabError(f"database {self.path}: {exc}{hint}") from exc
