@@ -253,11 +253,11 @@ def test_a_profile_that_agrees_with_the_base_changes_nothing(line):
 
 
 def test_a_profile_re_ranks_the_readings_and_keeps_their_mass(line):
-    from digitlab.reader.crnn import prepare_line
     from digitlab.reader.read import get_line_reader, read_lines, rescore
 
     plain = read_lines([line])[0]
-    logp = get_line_reader().frame_log_probs([prepare_line(line)])[0]
+    reader = get_line_reader()
+    logp, geometry = plain.frames, reader.geometry(line)  # the primary reader's frames and their place
     # A profile sure that one of the digits read is never what this class writes (as if the reader
     # kept reading it where there is none): the top reading must become one with fewer of it. The
     # profile can only move the odds the base CNN gives, so it has to be very sure, and is let count for more
@@ -267,13 +267,13 @@ def test_a_profile_re_ranks_the_readings_and_keeps_their_mass(line):
              if any(t.count(c) < plain.text.count(c) for t, _ in plain.nbest))
     factors = np.ones(10)
     factors[int(d)] = 1e-6
-    doubt = rescore([(line, logp, plain.nbest)], profile=_Believer(factors), floor=0, limit=30)[0]
+    doubt = rescore([(line, logp, plain.nbest, geometry)], profile=_Believer(factors), floor=0, limit=30)[0]
     assert doubt[0][0] != plain.text, (d, doubt)
     assert dict(doubt)[plain.text] < plain.probability
     assert sum(p for _, p in doubt) == pytest.approx(sum(p for _, p in plain.nbest), rel=1e-6)
     assert {t for t, _ in doubt} == {t for t, _ in plain.nbest}
     # by default only readings within 1e-3 of the best are looked at, and the others cannot overtake them
-    kept = rescore([(line, logp, plain.nbest)], profile=_Believer(factors))[0]
+    kept = rescore([(line, logp, plain.nbest, geometry)], profile=_Believer(factors))[0]
     looked_at = {t for t, p in plain.nbest if p >= 1e-3 * plain.probability}
     assert kept[0][0] in looked_at
 
