@@ -276,3 +276,26 @@ def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_pat
                            timeout=10000)
     page.screenshot(path=str(artifacts / "browser_worksheets.png"), full_page=True)
     assert not problems(page, expected={(422, "/api/worksheets/grade")}), problems(page)  # the cat photo's 422
+
+
+def test_api_docs_load_with_no_request_leaving_the_machine(page, artifacts):
+    """Swagger UI comes from an installed package, not a CDN: every request stays on this machine."""
+    context = page.context.browser.new_context()
+    pg = context.new_page()
+    urls = []
+
+    def local_only(route):
+        urls.append(route.request.url)
+        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost") or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            route.abort()
+
+    pg.route("**/*", local_only)
+    try:
+        pg.goto(page.url.rstrip("/") + "/docs")
+        pg.wait_for_selector(".swagger-ui .opblock", timeout=10000)  # the operations are drawn
+        pg.screenshot(path=str(artifacts / "browser_docs.png"))
+    finally:
+        context.close()
+    assert urls and all(urlsplit(u).hostname in ("127.0.0.1", "localhost") for u in urls if not u.startswith("data:")), urls

@@ -830,7 +830,7 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
         finally:
             heavy.close()
 
-    app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Read handwritten digits, numbers and arithmetic. Every POST takes a multipart "
                               "upload (`file`) or JSON (base64 `image`, or 28x28 `pixels` where a single digit is "
                               "read). Errors are `{\"error\": \"...\"}`.")
@@ -1003,10 +1003,31 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
     async def index():
         return FileResponse(STATIC / "index.html")
 
+    # API docs with no CDN: Swagger UI's files from the fastapi-offline package, served from here (no
+    # /redoc: ReDoc loads its logo from a CDN).
+    import fastapi_offline
+    from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+
+    docs_assets = "/static/docs"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="digitlab API",
+                                   oauth2_redirect_url="/docs/oauth2-redirect",
+                                   swagger_js_url=f"{docs_assets}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{docs_assets}/swagger-ui.css",
+                                   swagger_favicon_url=f"{docs_assets}/favicon.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/docs/oauth2-redirect", include_in_schema=False)
+    async def docs_redirect():
+        return get_swagger_ui_oauth2_redirect_html()
+
     from .worksheets.api import install as install_worksheets  # worksheets (issue 14): /api/worksheets
     install_worksheets(app)
     from .profiles.api import install as install_profiles  # profiles (issue 15): /api/corrections, /api/profiles
     install_profiles(app)
+    app.mount(docs_assets, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
