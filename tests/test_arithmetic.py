@@ -429,8 +429,9 @@ def test_reader_reads_lines_whose_symbols_touch(heldout):
 
 
 def test_reader_reads_continental_styles(heldout):
-    """Flagged 1s, crossed 7s and hooked 9s: the shipped reader trained with ``--styles`` reads 39 of these
-    40 lines (held-out glyphs, another generator); the reader before it read 36."""
+    """Flagged 1s, crossed 7s and hooked 9s (held-out glyphs drawn in these styles, ``synthetic.styles``)
+    on 80 lines: the default reader (PP-OCR fused with the CRNNs) reads 70 exactly
+    (``python -m pytest tests/test_arithmetic.py -k continental -s`` prints the count)."""
     from digitlab.synthetic import pagegen
     from digitlab.reader.decode import ARITHMETIC
     from digitlab.reader.read import read_lines
@@ -441,7 +442,7 @@ def test_reader_reads_continental_styles(heldout):
     styled.digits = {d: [stylise(g, d, rng) for g in pool] if d in STYLES else pool
                      for d, pool in heldout.digits.items()}
     texts, inks = [], []
-    while len(texts) < 40:
+    while len(texts) < 80:
         text = pagegen.school_problem(rng)
         if not set(text) & set("179"):
             continue
@@ -449,7 +450,8 @@ def test_reader_reads_continental_styles(heldout):
         texts.append(text)
         inks.append(pagegen.render_text(text, styled, writer, rng))
     read = [r.text for r in read_lines(inks, ARITHMETIC)]
-    assert sum(a == b for a, b in zip(read, texts)) >= 37, list(zip(read, texts))
+    print(sum(a == b for a, b in zip(read, texts)))
+    assert sum(a == b for a, b in zip(read, texts)) >= 66, list(zip(read, texts))
 
 
 def test_check_page_on_a_notebook_photo(heldout):

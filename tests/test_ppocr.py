@@ -117,3 +117,29 @@ def test_settings_carry_the_verdict_calibration():
     assert cal is not None and cal["rule"] == "normalised"
     assert cal["pen_lines"] > 0 and cal["false_crosses"] is not None
     json.dumps(cal)
+
+
+def test_a_page_turned_a_quarter_or_upside_down_reads_as_upright():
+    from digitlab.arithmetic.check import check_page
+    from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+
+    inks, texts, _ = pen_lines(load_pendigits("tes"), 2, seed=31)
+    page = np.zeros((sum(i.shape[0] for i in inks) + 130, max(i.shape[1] for i in inks) + 100), np.float32)
+    y = 50
+    for ink in inks:
+        page[y : y + ink.shape[0], 50 : 50 + ink.shape[1]] = ink
+        y += ink.shape[0] + 30
+    img = as_paper(page, np.random.default_rng(0))
+    upright = check_page(img)
+    assert [l.expression for l in upright.lines] == texts and upright.rotation == 0
+    for k in (1, 2, 3):
+        turned = np.ascontiguousarray(np.rot90(img, k))
+        r = check_page(turned)
+        assert r.rotation == (360 - 90 * k) % 360
+        assert [l.expression for l in r.lines] == texts
+        assert [l.status for l in r.lines] == [l.status for l in upright.lines]
+        h, w = turned.shape[:2]
+        for line in r.lines:  # boxes in the turned image the user sent, around its ink
+            x0, y0, x1, y1 = line.bbox
+            assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+            assert (turned[y0:y1, x0:x1] < 128).sum() > 50

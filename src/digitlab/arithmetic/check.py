@@ -74,6 +74,7 @@ class PageResult:
     lines: list[LineResult]
     sheet: list[list[float]] | None = None
     image: np.ndarray | None = field(default=None, repr=False)  # the user's image (RGB), for --annotate
+    rotation: int = 0  # degrees the image was turned (counter-clockwise) to read it upright
 
     def as_dict(self) -> dict:
         lines = []
@@ -83,8 +84,8 @@ class PageResult:
                 if d[key] is None:
                     d.pop(key)
             lines.append(d)
-        return {"file": self.file, "skew_degrees": self.skew_degrees, "sheet_found": self.sheet is not None,
-                "sheet": self.sheet, "lines": lines}
+        return {"file": self.file, "skew_degrees": self.skew_degrees, "rotation": self.rotation,
+                "sheet_found": self.sheet is not None, "sheet": self.sheet, "lines": lines}
 
 
 def adds_up(text: str) -> bool | None:
@@ -238,19 +239,44 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         limits = {}
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
     top_min, prior, far = limits.get("top", TOP_MIN), limits.get("prior", PRIOR), limits.get("far", FAR)
-    best = None
-    # Hypotheses are compared on plain readings by one reader; only the one kept is read again with
-    # test-time augmentation and the whole ensemble (six reads a line, one of them the plain reading
-    # already made): a wrong outline can cut a page into dozens of long bands.
-    for page in page_hypotheses(source, name=name, max_side=max_side):
-        readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=primary(model), profile=profile,
-                              tta=False) if page.lines else []
-        score, settled = _readability(readings, correct_min, wrong_min, top_min)
-        if best is None or score > best[0]:
-            best = (score, page, readings)
-        if settled:
-            break
+    from ..preprocess import load_rgb
+
+    rgb = load_rgb(source, name=name, **({"max_side": max_side} if max_side else {}))
+
+    def hypotheses(image):
+        # Hypotheses are compared on plain readings by the primary reader; only the one kept is read
+        # again by the whole reader: a wrong outline can cut a page into dozens of long bands.
+        best = None
+        for page in page_hypotheses(image, name=name, max_side=max_side):
+            readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=primary(model), profile=profile,
+                                  tta=False) if page.lines else []
+            score, settled = _readability(readings, correct_min, wrong_min, top_min)
+            if best is None or score > best[0]:
+                best = (score, page, readings)
+            if settled:
+                break
+        return best
+
+    first_error = None
+    try:
+        best, turns = hypotheses(rgb), 0
+    except NoDigitFound as exc:
+        best, turns, first_error = None, 0, exc
+    # A photo may arrive sideways or upside down (no EXIF tag, or one a scanner ignored): when the
+    # upright page reads poorly, the quarter turns are read too and the likeliest kept.
+    if best is None or _weak(best[2]):
+        for k in (1, 2, 3):
+            try:
+                other = hypotheses(np.ascontiguousarray(np.rot90(rgb, k)))
+            except NoDigitFound:
+                continue
+            if best is None or other[0] > best[0] * 1.2 + 0.05:
+                best, turns = other, k
+        if best is None:
+            raise first_error or NoDigitFound("no lines of writing found")
     _, page, readings = best
+    if turns:
+        page = _turned_back(page, turns, rgb)
     if page.lines:
         readings = read_for_verdicts([l.ink for l in page.lines], model, profile, limits,
                                      rerank=lambda nbest: with_prior(nbest, prior, far), plain=[r.frames for r in readings])
@@ -270,4 +296,27 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             value_exact=v.get("value_exact"), alternatives=[t for t, _ in reading.nbest[1:4]]))
     if not results and not page.lines:
         raise NoDigitFound("no lines of writing found")
-    return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image)
+    return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image,
+                      rotation=90 * turns)
+
+
+def _weak(readings) -> bool:
+    """A page hypothesis that reads poorly: no line, or lines whose best readings are mostly doubtful."""
+    probs = [r.nbest[0][1] if r.text is not None and r.nbest else 0.0 for r in readings]
+    return not probs or float(np.mean(probs)) < 0.5
+
+
+def _turned_back(page, turns: int, rgb: np.ndarray):
+    """``page``, read from ``np.rot90(rgb, turns)``, with its polygons and image in ``rgb``'s pixels."""
+    import dataclasses
+
+    h, w = rgb.shape[:2]
+
+    def back(x: float, y: float) -> list[int]:
+        # np.rot90(a, k)[y', x'] is a[...] at: k=1 (w-1-y', x'), k=2 (w-1-x', h-1-y'), k=3 (y', h-1-x')
+        x, y = {1: (w - 1 - y, x), 2: (w - 1 - x, h - 1 - y), 3: (y, h - 1 - x)}[turns]
+        return [int(round(x)), int(round(y))]
+
+    lines = [dataclasses.replace(l, polygon=[back(*p) for p in l.polygon]) for l in page.lines]
+    sheet = [back(*p) for p in page.sheet] if page.sheet else page.sheet
+    return dataclasses.replace(page, lines=lines, sheet=sheet, image=rgb, size=(w, h))

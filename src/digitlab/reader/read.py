@@ -391,8 +391,10 @@ def _nbest_fused(model: FusedReader, inks, grammar, beam, propose, plain, keep: 
         if propose is not None and nb:
             known = set(texts)
             extra = [t for t in dict.fromkeys(propose(nb)) if t not in known and grammar.accepts(t)]
-            if extra:
-                nb = _fused(model, line, [t for t, _ in nb] + extra)
+            if extra:  # on the scale of the readings kept, which stay as they are
+                ref, s = nb[0], model.score(line, [nb[0][0]] + extra)
+                p = ref[1] * np.exp(np.clip(s[1:] - s[0], -700, 700))
+                nb = sorted(nb + [(t, float(q)) for t, q in zip(extra, p)], key=lambda tp: -tp[1])
         nbests.append(nb)
     return nbests, frames[0]
 
