@@ -113,6 +113,134 @@ def test_random_bytes_never_crash_the_decoder(raw):
         pass
 
 
+# -- damaged files that reach the decoders ------------------------------------------------------------------
+# Random bytes stop at the format sniffing (above); these are valid files with their header kept and
+# their coded data cut short or flipped, so the decoder itself meets the damage.
+def _photo(side: int) -> Image.Image:
+    """A ring on noisy paper: enough entropy that every format has a sizable data part."""
+    import cv2
+
+    rng = np.random.default_rng(side)
+    img = np.full((side, side), 235, np.uint8)
+    cv2.circle(img, (side // 2, side // 2), side // 3, 20, max(2, side // 12))
+    return Image.fromarray(np.clip(img + rng.integers(-25, 25, img.shape), 0, 255).astype(np.uint8))
+
+
+DAMAGE_FORMATS = {
+    "png": ("PNG", {}),
+    "jpeg": ("JPEG", {"quality": 90}),
+    "progressive-jpeg": ("JPEG", {"quality": 90, "progressive": True}),
+    "gif": ("GIF", {}),
+    "tiff": ("TIFF", {}),
+    "tiff-lzw": ("TIFF", {"compression": "tiff_lzw"}),
+}
+
+
+def _data_span(raw: bytes, fmt: str) -> tuple[int, int]:
+    """Where the coded image data lies in ``raw``: everything before ``start`` is header."""
+    import struct
+
+    if fmt == "PNG":  # the first IDAT chunk's data
+        pos = 8
+        while True:
+            n, kind = struct.unpack(">I4s", raw[pos : pos + 8])
+            if kind == b"IDAT":
+                return pos + 8, pos + 8 + n
+            pos += 12 + n
+    if fmt == "JPEG":  # the first scan's entropy-coded data, up to EOI
+        sos = raw.index(b"\xff\xda")
+        return sos + 2 + struct.unpack(">H", raw[sos + 2 : sos + 4])[0], raw.rindex(b"\xff\xd9")
+    if fmt == "GIF":  # the first image's LZW sub-blocks
+        flags = raw[10]
+        pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        while raw[pos] == 0x21:  # extensions: label, then sub-blocks
+            pos += 2
+            while raw[pos]:
+                pos += raw[pos] + 1
+            pos += 1
+        assert raw[pos] == 0x2C
+        flags = raw[pos + 9]
+        pos += 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+        return pos + 1, len(raw) - 1  # after the LZW code size, before the trailer
+    tags = Image.open(io.BytesIO(raw)).tag_v2  # TIFF: the strips
+    offsets, counts = tags[273], tags[279]
+    return min(offsets), max(o + c for o, c in zip(offsets, counts))
+
+
+def _damaged(raw: bytes, fmt: str, rng) -> list[tuple[str, bytes]]:
+    import zlib
+
+    start, end = _data_span(raw, fmt)
+    # (a TIFF whose directory follows its strips is not cut: it would lose its header)
+    header_first = fmt != "TIFF" or int.from_bytes(raw[4:8], "little" if raw[:2] == b"II" else "big") < start
+    out = [(f"cut at {f:.0%} of the data", raw[: start + int(f * (end - start))]) for f in (0.1, 0.5, 0.9)
+           if header_first]
+    for k in range(4):
+        b = bytearray(raw)
+        for p in rng.integers(start, end, 4):
+            b[p] ^= 0xFF
+        if fmt == "PNG":  # a matching CRC, so the damage reaches zlib rather than the chunk check
+            b[end : end + 4] = zlib.crc32(bytes(b[start - 4 : end])).to_bytes(4, "big")
+        out.append((f"4 bytes flipped ({k})", bytes(b)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def damaged_files():
+    rng = np.random.default_rng(0)
+    cases = []
+    for side in (64, 1400):  # 1400: above the server's PREDICT_SIDE, so it decodes (and downscales) it itself
+        for name, (fmt, kw) in DAMAGE_FORMATS.items():
+            img = _photo(side).convert("RGB") if fmt == "JPEG" else _photo(side)
+            raw = save(img, fmt, **kw)
+            for what, bad in _damaged(raw, fmt, rng):
+                cases.append((f"{name} {side}px, {what}", fmt, side, bad))
+    return cases
+
+
+def test_damaged_files_pass_the_sniffing_and_reach_the_decoder(damaged_files):
+    """Every damaged file still opens as its format with its size (header intact), so what follows
+    is the decoder's work; the truncated ones fail there, loading the pixels."""
+    assert len(damaged_files) >= 70
+    for label, fmt, side, raw in damaged_files:
+        img = Image.open(io.BytesIO(raw))
+        assert (img.format, img.size) == (fmt, (side, side)), label
+        if "cut" in label:
+            with pytest.raises((OSError, SyntaxError, ValueError, EOFError)):
+                Image.open(io.BytesIO(raw)).load()
+
+
+@pytest.mark.parametrize("loader", ["load_image", "load_rgb"])
+def test_damaged_files_give_an_image_error_or_an_image(damaged_files, loader):
+    """A cut or flipped file is a digitlab ImageError ("cannot decode image") or, where the decoder
+    shrugs the damage off (JPEG, raw TIFF), a sane image: never another exception."""
+    from digitlab import preprocess
+
+    load = getattr(preprocess, loader)
+    errors = 0
+    for label, fmt, side, raw in damaged_files:
+        try:
+            a = load(raw)
+        except ImageError as exc:
+            assert "cannot decode image" in str(exc), (label, str(exc))
+            errors += 1
+            continue
+        except Exception as exc:  # pragma: no cover - the failure this test is for
+            pytest.fail(f"{label}: {type(exc).__name__}: {exc}")
+        assert "cut" not in label, f"{label}: a truncated file was read"
+        assert a.shape[:2] == (side, side) and a.dtype == np.float32, label
+        assert np.isfinite(a).all() and a.min() >= 0 and a.max() <= 1, label
+    assert errors >= len(damaged_files) // 2  # most damage is caught by the decoders, not read past
+
+
+def test_damaged_files_are_422_from_the_api_never_500(client, damaged_files):
+    for label, fmt, side, raw in damaged_files:
+        r = upload(client, raw, f"x.{fmt.lower()}")
+        assert r.status_code in (200, 422), (label, r.status_code, r.text[:200])
+        if "cut" in label:
+            assert r.status_code == 422 and "cannot decode image" in r.json()["error"], (label, r.text[:200])
+
+
 def test_unwritable_cache_still_loads(tmp_path, monkeypatch):
     """A cache that cannot be written (read-only home, full disk) costs speed, not the load."""
     from digitlab import data
