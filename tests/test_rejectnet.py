@@ -89,15 +89,22 @@ def test_learned_model_accepts_real_digits(mnist_test):
 
 
 def test_learned_model_refuses_most_varied_non_digits():
-    rng = np.random.default_rng(5)
+    """A fixed set of ~280 of its training generator's non-digits (seeds 0-9, 30 each), not one seed's 40:
+    40 at a single seed ranged 0.78-0.95 over seeds 0-19 (0.89 at the seed this test once used).
+    Measured on this set: 235 of 276 refused (0.851); 0.877 pooled over seeds 0-19 x 40 (755 images).
+    Measure: the loop below, printing ``refused.mean()`` (about 4 s)."""
     images = []
-    for _ in range(40):
-        try:
-            images.append(preprocess_digit(varied_non_digit(rng), reject=False))
-        except NoDigitFound:
-            pass
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        for _ in range(30):
+            try:
+                images.append(preprocess_digit(varied_non_digit(rng), reject=False))
+            except NoDigitFound:
+                pass
+    assert len(images) >= 250
     loaded = reject.net_model()
-    assert (loaded[0].not_digit(np.stack(images)) > loaded[1]).mean() >= 0.8
+    refused = loaded[0].not_digit(np.stack(images)) > loaded[1]
+    assert refused.mean() >= 0.82  # 3 points under the measured 0.851
 
 
 def test_missing_weights_fall_back_to_the_other_checks(no_learned_model):
