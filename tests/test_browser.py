@@ -165,14 +165,6 @@ def test_correction_under_a_prediction_is_stored_for_the_profile(server, page, a
     assert not problems(page), problems(page)
 
 
-def test_phone_width(server, page, artifacts):
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.click("#tab-draw")
-    assert page.locator("#draw-canvas").bounding_box()["width"] <= 390
-    page.screenshot(path=str(artifacts / "browser_phone.png"), full_page=True)
-    page.set_viewport_size({"width": 1000, "height": 800})
-
-
 def test_homework_photo_upload_shows_statuses(page, artifacts, tmp_path):
     import numpy as np
 
@@ -191,6 +183,113 @@ def test_homework_photo_upload_shows_statuses(page, artifacts, tmp_path):
     assert statuses <= {"correct", "wrong", "unsure", "unreadable"} and statuses & {"correct", "wrong"}
     page.screenshot(path=str(artifacts / "browser_homework_photo.png"), full_page=True)
     assert not problems(page), problems(page)
+
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
+TABS = ("draw", "number", "check", "network", "study", "worksheets")
+
+
+def test_every_empty_tab_says_what_to_do(page):
+    context = page.context.browser.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        pg = context.new_page()
+        pg.goto(page.url)
+        for tab in TABS:
+            pg.click(f"#tab-{tab}")
+            hint = pg.locator(f"#mode-{tab} .hint").first
+            assert hint.is_visible() and len(hint.text_content().split()) >= 6, tab
+    finally:
+        context.close()
+
+
+def test_homework_photo_shown_with_its_verdicts_and_a_line_corrected(page, artifacts):
+    from digitlab.arithmetic.grammar import check_expression
+
+    def status(text):  # what the server's arithmetic says of a reading
+        v = check_expression(text)
+        return "unreadable" if v["error"] else "correct" if v["correct"] else "wrong"
+
+    page.click("#tab-check")
+    page.click("#check-clear")
+    stroke(page, "#check-canvas", [(20, 40), (60, 120)])
+    assert not page.evaluate("checkPad.empty()")
+    page.set_input_files("#check-upload", os.path.join(EXAMPLES, "homework.jpg"))
+    page.wait_for_selector("#check-result li", timeout=30000)
+    assert page.evaluate("checkPad.empty()")  # the upload replaced the drawing
+    assert page.locator("#check-photo img").is_visible() and page.locator("#check-canvas").is_hidden()
+    # the verdicts are drawn over the photo, in its own pixels
+    inked = page.evaluate("""() => { const c = document.querySelector('#check-photo canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+    assert inked > 2000, inked
+    lines = page.evaluate("checked.lines")
+    assert len(lines) == page.locator("#check-result li").count() >= 1
+    # a click on a line in the photo shows its alternatives
+    size = page.evaluate("[document.querySelector('#check-photo img').naturalWidth, document.querySelector('#check-photo img').naturalHeight]")
+    box = page.locator("#check-photo canvas").bounding_box()
+    x0, y0, x1, y1 = lines[0]["bbox"]
+    page.mouse.click(box["x"] + (x0 + x1) / 2 * box["width"] / size[0], box["y"] + (y0 + y1) / 2 * box["height"] / size[1])
+    page.wait_for_selector("#check-detail button.alt", timeout=5000)
+    assert page.get_attribute("#check-detail", "data-line") == "0"
+    offered = page.locator("#check-detail button.alt").all_text_contents()
+    assert offered[0] == lines[0]["expression"] and set(lines[0]["alternatives"]) <= set(offered)
+    page.screenshot(path=str(artifacts / "browser_homework_verdicts.png"), full_page=True)
+    # the teacher picks another reading: the verdict follows the same arithmetic as the server's
+    pick = offered[1] if len(offered) > 1 else offered[0]
+    page.click(f"#check-detail button.alt >> nth={offered.index(pick)}")
+    first = page.locator("#check-result li").first
+    assert first.get_attribute("data-status") == status(pick) and "(checked by you)" in first.text_content()
+    for text, want, note in (("6/4=1", "wrong", "should be 3/2"), ("12+7=19", "correct", "correct"),
+                             ("7=", "unreadable", "unreadable")):
+        first.click() if page.locator("#check-detail").is_hidden() else None
+        page.fill("#check-detail input[name=reading]", text)
+        page.click("#check-detail .detail-other button")
+        assert (first.get_attribute("data-status"), status(text)) == (want, want) and note in first.text_content()
+    assert not problems(page), problems(page)
+
+
+def test_number_photo_shown_with_its_digits(page, artifacts):
+    page.click("#tab-number")
+    page.set_input_files("#number-upload", os.path.join(EXAMPLES, "number_2026.png"))
+    page.wait_for_function("document.getElementById('number-result').textContent !== '–'", timeout=30000)
+    assert page.locator("#number-photo img").is_visible() and page.locator("#number-canvas").is_hidden()
+    assert page.text_content("#number-result").isdigit() and page.locator("#number-hint").is_hidden()
+    if page.locator("#number-alts button").count():  # an alternative is offered as the correction
+        page.locator("#number-alts button").first.click()
+        assert page.input_value("#number-fix-text") == page.locator("#number-alts button").first.text_content()
+    page.screenshot(path=str(artifacts / "browser_number_photo.png"), full_page=True)
+    page.click("#number-clear")
+    assert page.locator("#number-photo").is_hidden() and page.locator("#number-canvas").is_visible()
+    assert not problems(page), problems(page)
+
+
+def test_worksheets_tab_at_desktop_width_is_a_form_in_three_steps(page, artifacts):
+    page.set_viewport_size({"width": 1280, "height": 900})
+    try:
+        page.click("#tab-worksheets")
+        steps = [page.locator(".step").nth(i).bounding_box() for i in range(page.locator(".step").count())]
+        assert len(steps) == 3
+        for a, b in zip(steps, steps[1:]):  # one under the other, the same width
+            assert b["y"] >= a["y"] + a["height"] and abs(a["x"] - b["x"]) < 1 and abs(a["width"] - b["width"]) < 1
+        assert steps[0]["width"] > 900
+        for i, title in enumerate(("1. Create a sheet", "2. Grade photos", "3. Class table")):
+            assert page.locator(".step").nth(i).locator("h2").text_content() == title
+        # every control of a step lies inside that step's box
+        for i, sel in enumerate(("#ws-create input, #ws-create button", "#ws-photos + *, .file:has(#ws-photos)",
+                                 "#ws-refresh, #ws-csv")):
+            s = steps[i]
+            for k in range(page.locator(sel).count()):
+                c = page.locator(sel).nth(k).bounding_box()
+                if c is None or c["width"] <= 1:  # a hidden file input
+                    continue
+                assert s["x"] <= c["x"] and c["x"] + c["width"] <= s["x"] + s["width"] + 0.5, (sel, k)
+                assert s["y"] <= c["y"] and c["y"] + c["height"] <= s["y"] + s["height"] + 0.5, (sel, k)
+        # the sheet's settings sit in rows of labelled fields, not scattered
+        tops = {round(page.locator(f"#ws-create input[name={n}]").bounding_box()["y"]) for n in ("title", "problems", "max")}
+        assert len(tops) == 1, tops
+        page.screenshot(path=str(artifacts / "browser_worksheets_steps.png"), full_page=True)
+    finally:
+        page.set_viewport_size({"width": 1000, "height": 800})
 
 
 def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_path):
@@ -276,6 +375,24 @@ def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_pat
                            timeout=10000)
     page.screenshot(path=str(artifacts / "browser_worksheets.png"), full_page=True)
     assert not problems(page, expected={(422, "/api/worksheets/grade")}), problems(page)  # the cat photo's 422
+
+
+def test_every_tab_fits_a_phone(page, artifacts):
+    """At 390 px, with what earlier tests left in each tab (a photo, the network view, graded sheets)."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        for tab in TABS:
+            page.click(f"#tab-{tab}")
+            if tab == "network":
+                page.wait_for_selector("#network-view table", timeout=10000)
+            page.wait_for_timeout(200)
+            width = page.evaluate("document.documentElement.scrollWidth")
+            page.screenshot(path=str(artifacts / f"browser_phone_{tab}.png"), full_page=True)
+            assert width <= 390, (tab, width)
+        page.click("#tab-draw")
+        assert page.locator("#draw-canvas").bounding_box()["width"] <= 390
+    finally:
+        page.set_viewport_size({"width": 1000, "height": 800})
 
 
 def test_api_docs_load_with_no_request_leaving_the_machine(page, artifacts):

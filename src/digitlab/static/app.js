@@ -17,6 +17,47 @@ function tickets() {
 }
 const predictTicket = tickets(), numberTicket = tickets(), checkTicket = tickets();
 
+// Long work shows progress: the "reading…" line appears when an answer takes more than a moment.
+function busy(id) {
+  const node = $(id), timer = setTimeout(() => { node.hidden = false; }, 200);
+  return (hide = true) => { clearTimeout(timer); if (hide) node.hidden = true; };
+}
+
+// An uploaded photo shown in place of a drawing pad, with marks drawn over it on a canvas in the
+// photo's own pixels (at most 2000 a side): ``draw(ctx, scale)`` draws them.
+class Photo {
+  constructor(box) {
+    this.box = box; this.img = box.querySelector("img"); this.canvas = box.querySelector("canvas");
+    this.url = null; this.scale = 1;
+  }
+  async show(file) {
+    this.clear();
+    this.url = URL.createObjectURL(file);
+    await new Promise((ok, fail) => { this.img.onload = ok; this.img.onerror = () => fail(new Error("the browser cannot show this image")); this.img.src = this.url; });
+    const w = this.img.naturalWidth, h = this.img.naturalHeight;
+    this.scale = Math.min(1, 2000 / Math.max(w, h));
+    this.canvas.width = Math.round(w * this.scale); this.canvas.height = Math.round(h * this.scale);
+    this.canvas.getContext("2d").clearRect(0, 0, this.canvas.width, this.canvas.height);
+    // shown up to 640 px wide (small photos at most twice their size), its height within the window
+    this.img.style.width = `${Math.round(Math.min(640, 2 * w, 0.75 * window.innerHeight * w / h))}px`;
+    this.box.hidden = false; this.box.parentElement.classList.add("has-photo");
+  }
+  draw(fn) {
+    const ctx = this.canvas.getContext("2d");
+    ctx.clearRect(0, 0, this.canvas.width, this.canvas.height); fn(ctx, this.scale);
+  }
+  // a click or tap, in the photo's pixels
+  point(e) {
+    const r = this.canvas.getBoundingClientRect();
+    return [(e.clientX - r.left) / r.width * this.img.naturalWidth, (e.clientY - r.top) / r.height * this.img.naturalHeight];
+  }
+  shown() { return !this.box.hidden; }
+  clear() {
+    if (this.url) URL.revokeObjectURL(this.url);
+    this.url = null; this.img.removeAttribute("src"); this.box.hidden = true; this.box.parentElement.classList.remove("has-photo");
+  }
+}
+
 async function api(path, body) {
   const chosen = (path === "/api/read" || path === "/api/check") && window.digitlabProfile?.(); // profiles.js
   let headers = { "Content-Type": "application/json" };
@@ -92,6 +133,7 @@ for (const tab of document.querySelectorAll("nav [role=tab]")) tab.addEventListe
 
 // ---- digit mode -----------------------------------------------------------------------------
 function renderPrediction(r) {
+  $("draw-hint").hidden = true;
   $("result-digit").textContent = r.digit;
   $("result-conf").textContent = `${(r.confidence * 100).toFixed(1)}%`;
   const order = r.probabilities.map((p, d) => [p, d]).sort((a, b) => b[0] - a[0]);
@@ -128,7 +170,7 @@ function drawArray(canvas, arr) {
 
 function resetDigit(message) {
   $("result-digit").textContent = "–"; $("result-conf").textContent = ""; $("top3").textContent = message || "";
-  $("bars").innerHTML = ""; $("compare-table").hidden = true;
+  $("bars").innerHTML = ""; $("compare-table").hidden = true; $("draw-hint").hidden = false;
   document.dispatchEvent(new CustomEvent("digitlab:prediction", { detail: null })); // profiles.js
 }
 
@@ -174,73 +216,151 @@ fetch("/api/models").then((r) => r.json()).then((models) => {
 }).catch(() => {});
 
 // ---- number mode ----------------------------------------------------------------------------
-async function readNumber(body, pad) {
+const numberPhoto = new Photo($("number-photo"));
+
+function markDigits(ctx, digits, scale, size) {
+  ctx.lineWidth = Math.max(2, size / 10); ctx.strokeStyle = "#2f6fdf"; ctx.fillStyle = "#2f6fdf";
+  ctx.font = `bold ${Math.round(size)}px system-ui`; ctx.textBaseline = "alphabetic";
+  for (const d of digits) {
+    const [x0, y0, x1, y1] = d.box.map((v) => v * scale), m = size / 6;
+    ctx.strokeRect(x0 - m, y0 - m, x1 - x0 + 2 * m, y1 - y0 + 2 * m);
+    ctx.fillText(String(d.digit), x0, Math.max(size, y0 - size / 3));
+  }
+}
+
+function showAlternatives(alts) {
+  const p = $("number-alts"); p.replaceChildren();
+  p.hidden = !alts.length;
+  if (!alts.length) return;
+  p.append("or perhaps: ");
+  for (const a of alts.slice(0, 3)) {
+    const b = document.createElement("button"); b.type = "button"; b.textContent = a; b.className = "alt";
+    b.title = "use this as the correction below";
+    b.onclick = () => { const input = $("number-fix-text"); if (input) { input.value = a; input.focus(); } };
+    p.append(b, " ");
+  }
+}
+
+async function readNumber(body, pad, photoURL) {
   $("number-error").textContent = "";
-  const newest = numberTicket();
+  const newest = numberTicket(), done = busy("number-busy");
   try {
     const r = await api("/api/read", body);
     if (!newest()) return;
+    $("number-hint").hidden = true;
     $("number-result").textContent = r.text;
-    // profiles.js offers a correction of a drawn number, digit by digit (crops of the image sent)
-    document.dispatchEvent(new CustomEvent("digitlab:number", { detail: pad ? { digits: r.digits, image: body.image } : null }));
+    showAlternatives((r.alternatives || []).filter((a) => a !== r.text));
+    // profiles.js offers a correction of a number, digit by digit (crops of the image sent)
+    const image = pad ? body.image : photoURL;
+    document.dispatchEvent(new CustomEvent("digitlab:number", { detail: image ? { digits: r.digits, image } : null }));
     if (pad) {
-      pad.redraw();
-      const c = pad.ctx; c.lineWidth = 2; c.strokeStyle = "#2f6fdf"; c.fillStyle = "#2f6fdf"; c.font = "bold 20px system-ui";
-      for (const d of r.digits) {
-        const [x0, y0, x1, y1] = d.box; c.strokeRect(x0 - 3, y0 - 3, x1 - x0 + 6, y1 - y0 + 6);
-        c.fillText(String(d.digit), x0, Math.max(18, y0 - 6));
-      }
+      pad.redraw(); markDigits(pad.ctx, r.digits, 1, 20);
+    } else if (numberPhoto.shown()) {
+      numberPhoto.draw((ctx, scale) => markDigits(ctx, r.digits, scale, Math.max(16, ctx.canvas.height / 12)));
     }
   } catch (err) {
     if (!newest()) return;
-    $("number-result").textContent = "–"; $("number-error").textContent = err.message;
+    $("number-result").textContent = "–"; $("number-error").textContent = err.message; showAlternatives([]);
     document.dispatchEvent(new CustomEvent("digitlab:number", { detail: null }));
-  }
+  } finally { done(newest()); }
 }
-const readSoon = debounce((pad) => pad.empty() ? ($("number-result").textContent = "–") : readNumber({ image: pad.dataURL() }, pad), 300);
-const numberPad = new Pad($("number-canvas"), (pad, done) => { if (done) readSoon(pad); }, 14);
+function resetNumber() {
+  $("number-result").textContent = "–"; $("number-hint").hidden = false; showAlternatives([]);
+  document.dispatchEvent(new CustomEvent("digitlab:number", { detail: null }));
+}
+const readSoon = debounce((pad) => pad.empty() ? resetNumber() : readNumber({ image: pad.dataURL() }, pad), 300);
+const numberPad = new Pad($("number-canvas"), (pad, done) => {
+  if (numberPhoto.shown()) numberPhoto.clear();
+  if (done) readSoon(pad);
+}, 14);
 $("number-undo").onclick = () => numberPad.undo();
-$("number-clear").onclick = () => numberPad.clear();
-$("number-upload").onchange = (e) => {
+$("number-clear").onclick = () => { numberPhoto.clear(); numberPad.clear(); };
+$("number-upload").onchange = async (e) => {
   const f = e.target.files[0]; if (!f) return;
-  const fd = new FormData(); fd.append("file", f); readNumber(fd, null); e.target.value = "";
+  e.target.value = "";
+  numberPad.strokes = []; numberPad.redraw(); // the upload replaces the drawing
+  try { await numberPhoto.show(f); } catch (_) { numberPhoto.clear(); }
+  const fd = new FormData(); fd.append("file", f); readNumber(fd, null, numberPhoto.url);
 };
 
 // ---- homework mode --------------------------------------------------------------------------
-async function checkSheet(body) {
-  $("check-error").textContent = ""; const ul = $("check-result"); ul.innerHTML = "";
-  const newest = checkTicket();
+// The lines of the last check, as the teacher has confirmed or corrected them; drawn over the photo
+// (or the drawing); a click on a line, in the photo or in the list, shows its alternatives.
+const V = window.digitlabVerdicts;
+const checkPhoto = new Photo($("check-photo"));
+const checked = { lines: [], selected: -1, drawn: false };
+const CLS = { correct: "ok", wrong: "bad", unsure: "unsure", unreadable: "unreadable" };
+
+function renderChecked() {
+  const ul = $("check-result"); ul.innerHTML = "";
+  checked.lines.forEach((line, i) => {
+    const li = document.createElement("li");
+    const status = V.statusOf(line);
+    li.className = CLS[status] + (i === checked.selected ? " selected" : ""); li.dataset.status = status;
+    li.tabIndex = 0; li.setAttribute("role", "button"); li.setAttribute("aria-expanded", i === checked.selected);
+    li.textContent = `${line.expression || "?"} `;
+    li.append(Object.assign(document.createElement("small"), { textContent: V.note(line) }));
+    li.onclick = () => select(i);
+    li.onkeydown = (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); select(i); } };
+    ul.append(li);
+  });
+  const marks = (ctx, scale) => V.drawMarks(ctx, checked.lines, scale, checked.selected);
+  if (checkPhoto.shown()) checkPhoto.draw(marks);
+  else if (checked.drawn) { checkPad.redraw(); marks(checkPad.ctx, 1); }
+  V.renderPanel($("check-detail"), checked.lines, checked.selected, fix);
+}
+function select(i) { checked.selected = i === checked.selected ? -1 : i; renderChecked(); }
+function fix(i, text) {
+  const old = checked.lines[i], v = V.checkText(text);
+  const read = old.read || { expression: old.expression, alternatives: old.alternatives || [] }; // the reader's
+  const alternatives = [...new Set([read.expression, ...read.alternatives])].filter((a) => a && a !== text);
+  checked.lines[i] = { ...old, ...v, alternatives, read, low_confidence: [], confirmed: true };
+  renderChecked();
+}
+
+async function checkSheet(body, drawn) {
+  $("check-error").textContent = "";
+  Object.assign(checked, { lines: [], selected: -1, drawn: false }); renderChecked();
+  const newest = checkTicket(), done = busy("check-busy");
   try {
     const r = await api("/api/check", body);
     if (!newest()) return;
-    ul.innerHTML = "";
-    const cls = { correct: "ok", wrong: "bad", unsure: "unsure", unreadable: "unreadable" };
-    for (const line of r.lines) {
-      const li = document.createElement("li");
-      const status = line.status || (line.error ? "unreadable" : line.correct ? "correct" : "wrong");
-      li.className = cls[status]; li.dataset.status = status;
-      li.textContent = `${line.expression || "?"} `;
-      const note = document.createElement("small");
-      const alt = (line.alternatives || []).slice(0, 2).join(", ");
-      note.textContent = {
-        correct: "correct",
-        wrong: `should be ${line.value_exact || line.value}`,
-        unsure: `unsure, please look${alt ? ` (or ${alt})` : ""}`,
-        unreadable: `unreadable${line.error ? `: ${line.error}` : ""}`,
-      }[status];
-      li.append(note); ul.append(li);
-    }
+    Object.assign(checked, { lines: r.lines, selected: -1, drawn });
+    $("check-hint").hidden = r.lines.length > 0;
+    renderChecked();
     if (!r.lines.length) $("check-error").textContent = "no lines found";
   } catch (err) { if (newest()) $("check-error").textContent = err.message; }
+  finally { done(newest()); }
 }
-const checkPad = new Pad($("check-canvas"), () => {}, 10);
+const checkPad = new Pad($("check-canvas"), () => { checked.drawn = false; }, 10);
 $("check-undo").onclick = () => checkPad.undo();
-$("check-clear").onclick = () => { checkPad.clear(); $("check-result").innerHTML = ""; };
-$("check-run").onclick = () => { if (!checkPad.empty()) checkSheet({ image: checkPad.dataURL() }); };
-$("check-upload").onchange = (e) => {
-  const f = e.target.files[0]; if (!f) return;
-  const fd = new FormData(); fd.append("file", f); checkSheet(fd); e.target.value = "";
+$("check-clear").onclick = () => {
+  checkTicket(); busy("check-busy")(); checkPhoto.clear(); checkPad.clear();
+  Object.assign(checked, { lines: [], selected: -1, drawn: false }); renderChecked();
+  $("check-hint").hidden = false; $("check-error").textContent = "";
 };
+$("check-run").onclick = () => { if (!checkPad.empty()) checkSheet({ image: checkPad.dataURL() }, true); };
+$("check-upload").onchange = async (e) => {
+  const f = e.target.files[0]; if (!f) return;
+  e.target.value = "";
+  checkPad.strokes = []; checkPad.redraw(); // the upload replaces the drawing
+  try { await checkPhoto.show(f); } catch (_) { checkPhoto.clear(); }
+  const fd = new FormData(); fd.append("file", f); checkSheet(fd, false);
+};
+const pickLine = (e) => {
+  if (!checked.lines.length) return;
+  const [x, y] = checkPhoto.point(e), i = V.lineAt(checked.lines, x, y);
+  if (i < 0) return;
+  select(i);
+  const panel = $("check-detail"), r = panel.getBoundingClientRect(); // on a phone the panel is below the photo
+  if (!panel.hidden && (r.bottom > window.innerHeight || r.top < 0)) panel.scrollIntoView({ block: "nearest" });
+};
+$("check-photo").querySelector("canvas").addEventListener("click", pickLine);
+$("check-photo").querySelector("canvas").addEventListener("keydown", (e) => { // the lines in turn, from the keyboard
+  const n = checked.lines.length, step = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 }[e.key];
+  if (!n || !step) return;
+  e.preventDefault(); checked.selected = (checked.selected + step + n + (checked.selected < 0 && step < 0 ? 1 : 0)) % n; renderChecked();
+});
 
 // ---- network view ---------------------------------------------------------------------------
 function figure(title, arr, size) {
@@ -252,9 +372,11 @@ function figure(title, arr, size) {
 
 async function renderNetwork() {
   const view = $("network-view"); view.innerHTML = "";
-  if (!lastDigitImage) { view.textContent = "Nothing drawn yet."; return; }
+  if (!lastDigitImage) { view.textContent = "Nothing drawn yet: draw a digit in the Digit tab first."; return; }
+  const wait = setTimeout(() => { view.innerHTML = '<p class="busy"><span class="spinner" aria-hidden="true"></span> looking inside the network…</p>'; }, 200);
   try {
     const r = await api("/api/visualize", { image: lastDigitImage });
+    clearTimeout(wait); view.innerHTML = "";
     const head = document.createElement("p");
     head.textContent = `prediction ${r.prediction.digit} (${(r.prediction.confidence * 100).toFixed(1)}%), ` +
       `${r.total_params.toLocaleString()} parameters`;
@@ -284,6 +406,7 @@ async function renderNetwork() {
       }
       body.append(tr);
     }
-    table.append(body); view.append(table);
-  } catch (err) { view.textContent = err.message; }
+    table.append(body);
+    const scroll = document.createElement("div"); scroll.className = "scroll"; scroll.append(table); view.append(scroll);
+  } catch (err) { clearTimeout(wait); view.textContent = err.message; }
 }

@@ -25,7 +25,7 @@
     const f = new FormData(ev.target);
     const body = { problems: +f.get("problems"), max: +f.get("max"), ops: f.getAll("op"), title: f.get("title"),
                    remainder: f.get("remainder") === "on", missing: f.get("missing") === "on" };
-    const out = el("ws-created"); out.textContent = "creating...";
+    const out = el("ws-created"); out.textContent = "creating the sheet…"; out.classList.add("working");
     try {
       const s = await (await call(api, { method: "POST", headers: { "Content-Type": "application/json" },
                                          body: JSON.stringify(body) })).json();
@@ -34,6 +34,7 @@
       a.addEventListener("click", (e) => { e.preventDefault(); download(s.pdf_url, `${s.sheet_id}.pdf`); });
       out.append(a);
     } catch (e) { out.textContent = "error: " + e.message; }
+    out.classList.remove("working");
   });
 
   function answerRow(g, q) {
@@ -86,7 +87,8 @@
     t.innerHTML = "<thead><tr><th>#</th><th>question</th><th>read</th><th>answer</th><th>mark</th><th>review</th></tr></thead>";
     const body = document.createElement("tbody");
     for (const q of g.problems) if (q.status !== "correct") body.append(answerRow(g, q));
-    t.append(body); box.append(t);
+    t.append(body);
+    const scroll = document.createElement("div"); scroll.className = "scroll"; scroll.append(t); box.append(scroll);
     el("ws-graded").prepend(box);
   }
 
@@ -94,6 +96,7 @@
     const files = [...ev.target.files];
     const bar = el("ws-progress"); bar.hidden = false; bar.max = files.length; bar.value = 0;
     let failed = 0;
+    el("ws-status").classList.add("working");
     for (const [i, f] of files.entries()) {
       el("ws-status").textContent = `grading ${i + 1} of ${files.length}: ${f.name}`;
       const fd = new FormData(); fd.append("file", f);
@@ -101,6 +104,7 @@
       catch (e) { failed++; el("ws-graded").prepend(text("p", `${f.name}: ${e.message}`, "error")); }
       bar.value = i + 1;
     }
+    el("ws-status").classList.remove("working");
     el("ws-status").textContent = `${files.length - failed} graded` + (failed ? `, ${failed} not recognised` : "");
     ev.target.value = ""; refresh();
   });
@@ -114,6 +118,7 @@
         tr.append(text("td", r.pupil), text("td", r.sheet_id), text("td", `${r.score}/${r.total}`), text("td", r.unsure), text("td", r.time));
         body.append(tr);
       }
+      el("ws-class-empty").hidden = rep.pupils.length > 0;
       const plot = el("ws-plot");
       if (rep.pupils.length) {
         plot.src = URL.createObjectURL(await (await call(`${api}/report/plot.png`)).blob()); plot.hidden = false;
