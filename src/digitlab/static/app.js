@@ -199,6 +199,7 @@ $("compare-toggle").onchange = () => predictSoon(drawPad);
 $("model-select").onchange = () => predictSoon(drawPad);
 $("draw-upload").onchange = (e) => {
   const f = e.target.files[0]; if (!f) return;
+  drawPad.strokes = []; drawPad.redraw(); // the answer is the photo's, not the old drawing's
   const fd = new FormData(); fd.append("file", f); fd.append("model", $("model-select").value || "cnn");
   fd.append("compare", $("compare-toggle").checked);
   const reader = new FileReader(); reader.onload = () => { lastDigitImage = reader.result; }; reader.readAsDataURL(f);
