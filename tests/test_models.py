@@ -13,6 +13,12 @@ FAST = {
     "kmeans": {"clusters": 30},
 }
 
+# Accuracy on small_test (500 MNIST test digits) after fitting on small_train (2,000), FAST settings,
+# default seed: cnn 0.942, kmeans 0.778, knn 0.944, linear 0.926, mlp 0.812, svm 0.960 (the same on a
+# second run). Seeds 1-4: cnn 0.934 (seed 1), kmeans 0.752-0.816, mlp 0.774-0.862, so their floors sit
+# under the lowest seed. Measure: `create(name, **FAST[name]).fit(small_train...).score(small_test...)`.
+FLOOR = {"cnn": 0.91, "kmeans": 0.73, "knn": 0.92, "linear": 0.90, "mlp": 0.75, "svm": 0.93}
+
 
 def test_registry_has_every_method():
     assert set(available()) >= {"cnn", "linear", "knn", "svm", "mlp", "kmeans"}
@@ -30,7 +36,7 @@ def test_fit_predict_save_load(name, small_train, small_test, tmp_path):
     assert np.allclose(proba.sum(1), 1, atol=1e-5)
     pred = model.predict(small_test.images)
     assert (pred == proba.argmax(1)).all()
-    assert model.score(small_test.images, small_test.labels) > 0.5  # learned something on 2k digits
+    assert model.score(small_test.images, small_test.labels) >= FLOOR[name], name
     path = model.save(tmp_path / f"{name}.dlm")
     again = load(path)
     assert type(again) is type(model) and again.params == model.params
