@@ -214,7 +214,9 @@ def test_homework_photo_shown_with_its_verdicts_and_a_line_corrected(page, artif
     stroke(page, "#check-canvas", [(20, 40), (60, 120)])
     assert not page.evaluate("checkPad.empty()")
     page.set_input_files("#check-upload", os.path.join(EXAMPLES, "homework.jpg"))
+    page.wait_for_selector("#check-busy", state="visible", timeout=5000)  # "reading the lines…" while it works
     page.wait_for_selector("#check-result li", timeout=30000)
+    assert page.locator("#check-busy").is_hidden()
     assert page.evaluate("checkPad.empty()")  # the upload replaced the drawing
     assert page.locator("#check-photo img").is_visible() and page.locator("#check-canvas").is_hidden()
     # the verdicts are drawn over the photo, in its own pixels
@@ -250,6 +252,8 @@ def test_homework_photo_shown_with_its_verdicts_and_a_line_corrected(page, artif
 
 def test_number_photo_shown_with_its_digits(page, artifacts):
     page.click("#tab-number")
+    page.click("#number-clear")
+    page.wait_for_function("document.getElementById('number-result').textContent === '–'", timeout=5000)
     page.set_input_files("#number-upload", os.path.join(EXAMPLES, "number_2026.png"))
     page.wait_for_function("document.getElementById('number-result').textContent !== '–'", timeout=30000)
     assert page.locator("#number-photo img").is_visible() and page.locator("#number-canvas").is_hidden()

@@ -6,7 +6,9 @@ let lastDigitImage = null; // data URL of the last drawing, for the network view
 
 function debounce(fn, ms) {
   let t = null;
-  return (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+  const call = (...args) => { clearTimeout(t); t = setTimeout(() => fn(...args), ms); };
+  call.cancel = () => clearTimeout(t);
+  return call;
 }
 
 // On a busy machine answers can come back out of order (a reading of half a stroke after the
@@ -199,7 +201,7 @@ $("compare-toggle").onchange = () => predictSoon(drawPad);
 $("model-select").onchange = () => predictSoon(drawPad);
 $("draw-upload").onchange = (e) => {
   const f = e.target.files[0]; if (!f) return;
-  drawPad.strokes = []; drawPad.redraw(); // the answer is the photo's, not the old drawing's
+  predictSoon.cancel(); drawPad.strokes = []; drawPad.redraw(); // the answer is the photo's, not the old drawing's
   const fd = new FormData(); fd.append("file", f); fd.append("model", $("model-select").value || "cnn");
   fd.append("compare", $("compare-toggle").checked);
   const reader = new FileReader(); reader.onload = () => { lastDigitImage = reader.result; }; reader.readAsDataURL(f);
@@ -279,7 +281,7 @@ $("number-clear").onclick = () => { numberPhoto.clear(); numberPad.clear(); };
 $("number-upload").onchange = async (e) => {
   const f = e.target.files[0]; if (!f) return;
   e.target.value = "";
-  numberPad.strokes = []; numberPad.redraw(); // the upload replaces the drawing
+  readSoon.cancel(); numberPad.strokes = []; numberPad.redraw(); // the upload replaces the drawing
   try { await numberPhoto.show(f); } catch (_) { numberPhoto.clear(); }
   const fd = new FormData(); fd.append("file", f); readNumber(fd, null, numberPhoto.url);
 };
