@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 from pathlib import Path
 
 import cv2
@@ -102,7 +103,9 @@ def test_optdigits_as_mnist_is_mnist_shaped():
 
     try:
         s = optdigits_as_mnist("cv")
-    except DataError as exc:
+    except DataError as exc:  # a skip on a laptop, a failure in CI
+        if os.environ.get("CI"):
+            raise
         pytest.skip(f"optdigits not available: {exc}")
     assert s.images.shape[1:] == (28, 28) and s.images.dtype == np.uint8 and len(s) == len(s.labels)
     img = s.images[0].astype(float)

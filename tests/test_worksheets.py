@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 
@@ -96,11 +97,14 @@ def test_no_sheet_in_photo():
 # -- grading end to end (CLI) -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bank():
+    from digitlab.errors import DataError
     from digitlab.reader.glyphs import GlyphBank
 
     try:
         return GlyphBank.load("heldout", max_per_digit=60)
-    except Exception as exc:  # data not available
+    except DataError as exc:  # data not available: a skip on a laptop, a failure in CI
+        if os.environ.get("CI"):
+            raise
         pytest.skip(f"glyphs not available: {exc}")
 
 
