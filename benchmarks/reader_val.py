@@ -4,7 +4,7 @@
 
 Lines come from the reader's training generator (``reader.linegen``) with the *validation* glyphs
 (MNIST's held-back 5k, optdigits ``cv``, MDAS ``val``): what a choice between models may use, never
-a held-out figure. ``plain`` is ``crnn.validation_lines`` as training validates; ``photo`` degrades
+a held-out figure. ``plain`` is ``train.validation_lines`` as training validates; ``photo`` degrades
 every line as in a phone photo (``linegen.photo_degrade``: written small, bolder for its size,
 blurred, JPEG). Greedy decoding, exact line accuracy, as during training.
 """
@@ -16,7 +16,8 @@ import json
 import platform
 from pathlib import Path
 
-from digitlab.reader.crnn import LineReader, model_line_accuracy, validation_lines
+from digitlab.reader.crnn import LineReader
+from digitlab.reader.train import model_line_accuracy, validation_lines
 
 
 def main() -> None:

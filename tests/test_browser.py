@@ -213,10 +213,13 @@ def test_homework_photo_shown_with_its_verdicts_and_a_line_corrected(page, artif
     page.click("#check-clear")
     stroke(page, "#check-canvas", [(20, 40), (60, 120)])
     assert not page.evaluate("checkPad.empty()")
+    # "reading the lines…" shows while it works: watched from the page, as a slow CI machine may take
+    # longer to show the photo than any fixed wait
+    page.evaluate("""() => { const n = document.getElementById('check-busy'); window.busySeen = false;
+        new MutationObserver(() => { if (!n.hidden) window.busySeen = true; }).observe(n, {attributes: true}); }""")
     page.set_input_files("#check-upload", os.path.join(EXAMPLES, "homework.jpg"))
-    page.wait_for_selector("#check-busy", state="visible", timeout=5000)  # "reading the lines…" while it works
-    page.wait_for_selector("#check-result li", timeout=30000)
-    assert page.locator("#check-busy").is_hidden()
+    page.wait_for_selector("#check-result li", timeout=60000)
+    assert page.evaluate("window.busySeen") and page.locator("#check-busy").is_hidden()
     assert page.evaluate("checkPad.empty()")  # the upload replaced the drawing
     assert page.locator("#check-photo img").is_visible() and page.locator("#check-canvas").is_hidden()
     # the verdicts are drawn over the photo, in its own pixels

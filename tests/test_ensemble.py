@@ -17,19 +17,19 @@ def inks():
     return [training_line(bank, rng)[0] for _ in range(4)]
 
 
-def test_the_shipped_reader_is_read_with_the_partner_it_was_calibrated_with():
-    model = get_line_reader()
+def test_the_crnn_is_read_with_the_partner_it_was_calibrated_with():
+    model = get_line_reader("line_reader")
     assert isinstance(model, ReaderEnsemble) and len(model.members) == 2
     assert all(isinstance(m, LineReader) for m in model.members)
     assert model.metadata is model.primary.metadata  # the calibration is the primary's
     assert model.metadata["verdict_thresholds"]["ensemble"] == model.metadata["ensemble"] == ["line_reader_warp"]
-    alone = get_line_reader(ensemble=False)
+    alone = get_line_reader("line_reader", ensemble=False)
     assert alone is model.primary and primary(alone) is alone
 
 
 def test_a_reader_read_with_itself_reads_as_it_does_alone(inks):
     """The ensemble averages its members' N-best lists: two copies of one reader change nothing."""
-    alone = get_line_reader(ensemble=False)
+    alone = get_line_reader("line_reader", ensemble=False)
     twice = read_lines(inks, model=ReaderEnsemble([alone, alone]))
     once = read_lines(inks, model=alone)
     for a, b in zip(twice, once):
@@ -39,7 +39,7 @@ def test_a_reader_read_with_itself_reads_as_it_does_alone(inks):
 
 
 def test_the_ensemble_mixes_its_members_readings(inks):
-    model = get_line_reader()
+    model = get_line_reader("line_reader")
     both = read_lines(inks, model=model, tta=False)
     each = [read_lines(inks, model=m, tta=False) for m in model.members]
     for j, reading in enumerate(both):
@@ -64,21 +64,21 @@ def test_calibrate_names_the_partners_and_leaves_the_loaded_reader_alone(tmp_pat
     from digitlab.recognize import get_model
 
     out = tmp_path / "reader.dlm"
-    main(["--lines", "50", "--ensemble", "none", "--out", str(out)])
+    main(["--model", "line_reader", "--lines", "50", "--ensemble", "none", "--out", str(out)])
     assert "'ensemble': []" in capsys.readouterr().out
     saved = get_model(str(out))
     assert saved.metadata["ensemble"] == [] and saved.metadata["verdict_thresholds"]["lines"] == 50
     assert isinstance(get_line_reader(str(out)), LineReader)  # no partners: the reader alone
-    assert get_line_reader().metadata["ensemble"] == ["line_reader_warp"]  # the shipped file is as it was
+    assert get_line_reader("line_reader").metadata["ensemble"] == ["line_reader_warp"]  # the shipped file is as it was
     with pytest.raises(SystemExit) as exc:
-        main(["--lines", "50", "--ensemble", "cnn", "--out", str(out)])
+        main(["--model", "line_reader", "--lines", "50", "--ensemble", "cnn", "--out", str(out)])
     assert exc.value.code == 2 and "not a line-reader model" in capsys.readouterr().err
 
 
 def test_a_reader_trained_from_the_shipped_one_does_not_inherit_its_partner(tmp_path, monkeypatch):
     """Partners are named when a reader is calibrated with them; a warm restart is calibrated alone."""
     import digitlab.arithmetic.calibrate as cal
-    from digitlab.reader.crnn import train_line_reader
+    from digitlab.reader.train import train_line_reader
     from digitlab.recognize import model_path
 
     monkeypatch.setattr(cal, "calibrate", lambda model, *a, **k: {"read_with": type(model).__name__})
@@ -93,7 +93,7 @@ def test_a_reader_trained_from_the_shipped_one_does_not_inherit_its_partner(tmp_
 def test_a_second_read_reuses_the_plain_reading_and_reads_as_a_fresh_one(inks, monkeypatch):
     """``check_page`` compares page hypotheses on plain readings, then reads the kept one again with every
     variant: the primary's plain frames are not computed twice, and the N-best lists are the same."""
-    model = get_line_reader()
+    model = get_line_reader("line_reader")
     fresh = read_lines(inks, model=model)
     first = read_lines(inks, model=model.primary, tta=False)
     seen = []
@@ -111,7 +111,7 @@ def test_a_second_read_reuses_the_plain_reading_and_reads_as_a_fresh_one(inks, m
 
 def test_plain_readings_must_match_the_lines(inks):
     """A caller handing the wrong number of earlier readings is told, not silently read afresh."""
-    model = get_line_reader()
+    model = get_line_reader("line_reader")
     first = read_lines(inks[:1], model=model.primary, tta=False)
     with pytest.raises(ValueError, match="readings for"):
         read_lines(inks, model=model, plain=[r.frames for r in first])

@@ -89,7 +89,7 @@ def test_operator_slices_keep_every_stroke_of_the_symbol():
 def test_line_slices_of_every_symbol(val_bank):
     from digitlab.reader import CHARSET
 
-    X, y = line_slices(val_bank, 30, get_line_reader(ensemble=False), np.random.default_rng(6), progress=False,
+    X, y = line_slices(val_bank, 30, get_line_reader("line_reader", ensemble=False), np.random.default_rng(6), progress=False,
                        chars=CHARSET)
     assert set(np.unique(y)) <= set(range(len(CHARSET)))
     assert (y == CHARSET.index("=")).sum() >= 12  # most training lines are "a op b = c"

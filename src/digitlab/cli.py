@@ -121,7 +121,7 @@ def cmd_train(args) -> int:
     from .trainer import train_model
 
     if args.method == "line-reader":
-        from .reader.crnn import train_line_reader
+        from .reader.train import train_line_reader
         from .recognize import models_dir
 
         out = args.out or models_dir() / "line_reader.dlm"
