@@ -143,3 +143,16 @@ def test_a_page_turned_a_quarter_or_upside_down_reads_as_upright():
             x0, y0, x1, y1 = line.bbox
             assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
             assert (turned[y0:y1, x0:x1] < 128).sum() > 50
+
+
+def test_one_written_line_upside_down_or_sideways_reads_as_upright():
+    from digitlab.arithmetic.check import check_page
+    from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+
+    inks, texts, _ = pen_lines(load_pendigits("tes"), 1, seed=32)
+    img = as_paper(np.pad(inks[0], 24), np.random.default_rng(1))
+    assert img.shape[1] >= 2.5 * img.shape[0]  # a strip: only upside down is tried when it reads poorly
+    assert [l.expression for l in check_page(img).lines] == texts
+    for k in (1, 2):  # sideways it is tall, so every quarter turn is tried
+        r = check_page(np.ascontiguousarray(np.rot90(img, k)))
+        assert r.rotation == (360 - 90 * k) % 360 and [l.expression for l in r.lines] == texts

@@ -50,7 +50,10 @@ def available() -> list[str]:
 
 def _ensure_loaded(name: str | None = None) -> None:
     # Importing the modules registers their classes; kept lazy so `import digitlab` stays light.
-    # Loading a CNN or a profile skips scikit-learn's import (seconds on a busy CPU).
+    # Loading a CNN, a profile or a model whose module is already imported (a line reader) skips
+    # scikit-learn's import: 1-2 s of every `digitlab check` start-up otherwise.
+    if name is not None and name in REGISTRY:
+        return
     if name in ("cnn", "profile"):
         from . import cnn, profile  # noqa: F401
         return
