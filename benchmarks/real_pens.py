@@ -1,11 +1,12 @@
 """Lines and numbers written with real pen strokes, read through the whole product, old and new reader.
 
-    python benchmarks/real_pens.py [--split tes] [--lines 600] [--numbers 400] [--seed 99] [--json PATH]
+    python benchmarks/real_pens.py [--split tes] [--lines 600] [--numbers 400] [--seed 99] [--messy 0] [--json PATH]
 
 Each sample is one image, as a user would send it: a line "a op b = c" (about half of the answers
 wrong, 20% of those any number at all) or a number of 1-6 digits, composed from the real pen
 trajectories of one writer (``digitlab.datasets.pens``: UCI pendigits; the operators are drawn in the
-same pen), rendered on paper and read by ``check_page`` / ``read_number`` with
+same pen; ``--messy 0.4``: written as people write when nothing rules the line, each symbol up to 0.4
+of its height off the baseline, the "=" lower, the answer climbing or falling), rendered on paper and read by ``check_page`` / ``read_number`` with
 
 - ``new``: the default reader (PP-OCRv6 fused with the two CRNNs, ``reader/ppocr.py``), and
 - ``old``: the CRNN pair alone (``line_reader`` with its partner, test-time augmentation and the
@@ -88,16 +89,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--lines", type=int, default=600)
     ap.add_argument("--numbers", type=int, default=400)
     ap.add_argument("--seed", type=int, default=99)
+    ap.add_argument("--messy", type=float, default=0.0, help="symbols off the baseline, in heights (see pens.compose_line)")
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/real_pens.json")
     args = ap.parse_args(argv)
     pens = load_pendigits(args.split)
-    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed)
+    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed, messy=args.messy)
     line_imgs = images(inks, args.seed)
-    inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number")
+    inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number", messy=args.messy)
     number_imgs = images(inks, args.seed + 1)
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
-    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}",
+    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}"
+                        + (f", messy {args.messy}" if args.messy else ""),
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):
         r = run(readers[name](), line_imgs, line_texts, number_imgs, number_texts)

@@ -96,3 +96,17 @@ def test_a_missing_data_folder_is_one_clear_error(tmp_path):
         load_pendigits("tes", tmp_path)
     with pytest.raises(DataError, match="'tra' or 'tes'"):
         load_pendigits("val", tmp_path)
+
+
+def test_messy_lines_stay_one_line():
+    """Symbols off the baseline, a lower "=", a climbing answer: still one line of writing."""
+    from digitlab.arithmetic.check import check_page
+    from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+
+    pens = load_pendigits("tra")
+    tidy, _, _ = pen_lines(pens, 3, seed=12)
+    messy, texts, _ = pen_lines(pens, 3, seed=12, messy=0.4)
+    assert any(a.shape != b.shape for a, b in zip(tidy, messy))
+    for i, ink in enumerate(messy):
+        page = check_page(as_paper(np.pad(ink, 24), np.random.default_rng(i)))
+        assert len(page.lines) == 1

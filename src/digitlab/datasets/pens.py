@@ -179,20 +179,28 @@ class Writer:
 
 
 def compose_line(text: str, pens: PenSet, writer_id: str, rng: np.random.Generator,
-                 writer: Writer | None = None, margin: int = 12, x_from: PenSet | None = None) -> np.ndarray:
+                 writer: Writer | None = None, margin: int = 12, x_from: PenSet | None = None,
+                 messy: float = 0.0) -> np.ndarray:
     """An ink map (float32, 1 = ink) of ``text`` written by ``writer_id``: each digit one of that writer's
     own samples, operators drawn in the same pen (a "*" is the writer's own "x" when ``x_from`` has one
     for a UJI writer). Characters sit on a drifting baseline, each a little off it, at the writer's spacing.
+
+    ``messy`` (in heights) writes the line as people do when nothing rules it: each symbol up to that
+    far off the baseline, the "=" lower, the answer climbing or falling, and sizes varying more.
     """
     w = writer or Writer.draw(rng)
     own = pens.by_writer[writer_id]
     placed: list[Strokes] = []
     x, base = 0.0, 0.0
+    # (no draws at all when tidy: the tidy lines of a seed stay the lines benchmarks were measured on)
+    jitter = (lambda lo, hi: rng.uniform(lo, hi) * messy) if messy else (lambda lo, hi: 0.0)
+    climb = jitter(-0.5, 0.5)  # the answer's slope, in heights per symbol
+    after_equals = False
     for ch in text:
-        h = w.height * rng.uniform(0.92, 1.08)
+        h = w.height * rng.uniform(0.92, 1.08) * (1 + jitter(-0.5, 0.5))
         if ch.isdigit():
             strokes = _normalised(pens.strokes[int(rng.choice(own[ch]))], h)
-            dy = base + rng.normal(0, 0.04) * h
+            dy = base + rng.normal(0, 0.04) * h + jitter(-1, 1) * h
         elif ch == "*" and x_from is not None and writer_id in x_from.by_writer and "x" in x_from.by_writer[writer_id]:
             strokes = _normalised(x_from.strokes[int(rng.choice(x_from.by_writer[writer_id]["x"]))], 0.5 * h)
             dy = base + 0.3 * h
@@ -201,11 +209,12 @@ def compose_line(text: str, pens: PenSet, writer_id: str, rng: np.random.Generat
             continue
         else:
             strokes = [s * h for s in operator_strokes(ch, rng)]
-            dy = base
+            dy = base + (jitter(0.2, 0.6) * h if ch == "=" else 0.0)
         width = max(float(np.concatenate(strokes)[:, 0].max()), 0.15 * h)
         placed.append([s + np.float32([x, dy]) for s in strokes])
         x += width + w.gap * w.height * rng.uniform(0.6, 1.4)
-        base += w.drift * w.height
+        base += w.drift * w.height + (climb * w.height if after_equals else 0.0)
+        after_equals = after_equals or ch == "="
     pts = np.concatenate([s for ch in placed for s in ch])
     # slant: shear by the height above the line's lowest point
     sheared = [[np.c_[s[:, 0] + w.slant * (pts[:, 1].max() - s[:, 1]), s[:, 1]] for s in ch] for ch in placed]
@@ -236,9 +245,10 @@ def number_text(rng: np.random.Generator, low: int = 1, high: int = 6) -> str:
 
 
 def pen_lines(pens: PenSet, n: int, seed: int = 0, kind: str = "line", x_from: PenSet | None = None,
-              careless: float = 0.2) -> tuple[list[np.ndarray], list[str], list[str]]:
+              careless: float = 0.2, messy: float = 0.0) -> tuple[list[np.ndarray], list[str], list[str]]:
     """``n`` ink maps of real writers' digits composed as ``kind`` "line" ("a op b = c", half of them
-    wrong, as ``synthetic.pagegen.school_problem`` draws them) or "number"; (inks, texts, writers)."""
+    wrong, as ``synthetic.pagegen.school_problem`` draws them) or "number"; (inks, texts, writers).
+    ``messy``: see ``compose_line``."""
     from ..synthetic.pagegen import school_problem
 
     rng = np.random.default_rng(seed)
@@ -249,7 +259,7 @@ def pen_lines(pens: PenSet, n: int, seed: int = 0, kind: str = "line", x_from: P
         text = school_problem(rng, careless) if kind == "line" else number_text(rng)
         if any(ch.isdigit() and ch not in pens.by_writer[wid] for ch in text):
             continue  # a writer with no sample of a digit
-        inks.append(compose_line(text, pens, wid, rng, x_from=x_from))
+        inks.append(compose_line(text, pens, wid, rng, x_from=x_from, messy=messy))
         texts.append(text)
         who.append(wid)
     return inks, texts, who
