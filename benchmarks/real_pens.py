@@ -13,7 +13,8 @@ of its height off the baseline, the "=" lower, the answer climbing or falling), 
   checker's calibrated second opinion), the reader before PP-OCR,
 
 in the same run on the same machine. ``--split tes`` (default) draws pendigits' 14 *test* writers,
-never used to choose anything; ``--split tra`` its 30 training writers (validation). Reported: exact
+never used to choose anything; ``--split tra`` its 30 training writers (validation); ``--split uji``
+the 11 writers of UJI Pen Characters (Spain: flagged 1s, crossed 7s), never used to choose anything. Reported: exact
 readings, right verdicts, unsure, false ticks (a wrong answer marked correct), false crosses (a right
 answer marked wrong: the worst mistake), and seconds per image.
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.arithmetic.check import adds_up, check_page
-from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+from digitlab.datasets.pens import as_paper, load_pendigits, load_uji, pen_lines
 from digitlab.preprocess import NoDigitFound
 from digitlab.reader.read import get_line_reader, read_number
 
@@ -85,7 +86,8 @@ def run(reader, line_imgs, line_texts, number_imgs, number_texts) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=["tes", "tra"], default="tes")
+    ap.add_argument("--split", choices=["tes", "tra", "uji"], default="tes",
+                    help="pendigits' test or training writers, or UJI Pen Characters' 11 writers (Spain)")
     ap.add_argument("--lines", type=int, default=600)
     ap.add_argument("--numbers", type=int, default=400)
     ap.add_argument("--seed", type=int, default=99)
@@ -93,13 +95,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/real_pens.json")
     args = ap.parse_args(argv)
-    pens = load_pendigits(args.split)
-    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed, messy=args.messy)
+    if args.split == "uji":  # European hands; a "*" is the writer's own "x"
+        pens, x_from, source = load_uji(chars="0123456789"), load_uji(chars="x"), "UJI Pen Characters v1"
+    else:
+        pens, x_from, source = load_pendigits(args.split), None, f"pendigits-orig.{args.split}"
+    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed, messy=args.messy, x_from=x_from)
     line_imgs = images(inks, args.seed)
     inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number", messy=args.messy)
     number_imgs = images(inks, args.seed + 1)
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
-    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}"
+    report = {"data": f"{source} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}"
                         + (f", messy {args.messy}" if args.messy else ""),
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):
