@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--bank", default="heldout", choices=["heldout", "val"])
     ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--overflow", type=float, default=0.0,
+                    help="share of answers written at full size over the box's edge (simulate.fill)")
     ap.add_argument("--alone", action="store_true", help="the shipped line reader without its partner")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "printed_sheets.json"))
     ap.add_argument("--save-photos", metavar="DIR", help="keep the photos (and annotated pages) here")
@@ -71,7 +73,7 @@ def main() -> None:
         sheet = layout(problems, new_sheet_id(), f"Benchmark {i + 1}")
         key = key_of(sheet)
         answers = pupil_answers(key, rng)
-        page = fill(sheet, answers, bank, rng, dpi=200)
+        page = fill(sheet, answers, bank, rng, dpi=200, overflow=args.overflow)
         photo = phone_photo(page, rng, out_side=int(rng.integers(1800, 2600)))
         if args.save_photos:
             Path(args.save_photos).mkdir(parents=True, exist_ok=True)
@@ -107,7 +109,7 @@ def main() -> None:
     marked = [(t, s) for t, s in rows if s != "unsure"]
     right = sum(t == s for t, s in marked)
     result = {
-        "pages": args.pages, "problems_per_page": args.problems, "answers": n, "bank": args.bank, "seed": args.seed,
+        "pages": args.pages, "problems_per_page": args.problems, "answers": n, "bank": args.bank, "seed": args.seed, "overflow": args.overflow,
         "pages_not_found": failed,
         "graded_right_rate": round(right / max(1, len(marked)), 4),
         "graded_right_of_all": round(right / max(1, n), 4),

@@ -18,6 +18,7 @@ or some but not all are blank; blank when all are; else unsure.
 
 from __future__ import annotations
 
+import functools
 import io
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ import numpy as np
 
 from ..errors import DigitlabError, ImageError
 from ..limits import MAX_PHOTO_PIXELS
-from .layout import BOX_LINE_MM, NAME_BOX_MM, PNG_DPI
+from .layout import BOX_LINE_MM, NAME_BOX_MM, PNG_DPI, redraw, to_raster
 from .markers import NoSheetFound, find_markers, read_sheet_id, rectify
 
 # Chosen on validation handwriting (benchmarks/printed_sheets.py --bank val --calibrate): a confident
@@ -76,7 +77,8 @@ def _edge(profile: np.ndarray) -> tuple[int, int] | None:
     return a, b
 
 
-def box_ink(dark: np.ndarray, box_mm, dpi: float = PNG_DPI, search_mm: float = SEARCH_MM) -> tuple[np.ndarray, bool]:
+def box_ink(dark: np.ndarray, box_mm, dpi: float = PNG_DPI, search_mm: float = SEARCH_MM,
+            printed=None) -> tuple[np.ndarray, bool]:
     """(ink map of the box's inside, 1 = ink; whether there is writing in it).
 
     The printed border is found, not assumed: the photo's rectification is good to about a
@@ -127,8 +129,56 @@ def box_ink(dark: np.ndarray, box_mm, dpi: float = PNG_DPI, search_mm: float = S
         return np.zeros_like(d), False
     near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     d = np.where(near, d, 0)
+    if printed is not None:
+        d = _with_overflow(dark, d, keep[labels], top + max(0, rt), left + max(0, cl), printed)
     hi = float(np.percentile(d[d > 0.25], 95))
     return np.clip(d / max(hi, 0.3), 0, 1).astype(np.float32), True
+
+
+def _with_overflow(dark: np.ndarray, d: np.ndarray, inside: np.ndarray, y0: int, x0: int, printed) -> np.ndarray:
+    """The box's ink ``d`` (its writing ``inside``, at ``y0, x0`` in ``dark``) with the writing that
+    carries on past its left or right border: a pupil's "14" begun left of a small box, or its last
+    digit written over the edge, is read whole instead of as "4".
+
+    When there is ink near a side inside the box, the ink beside the box that joins it (a gap
+    narrower than a digit's spacing) is kept, less the box's border (long straight runs in the photo)
+    and the sheet's printed text (``printed()``: a mask in ``dark``'s pixels, widened by the
+    rectification's error), so the question's "=" stays out. A stroke that runs along the border
+    itself (a "1" written on it) loses what lies on the line."""
+    bh, bw = d.shape
+    reach = round(0.9 * bh)  # most of a digit either side
+    H, W = dark.shape
+    wx0, wx1 = max(0, x0 - reach), min(W, x0 + bw + reach)
+    wy0, wy1 = max(0, y0 - round(0.15 * bh)), min(H, y0 + bh + round(0.15 * bh))
+    iy, ix = y0 - wy0, x0 - wx0
+    win = np.clip(dark[wy0:wy1, wx0:wx1] - 0.1, 0, 1)
+    raw = (win > 0.25).astype(np.uint8)
+    # a side to look past: there is ink near it inside the box (the box's writing, or the sliver of
+    # a digit that straddles the border, too small to be kept as writing on its own)
+    near, rows = max(8, round(0.12 * bh)), slice(iy + 2, iy + bh - 2)
+    to_left, to_right = bool(raw[rows, ix : ix + near].any()), bool(raw[rows, ix + bw - near : ix + bw].any())
+    if not (to_left or to_right):
+        return d
+    rules = (cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((1, max(3, round(0.5 * bw))), np.uint8))
+             | cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((max(3, round(0.7 * bh)), 1), np.uint8)))
+    rules = cv2.dilate(rules, np.ones((3, 3), np.uint8)) > 0  # the box's border, as the photo shows it
+    ink = (raw.astype(bool) & ~rules & ~printed()[wy0:wy1, wx0:wx1]).astype(np.uint8)
+    ink[iy : iy + bh, ix : ix + bw] = raw[iy : iy + bh, ix : ix + bw] | inside
+    # a gap as wide as the border with its margin of error, or as digits leave between them
+    joined = cv2.dilate(ink, np.ones((5, max(7, round(0.3 * bh))), np.uint8))
+    _, labels = cv2.connectedComponents(joined, connectivity=8)
+    hit = np.unique(labels[iy : iy + bh, ix : ix + bw][ink[iy : iy + bh, ix : ix + bw] > 0])
+    keep = np.isin(labels, hit[hit > 0]) & (ink > 0)
+    keep[:, ix : ix + bw] = False  # inside, the box's own reading of its ink stands
+    keep[:, : ix] &= to_left
+    keep[:, ix + bw :] &= to_right
+    if keep.sum() < 0.01 * d.size:
+        return d  # nothing worth the name outside: the writing only came near the border
+    whole = np.zeros(win.shape, np.float32)
+    whole[iy : iy + bh, ix : ix + bw] = d
+    whole = np.where(keep, win, whole)
+    rows, cols = (np.nonzero(whole.max(axis=k) > 0.25)[0] for k in (1, 0))
+    return whole[max(0, rows[0] - 3) : rows[-1] + 4, max(0, cols[0] - 3) : cols[-1] + 4]
 
 
 def mark_part(reading, expected: str) -> tuple[str, float]:
@@ -218,11 +268,22 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
             raise NoSheetFound(f"{label}: sheet {sheet_id} is not in the database (made elsewhere? grade with --key FILE)")
     dark = darkness(flatten_light(page, stroke_px=4.0))
 
+    @functools.cache
+    def printed() -> np.ndarray:  # drawn only for a page where some answer runs over its box
+        sheet = redraw(key)  # its print less the boxes, whose borders are found in the photo, exactly
+        sheet["draw"] = [d for d in sheet["draw"] if d[0] != "rect"]
+        mask = (to_raster(sheet, PNG_DPI).min(axis=2) < 160).astype(np.uint8)
+        mask = cv2.dilate(mask, np.ones((9, 9), np.uint8)) > 0  # about the rectification's error
+        out = np.zeros(dark.shape, bool)
+        h, w = min(out.shape[0], mask.shape[0]), min(out.shape[1], mask.shape[1])
+        out[:h, :w] = mask[:h, :w]
+        return out
+
     parts, inks = [], []
     crops = {}
     for p in key["problems"]:
         for k, box in enumerate(p["boxes_mm"]):
-            ink, has = box_ink(dark, box)
+            ink, has = box_ink(dark, box, printed=printed)
             parts.append((p, k, has))
             if has:
                 inks.append(ink)

@@ -44,8 +44,10 @@ def pupil_answers(key: dict, rng: np.random.Generator, p_blank: float = 0.1, p_w
 
 
 def fill(sheet: dict, answers: list[Written], bank, rng: np.random.Generator, dpi: float = 200,
-         name: str | None = "1234") -> np.ndarray:
-    """The printed page at ``dpi`` (float RGB, 1 = white) with the answers handwritten into their boxes."""
+         name: str | None = "1234", overflow: float = 0.0) -> np.ndarray:
+    """The printed page at ``dpi`` (float RGB, 1 = white) with the answers handwritten into their boxes;
+    ``overflow``: the share of answers written at full size that run over the box's right (or, a third
+    of those, its left) edge by a third to two thirds of a digit, as pupils write when a box is small."""
     from ..synthetic.pagegen import Writer, render_text
 
     page = to_raster(sheet, dpi).astype(np.float32) / 255
@@ -55,17 +57,24 @@ def fill(sheet: dict, answers: list[Written], bank, rng: np.random.Generator, dp
     writer = Writer.sample(rng, (0.5 * box_h, 0.72 * box_h))
     colour = np.float32(writer.colour)
 
-    def put(ink: np.ndarray, box_px) -> None:
+    def put(ink: np.ndarray, box_px, n_chars: int = 1, over: bool = False) -> None:
         x0, y0, x1, y1 = box_px
         bw, bh = x1 - x0, y1 - y0
         ink = ink[:, np.nonzero(ink.max(axis=0) > 0.1)[0].min():] if ink.max() > 0.1 else ink
         ys = np.nonzero(ink.max(axis=1) > 0.1)[0]
         ink = ink[ys.min() : ys.max() + 1] if len(ys) else ink
-        sc = min(1.0, (bw - 0.12 * bh) / ink.shape[1], 0.86 * bh / ink.shape[0])
+        xs = np.nonzero(ink.max(axis=0) > 0.1)[0]
+        ink = ink[:, : xs.max() + 1] if over and len(xs) else ink
+        sc = min(1.0, 0.86 * bh / ink.shape[0]) if over else min(1.0, (bw - 0.12 * bh) / ink.shape[1], 0.86 * bh / ink.shape[0])
         if sc < 1:
             ink = cv2.resize(ink, (max(1, int(ink.shape[1] * sc)), max(1, int(ink.shape[0] * sc))), interpolation=cv2.INTER_AREA)
         ih, iw = ink.shape
-        ox = x0 + int(rng.uniform(0.06 * bh, max(0.06 * bh + 1, bw - iw - 0.06 * bh)))
+        if over:  # past the right edge, or a third of the time the left, by part of a digit
+            past = int(rng.uniform(0.33, 0.67) * iw / n_chars)
+            ox = x0 - past if rng.random() < 1 / 3 else x1 + past - iw
+            ox = max(0, min(ox, page.shape[1] - iw))
+        else:
+            ox = x0 + int(rng.uniform(0.06 * bh, max(0.06 * bh + 1, bw - iw - 0.06 * bh)))
         oy = y0 + int(rng.uniform(0.07 * bh, max(0.07 * bh + 1, bh - ih - 0.07 * bh)))
         region = page[oy : oy + ih, ox : ox + iw]
         a = ink[: region.shape[0], : region.shape[1], None]
@@ -76,7 +85,8 @@ def fill(sheet: dict, answers: list[Written], bank, rng: np.random.Generator, dp
             if text is None:
                 continue
             px = [int(round(v * s)) for v in box]
-            put(render_text(text, bank, writer, rng), px)
+            over = overflow > 0 and rng.random() < overflow  # no draw when 0: a seed's sheets stay as they were
+            put(render_text(text, bank, writer, rng), px, len(text), over)
     if name:
         from .layout import NAME_BOX_MM
 
