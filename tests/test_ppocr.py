@@ -156,3 +156,19 @@ def test_one_written_line_upside_down_or_sideways_reads_as_upright():
     for k in (1, 2):  # sideways it is tall, so every quarter turn is tried
         r = check_page(np.ascontiguousarray(np.rot90(img, k)))
         assert r.rotation == (360 - 90 * k) % 360 and [l.expression for l in r.lines] == texts
+
+
+def test_check_reads_with_the_reader_named_on_the_command_line(tmp_path, capsys):
+    import cv2
+
+    from digitlab.cli import main
+    from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+
+    inks, texts, _ = pen_lines(load_pendigits("tes"), 1, seed=33)
+    path = tmp_path / "line.png"
+    cv2.imwrite(str(path), as_paper(np.pad(inks[0], 24), np.random.default_rng(2)))
+    for name in ("ppocr", "line_reader"):
+        assert main(["check", str(path), "--json", "--model", name]) == 0
+        assert json.loads(capsys.readouterr().out)["lines"][0]["expression"] == texts[0]
+    assert main(["check", str(path), "--model", "cnn"]) != 0
+    assert "not a line-reader model" in capsys.readouterr().err

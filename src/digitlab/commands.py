@@ -26,7 +26,7 @@ def cmd_serve(args) -> int:
 
 
 def _profile(args):
-    """The handwriting profile named by ``--profile`` (issue 15), or None."""
+    """The handwriting profile named by ``--profile``, or None."""
     if not getattr(args, "profile", None):
         return None
     from .profiles import get_profile
@@ -210,7 +210,7 @@ def cmd_check(args) -> int:
     from .reader.read import get_line_reader
     from .recognize import expand_paths
 
-    model = get_line_reader()
+    model = get_line_reader(args.model)
     profile = _profile(args)
     failures = 0
     out_dir = Path(args.annotate) if args.annotate else None
@@ -244,5 +244,7 @@ def register_check(sub) -> None:
     p.add_argument("paths", nargs="+", help="images or folders")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--annotate", metavar="DIR", help="write each page with ticks, crosses and right answers")
+    p.add_argument("--model", default=None,
+                   help="line reader: ppocr (default: PP-OCRv6 fused with the CRNNs), line_reader (the CRNN pair), or a file")
     p.add_argument("--profile", help="a handwriting profile (`digitlab profiles`) that re-ranks the digits read")
     p.set_defaults(func=cmd_check)
