@@ -2,13 +2,15 @@
 
 import json
 
+import cv2
+
 import numpy as np
 import pytest
 
 from digitlab.errors import ModelError
 from digitlab.reader import CHARSET
 from digitlab.reader.ppocr import PPOCRReader, get_ppocr, mapping_matrix, model_file, settings
-from digitlab.reader.read import FusedReader, get_line_reader, read_lines
+from digitlab.reader.read import FusedReader, get_line_reader, read_lines, read_number
 
 
 def test_model_is_found_in_the_installed_wheel_and_checked():
@@ -172,3 +174,19 @@ def test_check_reads_with_the_reader_named_on_the_command_line(tmp_path, capsys)
         assert json.loads(capsys.readouterr().out)["lines"][0]["expression"] == texts[0]
     assert main(["check", str(path), "--model", "cnn"]) != 0
     assert "not a line-reader model" in capsys.readouterr().err
+
+
+def test_a_tight_small_crop_of_a_number_is_read():
+    """A number cut tightly out of a form (a few pixels of margin, about 130x120 px) is read, not
+    "no number found"."""
+    from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+
+    inks, texts, _ = pen_lines(load_pendigits("tes"), 30, seed=34, kind="number")
+    right = 0
+    for i, (ink, text) in enumerate(zip(inks, texts)):
+        ys, xs = np.nonzero(ink > 0.1)
+        crop = ink[max(0, ys.min() - 2) : ys.max() + 3, max(0, xs.min() - 2) : xs.max() + 3]
+        scale = 120 / crop.shape[0]
+        crop = cv2.resize(crop, (max(8, round(crop.shape[1] * scale)), 120), interpolation=cv2.INTER_AREA)
+        right += read_number(as_paper(crop, np.random.default_rng(i)))["text"] == text
+    assert right >= 23, right  # measured: 26 of 30 (pendigits test writers, as benchmarks/real_pens.py)
