@@ -243,13 +243,15 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
 
     rgb = load_rgb(source, name=name, **({"max_side": max_side} if max_side else {}))
 
-    def hypotheses(image):
+    def hypotheses(image, sample: int | None = None):
         # Hypotheses are compared on plain readings by the primary reader; only the one kept is read
         # again by the whole reader: a wrong outline can cut a page into dozens of long bands.
+        # ``sample``: only that many of each hypothesis' widest lines are read (a quick look).
         best = None
         for page in page_hypotheses(image, name=name, max_side=max_side):
-            readings = read_lines([l.ink for l in page.lines], ARITHMETIC, model=primary(model), profile=profile,
-                                  tta=False) if page.lines else []
+            lines = _widest(page.lines, sample) if sample else page.lines
+            readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(model), profile=profile,
+                                  tta=False) if lines else []
             score, settled = _readability(readings, correct_min, wrong_min, top_min)
             if best is None or score > best[0]:
                 best = (score, page, readings)
@@ -263,18 +265,26 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     except NoDigitFound as exc:
         best, turns, first_error = None, 0, exc
     # A photo may arrive sideways or upside down (no EXIF tag, or one a scanner ignored): when the
-    # upright page reads poorly, the quarter turns are read too and the likeliest kept.
+    # upright page reads poorly, a quick look at each quarter turn (its widest lines only) is
+    # compared with the same look at the upright page, and a turn that reads clearly better is read.
     if best is None or _weak(best[2]):
         # An image more than 2.5 times as wide as it is high is a line or a strip, never a page turned
         # sideways (that would be tall): only upside down is tried, a third of the time.
         h, w = rgb.shape[:2]
+        if best is not None:
+            kept = {id(l) for l in _widest(best[1].lines, ORIENTATION_SAMPLE)}
+            upright = sum(r.nbest[0][1] for l, r in zip(best[1].lines, best[2]) if id(l) in kept and r.nbest)
+        chosen, look = 0, None
         for k in (2,) if w >= 2.5 * h else (1, 2, 3):
             try:
-                other = hypotheses(np.ascontiguousarray(np.rot90(rgb, k)))
+                other = hypotheses(np.ascontiguousarray(np.rot90(rgb, k)), sample=ORIENTATION_SAMPLE)
             except NoDigitFound:
                 continue
-            if best is None or other[0] > best[0] * 1.2 + 0.05:
-                best, turns = other, k
+            if (best is None and (look is None or other[0] > look)) or \
+                    (best is not None and other[0] > max(upright * 1.2 + 0.05, look or 0.0)):
+                chosen, look = k, other[0]
+        if chosen:
+            best, turns = hypotheses(np.ascontiguousarray(np.rot90(rgb, chosen))), chosen
         if best is None:
             raise first_error or NoDigitFound("no lines of writing found")
     _, page, readings = best
@@ -301,6 +311,18 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         raise NoDigitFound("no lines of writing found")
     return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image,
                       rotation=90 * turns)
+
+
+ORIENTATION_SAMPLE = 6  # lines read of each quarter turn to tell which way up a weak page is
+
+
+def _widest(lines: list, n: int | None) -> list:
+    """The ``n`` widest of ``lines`` (in their order on the page): the ones that show best which way up
+    a page is."""
+    if n is None or len(lines) <= n:
+        return list(lines)
+    keep = set(sorted(range(len(lines)), key=lambda i: -lines[i].ink.shape[1])[:n])
+    return [l for i, l in enumerate(lines) if i in keep]
 
 
 def _weak(readings) -> bool:
