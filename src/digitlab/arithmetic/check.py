@@ -326,9 +326,13 @@ def _widest(lines: list, n: int | None) -> list:
 
 
 def _weak(readings) -> bool:
-    """A page hypothesis that reads poorly: no line, or lines whose best readings are mostly doubtful."""
+    """A page hypothesis that reads poorly: no line, or lines whose best readings are mostly doubtful
+    *and* mostly implausible (no answer a pupil's working gives: ``answer_kind`` neither right nor a
+    slip). A page turned over reads as both; an upright page in a hand the reader finds hard is
+    doubtful but adds up, and is not worth reading three more times."""
     probs = [r.nbest[0][1] if r.text is not None and r.nbest else 0.0 for r in readings]
-    return not probs or float(np.mean(probs)) < 0.5
+    plausible = [r.text is not None and answer_kind(r.text) in ("right", "near") for r in readings]
+    return not probs or (float(np.mean(probs)) < 0.5 and float(np.mean(plausible)) < 0.5)
 
 
 def _turned_back(page, turns: int, rgb: np.ndarray):
