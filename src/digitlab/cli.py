@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import DigitlabError, ImageError
+from .errors import DigitlabError, ImageError, SeveralSymbols, report_file_error, without_name
 
 EXIT_USAGE = 2
 
@@ -36,14 +36,6 @@ def _params(pairs: list[str] | None) -> dict:
     return out
 
 
-def report_file_error(path, exc: Exception, as_json: bool) -> None:
-    """One line for a file that could not be processed: JSON on stdout, or text on stderr."""
-    if as_json:
-        print(json.dumps({"file": str(path), "error": str(exc)}), flush=True)
-    else:
-        print(f"{path}: error: {exc}", file=sys.stderr, flush=True)
-
-
 # -- predict ----------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
     from .recognize import expand_paths, get_model, predict_source
@@ -62,8 +54,11 @@ def cmd_predict(args) -> int:
             pred = predict_source(model, path, name=str(path))
         except ImageError as exc:
             failures += 1
+            if isinstance(exc, SeveralSymbols):
+                exc = SeveralSymbols(f"{exc}; read a number with `digitlab read`, check arithmetic with `digitlab check`")
             if args.json:  # the line still says "no digit" in the field a reader of the output looks at
-                print(json.dumps({"file": str(path), "digit": None, "error": str(exc)}), flush=True)
+                print(json.dumps({"file": str(path), "digit": None, "error": without_name(str(exc), path)}),
+                      flush=True)
             else:
                 report_file_error(path, exc, args.json)
             continue

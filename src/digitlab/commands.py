@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli import report_file_error
-from .errors import DigitlabError, ImageError
+from .errors import DigitlabError, ImageError, report_file_error
 
 
 def cmd_serve(args) -> int:
@@ -51,7 +50,7 @@ def cmd_read(args) -> int:
         if args.json:
             print(json.dumps({"file": str(path), **result}))
         else:
-            print(f"{path}\t{result['text']}\t{result['confidence']:.4f}")
+            print(f"{path}\t{result['text']}\tconfidence {result['confidence']:.4f}")
     return 2 if failures else 0
 
 
@@ -232,7 +231,7 @@ def cmd_check(args) -> int:
                         "unsure": "unsure, please look" + (f" (or {', '.join(line.alternatives[:2])})"
                                                            if line.alternatives else ""),
                         "unreadable": line.error or "unreadable"}.get(line.status, "")
-                print(f"  {line.expression or '-':<20} {marks[line.status]}  {line.status:<10} {note}")
+                print(f"  {line.expression or '-':<20} {marks[line.status]}  {line.status:<10} {note}".rstrip())
         if out_dir:
             out_dir.mkdir(parents=True, exist_ok=True)
             annotate(result, out_dir / f"{Path(path).stem}_checked.png")

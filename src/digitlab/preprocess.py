@@ -17,16 +17,12 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, NoDigitFound  # noqa: F401 (NoDigitFound is imported from here too)
 
 MAX_SIDE = 8192  # larger images are refused before decoding (decompression bombs)
 MAX_PIXELS = 40_000_000
 BOX = 20  # MNIST: digits fitted into a 20x20 box ...
 SIZE = 28  # ... centred by mass in a 28x28 field
-
-
-class NoDigitFound(ImageError):
-    """The image holds no ink that could be a digit."""
 
 
 # Pillow's own bomb check would fire late (after the header) and only as a warning below 2x its

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError, ModelError
+from .errors import ImageError, ModelError, NoDigitFound, SeveralSymbols
 from .models.base import DigitModel, load
-from .preprocess import preprocess_digit
+from .preprocess import crop_and_fit, ink_map, ink_mask, load_image, preprocess_digit
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 DEFAULT_MODEL = WEIGHTS_DIR / "cnn.dlm"
@@ -87,14 +87,28 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
 
     With ``reject`` (the default) a picture that is not a digit raises ``NoDigitFound``: its shape is
     checked (``digitlab.reject``), then, for the shipped CNN, the model's confidence, and the learned
-    reject model's verdict (``weights/reject.dlm``, for every model).
+    reject model's verdict (``weights/reject.dlm``, for every model). A refused picture whose ink lies
+    in several symbols side by side (``reject.several_symbols``) raises ``SeveralSymbols``, a
+    ``NoDigitFound`` that says so.
     """
-    kw = {"name": name, "reject": reject}
+    kw = {"name": name}
     if max_side:
         kw["max_side"] = max_side
-    pred = predict_images(model, preprocess_digit(source, **kw)[None])[0]
-    if reject:
+    if not reject:
+        return predict_images(model, preprocess_digit(source, reject=False, **kw)[None])[0]
+    from .reject import check_shape, several_symbols
+
+    ink = ink_map(load_image(source, **kw))  # preprocess_digit's steps, keeping the ink to say why it is refused
+    try:
+        image = crop_and_fit(ink)
+        check_shape(image)
+        pred = predict_images(model, image[None])[0]
         refuse_non_digit(model, pred)
+    except NoDigitFound:
+        if several_symbols(ink_mask(ink)):
+            raise SeveralSymbols("no digit found: several symbols side by side "
+                                 "(a written number or a line of arithmetic?)") from None
+        raise
     return pred
 
 

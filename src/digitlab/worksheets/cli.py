@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import DigitlabError, ImageError
+from ..errors import DigitlabError, ImageError, without_name
 
 EXIT_USAGE = 2
 
@@ -58,10 +58,11 @@ def cmd_grade(args) -> int:
     def failed(photo: str, msg: str) -> None:
         nonlocal failures
         failures += 1
+        msg = without_name(msg, photo)  # the line names the photo once
         if args.json:
             print(json.dumps({"file": photo, "error": msg}), flush=True)
         else:
-            print(msg if msg.startswith(photo) else f"{photo}: {msg}", file=sys.stderr, flush=True)
+            print(f"{photo}: {msg}", file=sys.stderr, flush=True)
 
     # Every photo is tried, whatever happened to the ones before: each failure is one line, exit 2.
     for i, photo in enumerate(photos):
