@@ -253,6 +253,14 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def tight(ink: np.ndarray, thresh: float = 0.1) -> np.ndarray:
+    """An ink map cropped to its ink (pixels above ``thresh``), float32; a 1x1 blank when there is none."""
+    ys, xs = np.nonzero(ink > thresh)
+    if len(ys) == 0:
+        return ink[:1, :1] * 0
+    return np.ascontiguousarray(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], dtype=np.float32)
+
+
 def fit_to_mnist(ink: np.ndarray, box: int = BOX, size: int = SIZE) -> np.ndarray:
     """Scale an ink crop so its longest side is ``box`` px and centre its mass in ``size``x``size``."""
     h, w = ink.shape

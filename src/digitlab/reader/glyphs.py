@@ -22,17 +22,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..preprocess import tight  # noqa: F401 (its home is preprocess, which synthetic.styles imports too)
+
 SOURCES = ("train", "val", "heldout")
 # Operator kinds: the character a line reads as, and how big it is drawn (see linegen / benchmarks).
 OP_KINDS = {10: "+", 11: "-", 12: "x", 13: ".", 14: "÷", 15: "/"}
 KIND_CHAR = {"+": "+", "-": "-", "x": "*", ".": "*", "÷": "/", "/": "/", "=": "="}
-
-
-def tight(ink: np.ndarray, thresh: float = 0.1) -> np.ndarray:
-    ys, xs = np.nonzero(ink > thresh)
-    if len(ys) == 0:
-        return ink[:1, :1] * 0
-    return np.ascontiguousarray(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], dtype=np.float32)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..reader.glyphs import tight
+from ..preprocess import tight
 
 WORK = 80  # working height in px: strokes are drawn at 4x MNIST's 20 px digit box
 CURL_BACK = 0.3  # share of hooked 9s whose tail curls right back up (the 9 -> 3 errors left on other writers)
