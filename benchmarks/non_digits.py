@@ -38,7 +38,8 @@ from tqdm import tqdm
 from digitlab.data import load_mnist, load_optdigits, subset, train_val_split
 from digitlab.preprocess import NoDigitFound, preprocess_digit
 from digitlab.recognize import get_model, predict_source
-from digitlab.reject import CALIBRATION, LOWER, NET_WEIGHTS, REASONS, SCORE_KEYS, UPPER, features, net_model, thresholds
+from digitlab.reject import CALIBRATION, LOWER, REASONS, SCORE_KEYS, UPPER, features, thresholds
+from digitlab.rejectnet import NET_WEIGHTS, net_model
 from digitlab.synthetic.renders import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
 
 REASON_KEY = {v: k for k, v in REASONS.items()}

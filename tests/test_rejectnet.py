@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from digitlab import reject
+from digitlab import reject, rejectnet
 from digitlab.models.base import MAGIC, available
 from digitlab.preprocess import NoDigitFound, preprocess_digit
 from digitlab.recognize import get_model, predict_images, predict_source
@@ -20,10 +20,10 @@ def two_blobs() -> bytes:
 
 @pytest.fixture
 def no_learned_model(monkeypatch, tmp_path):
-    monkeypatch.setattr(reject, "NET_WEIGHTS", tmp_path / "missing.dlm")
-    reject.net_model.cache_clear()
+    monkeypatch.setattr(rejectnet, "NET_WEIGHTS", tmp_path / "missing.dlm")
+    rejectnet.net_model.cache_clear()
     yield
-    reject.net_model.cache_clear()
+    rejectnet.net_model.cache_clear()
 
 
 def test_train_reject_end_to_end_on_tiny_data(tmp_path, capsys):
@@ -63,8 +63,8 @@ def test_load_reject_refuses_other_models(tmp_path):
 
 
 def test_shipped_model_is_small_and_calibrated():
-    assert reject.NET_WEIGHTS.stat().st_size < 300_000
-    loaded = reject.net_model()
+    assert rejectnet.NET_WEIGHTS.stat().st_size < 300_000
+    loaded = rejectnet.net_model()
     assert loaded is not None, "weights/reject.dlm or its bound in weights/reject.json is missing"
     assert 0 < loaded[1] < 1
 
@@ -75,16 +75,16 @@ def test_learned_model_refuses_a_blob_that_the_shape_checks_let_through():
     pred = predict_images(model, image[None])[0]
     assert pred.confidence > 0.9
     reject.check_prediction(image, pred.probabilities)  # and the score
-    assert reject.not_digit_probability(preprocess_digit(two_blobs())) > reject.net_model()[1]
+    assert rejectnet.not_digit_probability(preprocess_digit(two_blobs())) > rejectnet.net_model()[1]
     with pytest.raises(NoDigitFound, match="reject model"):
         predict_source(model, two_blobs())
 
 
 def test_learned_model_accepts_real_digits(mnist_test):
     rng = np.random.default_rng(21)
-    bound = reject.net_model()[1]
+    bound = rejectnet.net_model()[1]
     images = np.stack([preprocess_digit(render_user_image(im, rng)) for im in mnist_test.images[:60]])
-    p = reject.net_model()[0].not_digit(images)
+    p = rejectnet.net_model()[0].not_digit(images)
     assert (p <= bound).all(), p.max()
 
 
@@ -102,29 +102,29 @@ def test_learned_model_refuses_most_varied_non_digits():
             except NoDigitFound:
                 pass
     assert len(images) >= 250
-    loaded = reject.net_model()
+    loaded = rejectnet.net_model()
     refused = loaded[0].not_digit(np.stack(images)) > loaded[1]
     assert refused.mean() >= 0.82  # 3 points under the measured 0.851
 
 
 def test_missing_weights_fall_back_to_the_other_checks(no_learned_model):
-    assert reject.net_model() is None and reject.not_digit_probability(np.zeros((28, 28))) is None
-    reject.check_net(preprocess_digit(two_blobs()))  # nothing to check with: no refusal
+    assert rejectnet.net_model() is None and rejectnet.not_digit_probability(np.zeros((28, 28))) is None
+    rejectnet.check_net(preprocess_digit(two_blobs()))  # nothing to check with: no refusal
     assert 0 <= predict_source(get_model(None), two_blobs()).digit <= 9  # today's checks let it through
 
 
 def test_weights_that_were_not_calibrated_are_not_used(monkeypatch, tmp_path):
     other = tmp_path / "reject.dlm"
-    model = load_reject(reject.NET_WEIGHTS)
+    model = load_reject(rejectnet.NET_WEIGHTS)
     with __import__("torch").no_grad():
         model.net[0].weight.add_(0.01)  # other weights (a retrained model), same bound in reject.json
     model.save(other)
-    monkeypatch.setattr(reject, "NET_WEIGHTS", other)
-    reject.net_model.cache_clear()
+    monkeypatch.setattr(rejectnet, "NET_WEIGHTS", other)
+    rejectnet.net_model.cache_clear()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert reject.net_model() is None
+            assert rejectnet.net_model() is None
         assert any("calibrated" in str(w.message) for w in caught)
     finally:
-        reject.net_model.cache_clear()
+        rejectnet.net_model.cache_clear()

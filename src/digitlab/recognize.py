@@ -118,7 +118,8 @@ def refuse_non_digit(model: DigitModel, pred: Prediction) -> None:
     Only the shipped CNN has a calibrated score (shape + its confidence); the learned reject model
     (``weights/reject.dlm``, when shipped) looks at the picture alone, so it guards every model.
     """
-    from .reject import check_net, check_prediction
+    from .reject import check_prediction
+    from .rejectnet import check_net
 
     if is_shipped(model):
         check_prediction(pred.image, pred.probabilities)

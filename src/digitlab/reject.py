@@ -31,7 +31,7 @@ preprocessed picture the way a person would before reading it:
 A picture is refused when any shape feature lies beyond its bound (checked in ``preprocess_digit``,
 so also behind the web API), or, for the shipped CNN, when the score is above its bound (checked in
 ``recognize.predict_source``), or, for every model, when ``net`` is above its bound
-(``check_net``, also in ``recognize.predict_source``). Without ``weights/reject.dlm``, or with
+(``rejectnet.check_net``, also in ``recognize.predict_source``). Without ``weights/reject.dlm``, or with
 weights that ``reject.json`` was not calibrated for (checked by their SHA-256; a warning says so),
 the shape bounds and the score run alone. Bounds, score weights and the learned model's bound live in
 ``weights/reject.json``; they were chosen on validation data only: real digits from MNIST's
@@ -65,7 +65,6 @@ INK = 0.4  # a pixel of the 28x28 picture is ink above this
 MIN_PIECE = 4  # pieces of ink (and holes) smaller than this many pixels are ignored
 
 CALIBRATION = Path(__file__).parent / "weights" / "reject.json"
-NET_WEIGHTS = Path(__file__).parent / "weights" / "reject.dlm"  # the learned model (digitlab.rejectnet)
 # Used only where weights/reject.json is missing: loose bounds that refuse only the obvious.
 FALLBACK = {"components": 5, "holes": 4, "texture": 0.95, "thickness": 0.8}
 UPPER = ("components", "holes", "fill", "thickness", "texture", "ink", "core", "blob")  # refuse when > bound
@@ -202,48 +201,6 @@ def several_symbols(mask: np.ndarray) -> bool:
             columns += 1
         end = max(end, a + w)
     return columns >= 2
-
-
-@functools.lru_cache(maxsize=1)
-def net_model():
-    """The learned "is this a digit?" model with its calibrated bound, or None (then today's checks only).
-
-    None where ``weights/reject.dlm`` is missing, where ``reject.json`` has no bound for it, or where
-    the bound was set for other weights (a retrained model must be calibrated again; a warning says so).
-    """
-    bound = calibration().get("net")
-    if not bound or not NET_WEIGHTS.exists():
-        return None
-    from .models.base import read_header
-    from .rejectnet import load_reject
-
-    if read_header(NET_WEIGHTS)[0]["sha256"] != bound.get("sha256"):
-        import warnings
-
-        warnings.warn(f"{NET_WEIGHTS} is not the model weights/reject.json was calibrated for; it is not used "
-                      "(run `python benchmarks/non_digits.py --calibrate --write`)", stacklevel=2)
-        return None
-    return load_reject(NET_WEIGHTS), float(bound["threshold"])
-
-
-def not_digit_probability(image: np.ndarray, model=None) -> float | None:
-    """The learned model's P(not a digit) for one preprocessed 28x28 picture (None: no model)."""
-    if model is None:
-        loaded = net_model()
-        if loaded is None:
-            return None
-        model = loaded[0]
-    return float(model.not_digit(np.asarray(image, np.float32)[None])[0])
-
-
-def check_net(image: np.ndarray) -> None:
-    """Raise ``NoDigitFound`` when the learned model's P(not a digit) is above its calibrated bound.
-
-    Does nothing where the model (``weights/reject.dlm``) or its bound is missing.
-    """
-    loaded = net_model()
-    if loaded is not None and not_digit_probability(image, loaded[0]) > loaded[1]:
-        raise NoDigitFound(f"no digit found ({REASONS['net']})")
 
 
 def check_prediction(image: np.ndarray, probabilities, model: dict | None = None) -> None:

@@ -25,19 +25,23 @@ models, so it is never offered as a digit reader (``digitlab models``, the web A
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import time
+from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import DigitlabError, ModelError
+from .errors import DigitlabError, ModelError, NoDigitFound
 from .models.base import DigitModel, read_header
+from .reject import REASONS, calibration
 
 NAME = "reject"
+NET_WEIGHTS = Path(__file__).parent / "weights" / "reject.dlm"  # the shipped model, calibrated in reject.json
 
 
 # -- the network ------------------------------------------------------------------------------------
@@ -109,6 +113,46 @@ def load_reject(path) -> RejectModel:
         raise ModelError(f"{path}: cannot load the reject model ({exc})") from None
     model.fitted_ = True
     return model
+
+
+# -- the shipped model and its bound (the ``net`` check of digitlab.reject) ----------------------------
+@functools.lru_cache(maxsize=1)
+def net_model():
+    """The learned "is this a digit?" model with its calibrated bound, or None (then today's checks only).
+
+    None where ``weights/reject.dlm`` is missing, where ``reject.json`` has no bound for it, or where
+    the bound was set for other weights (a retrained model must be calibrated again; a warning says so).
+    """
+    bound = calibration().get("net")
+    if not bound or not NET_WEIGHTS.exists():
+        return None
+    if read_header(NET_WEIGHTS)[0]["sha256"] != bound.get("sha256"):
+        import warnings
+
+        warnings.warn(f"{NET_WEIGHTS} is not the model weights/reject.json was calibrated for; it is not used "
+                      "(run `python benchmarks/non_digits.py --calibrate --write`)", stacklevel=2)
+        return None
+    return load_reject(NET_WEIGHTS), float(bound["threshold"])
+
+
+def not_digit_probability(image: np.ndarray, model=None) -> float | None:
+    """The learned model's P(not a digit) for one preprocessed 28x28 picture (None: no model)."""
+    if model is None:
+        loaded = net_model()
+        if loaded is None:
+            return None
+        model = loaded[0]
+    return float(model.not_digit(np.asarray(image, np.float32)[None])[0])
+
+
+def check_net(image: np.ndarray) -> None:
+    """Raise ``NoDigitFound`` when the learned model's P(not a digit) is above its calibrated bound.
+
+    Does nothing where the model (``weights/reject.dlm``) or its bound is missing.
+    """
+    loaded = net_model()
+    if loaded is not None and not_digit_probability(image, loaded[0]) > loaded[1]:
+        raise NoDigitFound(f"no digit found ({REASONS['net']})")
 
 
 def _tensor(X: np.ndarray):
