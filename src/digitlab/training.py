@@ -21,7 +21,7 @@ from torch.utils.data.distributed import DistributedSampler
 from .data import MEAN, STD
 from .errors import DigitlabError
 from .fileio import atomic_write
-from .models.cnn import DigitNet, to_tensor
+from .models.net import DigitNet, to_tensor
 
 
 @dataclass
