@@ -219,7 +219,7 @@ def test_a_symbols_own_ink_drops_what_lies_around_it(seed, speck, tail):
     """The CNN's second opinion sees the symbol's strokes, not specks or the tails of other lines."""
     import cv2
 
-    from digitlab.reader.read import symbol_ink
+    from digitlab.reader.rescore import symbol_ink
 
     rng = np.random.default_rng(seed)
     crop = np.zeros((60, 30), np.float32)

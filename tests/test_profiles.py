@@ -279,7 +279,8 @@ def test_a_profile_that_agrees_with_the_base_changes_nothing(line):
 
 
 def test_a_profile_re_ranks_the_readings_and_keeps_their_mass(line):
-    from digitlab.reader.read import get_line_reader, read_lines, rescore
+    from digitlab.reader.read import get_line_reader, read_lines
+    from digitlab.reader.rescore import rescore
 
     plain = read_lines([line])[0]
     reader = get_line_reader()

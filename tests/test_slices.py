@@ -74,7 +74,7 @@ def test_the_shipped_calibration_names_a_shipped_second_opinion():
 def test_operator_slices_keep_every_stroke_of_the_symbol():
     """'=' is two bars and '÷' a bar and two dots: a digit's slice keeps the strokes sharing its rows
     (the tails of other lines are not the digit), an operator's those sharing its columns."""
-    from digitlab.reader.read import symbol_ink
+    from digitlab.reader.rescore import symbol_ink
 
     crop = np.zeros((40, 30), np.float32)
     crop[14:17, 5:25] = 1  # upper bar
@@ -114,7 +114,7 @@ def test_train_a_symbol_slice_cnn_and_read_with_it(tmp_path, capsys, val_bank):
     from digitlab.cli import main
     from digitlab.reader import CHARSET
     from digitlab.reader.linegen import problem_tokens, render_tokens
-    from digitlab.reader.read import symbol_classes
+    from digitlab.reader.rescore import symbol_classes
 
     out = tmp_path / "symbols.dlm"
     assert main(["train", "slice-cnn", "--symbols", "--subset", "30", "--epochs", "1", "--out", str(out), "--quiet"]) == 0

@@ -13,7 +13,7 @@ Before the verdict, three steps use what a checker knows and a line reader does 
 (``read_for_verdicts``, then ``with_prior``):
 1. near misses: when the best reading does not add up, the readings one symbol away that do are
    scored exactly and join the N-best (``near_misses``);
-2. a digit CNN's second opinion on each reading's digits (``reader.read.rescore``; the CNN fine-tuned
+2. a digit CNN's second opinion on each reading's digits (``reader.rescore.rescore``; the CNN fine-tuned
    on digits cut out of lines, ``reader/slices.py``);
 3. a prior: readings that add up weigh ``PRIOR`` times what the reader says. Bayes: a pupil's written
    answer is most often the right value, and a wrong one is one of many values, so of two readings

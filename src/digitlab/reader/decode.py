@@ -147,3 +147,45 @@ def text_log_probs(logp: np.ndarray, texts: list[str]) -> np.ndarray:
     loss = F.ctc_loss(frames, targets, torch.full((n,), T, dtype=torch.long),
                       torch.tensor([len(t) for t in texts], dtype=torch.long), blank=0, reduction="none")
     return -loss.double().numpy()  # a text longer than the line can hold gets -inf
+
+
+def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
+    """CTC forced alignment (Viterbi): for each symbol, its first and last frame and peak posterior."""
+    labels = [CHARSET.index(c) + 1 for c in text]
+    ext = [0]
+    for k in labels:
+        ext += [k, 0]
+    T, S = logp.shape[0], len(ext)
+    ext = np.asarray(ext)
+    # A state may be entered from itself, the state before, or (a symbol unlike the one two back)
+    # skipping the blank between them; ties go to the earliest of those, as in the usual recursion.
+    skip = np.zeros(S, bool)
+    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
+    score = np.full((T, S), -np.inf)
+    back = np.zeros((T, S), np.int64)
+    score[0, 0] = logp[0, 0]
+    if S > 1:
+        score[0, 1] = logp[0, ext[1]]
+    states = np.arange(S)
+    for t in range(1, T):
+        prev = score[t - 1]
+        cands = np.full((3, S), -np.inf)
+        cands[0] = prev
+        cands[1, 1:] = prev[:-1]
+        cands[2, 2:] = np.where(skip[2:], prev[:-2], -np.inf)
+        j = cands.argmax(0)
+        score[t] = cands[j, states] + logp[t, ext]
+        back[t] = states - j
+    s = S - 1 if S == 1 or score[T - 1, S - 1] >= score[T - 1, S - 2] else S - 2
+    path = [s]
+    for t in range(T - 1, 0, -1):
+        s = int(back[t, s])
+        path.append(s)
+    path.reverse()
+    out = []
+    for i in range(len(labels)):
+        frames = [t for t, s in enumerate(path) if s == 2 * i + 1]
+        if not frames:
+            frames = [min(T - 1, i)]
+        out.append((frames[0], frames[-1], float(np.exp(logp[frames, labels[i]].max()))))
+    return out

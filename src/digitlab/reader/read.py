@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from . import CHARSET, DIGITS
-from .crnn import LINE_HEIGHT, MAX_WIDTH, STRIDE, LineReader, line_crop, prepare_line
-from .decode import ARITHMETIC, Grammar, beam_search, text_log_probs
+from .crnn import LINE_HEIGHT, MAX_WIDTH, LineReader
+from .decode import ARITHMETIC, Grammar, align, beam_search, text_log_probs
+from .rescore import rescore
 
 
 @dataclass
@@ -141,176 +141,6 @@ def with_partners(reader: LineReader, names: list[str]) -> LineReader | ReaderEn
     return ReaderEnsemble(members) if len(members) > 1 else reader
 
 
-def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:
-    """CTC forced alignment (Viterbi): for each symbol, its first and last frame and peak posterior."""
-    labels = [CHARSET.index(c) + 1 for c in text]
-    ext = [0]
-    for k in labels:
-        ext += [k, 0]
-    T, S = logp.shape[0], len(ext)
-    ext = np.asarray(ext)
-    # A state may be entered from itself, the state before, or (a symbol unlike the one two back)
-    # skipping the blank between them; ties go to the earliest of those, as in the usual recursion.
-    skip = np.zeros(S, bool)
-    skip[2:] = (ext[2:] != 0) & (ext[2:] != ext[:-2])
-    score = np.full((T, S), -np.inf)
-    back = np.zeros((T, S), np.int64)
-    score[0, 0] = logp[0, 0]
-    if S > 1:
-        score[0, 1] = logp[0, ext[1]]
-    states = np.arange(S)
-    for t in range(1, T):
-        prev = score[t - 1]
-        cands = np.full((3, S), -np.inf)
-        cands[0] = prev
-        cands[1, 1:] = prev[:-1]
-        cands[2, 2:] = np.where(skip[2:], prev[:-2], -np.inf)
-        j = cands.argmax(0)
-        score[t] = cands[j, states] + logp[t, ext]
-        back[t] = states - j
-    s = S - 1 if S == 1 or score[T - 1, S - 1] >= score[T - 1, S - 2] else S - 2
-    path = [s]
-    for t in range(T - 1, 0, -1):
-        s = int(back[t, s])
-        path.append(s)
-    path.reverse()
-    out = []
-    for i in range(len(labels)):
-        frames = [t for t, s in enumerate(path) if s == 2 * i + 1]
-        if not frames:
-            frames = [min(T - 1, i)]
-        out.append((frames[0], frames[-1], float(np.exp(logp[frames, labels[i]].max()))))
-    return out
-
-
-def symbol_ink(crop: np.ndarray, share: float = 0.2, thresh: float = 0.2, operator: bool = False) -> np.ndarray:
-    """A symbol's own ink in its slice of a line: the largest stroke and those of at least ``share`` its
-    size that share its rows, with the faint pixels around them. For an ``operator``, the strokes
-    that share its *columns* instead, of any size: the second bar of "=", the dots of "÷".
-
-    The slice is the line's full height, so it also holds specks, the tails of the lines above and
-    below and remnants of rulings; cropped to all of it, the symbol came out small and off centre.
-    On 5,185 digits of validation lines, placed by aligning the true text: the CNN read 92.9% of the
-    slices as they are and 95.3% of their symbols' own ink (dropping small strokes alone: 93.6%).
-    """
-    n, labels, stats, _ = cv2.connectedComponentsWithStats((crop > thresh).astype(np.uint8), connectivity=8)
-    if n <= 2:
-        return crop
-    area, top, height = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_TOP], stats[1:, cv2.CC_STAT_HEIGHT]
-    main = int(area.argmax())
-    if operator:
-        left, width = stats[1:, cv2.CC_STAT_LEFT], stats[1:, cv2.CC_STAT_WIDTH]
-        centre = left + width / 2
-        keep = np.r_[False, (centre >= left[main]) & (centre <= left[main] + width[main]) & (area >= 3)]
-    else:
-        rows = np.minimum(top + height, top[main] + height[main]) > np.maximum(top, top[main])
-        keep = np.r_[False, (area >= share * area[main]) & rows]
-    near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
-    return crop * near
-
-
-def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | None = None,
-                  chars: str = DIGITS, geometry: tuple[float, float] | None = None) -> dict[int, np.ndarray]:
-    """28x28 MNIST-style images of the symbols of ``text`` that are in ``chars`` (the digits by default)
-    in a line's ink map, placed by CTC alignment.
-
-    CTC peaks are narrower than glyphs, so each symbol reaches halfway to its neighbours' centres.
-    ``cache`` (one per line) keeps the images by column range: readings of a line that differ in one
-    symbol place the others where they were. ``geometry``: the reader's ``(x0, columns per frame)``
-    for the line (``geometry(ink)`` of the reader whose frames ``logp`` are; the CRNN's by default).
-    """
-    from ..preprocess import NoDigitFound, crop_and_fit
-
-    cache = {} if cache is None else cache
-    y0, y1, x0, x1 = line_crop(ink)
-    fx0, per = geometry or (x0, STRIDE * (y1 - y0) / LINE_HEIGHT)
-    centres = [fx0 + (f0 + f1 + 1) / 2 * per for f0, f1, _ in align(logp, text)]
-    bounds = [x0, *((a + b) / 2 for a, b in zip(centres, centres[1:])), x1]
-    out = {}
-    for i, ch in enumerate(text):
-        if ch not in chars:
-            continue
-        key = (int(bounds[i]), int(np.ceil(bounds[i + 1])), not ch.isdigit())
-        if key not in cache:
-            crop, cache[key] = ink[y0:y1, key[0] : key[1]], None
-            if crop.size and crop.max() > 0.2:
-                try:
-                    cache[key] = crop_and_fit(symbol_ink(crop, operator=key[2]))
-                except NoDigitFound:
-                    pass
-        if cache[key] is not None:
-            out[i] = cache[key]
-    return out
-
-
-# The digit CNN's weight as a second opinion on each reading's digits, chosen on 1,500 validation lines
-# (validation writers, training generator; measured with the reader before the shipped one, 86.0% of
-# validation lines exact): exact reads 91.3% -> 92.3% at 0.5 (0.25: 92.2%, 1.0: 92.1%); with the
-# checker's near misses and prior, 0.5 also leaves fewest lines unsure (docs/arithmetic.md).
-# Off by default here: on its own it makes mistakes surer, so at the same false-cross bound more lines
-# were unsure (6,000 validation lines: 7.6% -> 9.3%). The checker turns it on with its near misses
-# and prior (``arithmetic.check.read_for_verdicts``), where it pays. With the CNN fine-tuned on line
-# slices (``slices.py``; 4,000 validation lines, seed 8, prior 5) 0.5 is still best: 6.6% of lines
-# unsure against 8.3% at 1.0 and 8.9% at 1.5. With the two shipped readers (same lines, best prior):
-# 5.2% at 0.5, 5.7% at 0.3, 6.1% at 0.75 (benchmarks/results/checker_val_cnn_weight_*.json).
-CNN_WEIGHT = 0.5
-
-
-def rescore(lines: list[tuple], digits=None, profile=None,
-            weight: float = CNN_WEIGHT, limit: float = 7.0, floor: float = 1e-3) -> list[list[tuple[str, float]]]:
-    """Re-rank the N-best readings of lines ``(ink, logp, nbest[, geometry])`` by what a digit classifier
-    sees (``geometry``: the reader's, see ``symbol_images``).
-
-    Each digit of a reading is cut out of the line by the CTC alignment and shown to the digit model
-    ``digits`` (e.g. the shipped CNN, which has seen more writers than the line reader; None: no second
-    opinion): a reading's probability is
-    multiplied, per digit ``d``, by ``(10 p_cnn(d)) ** weight``, the hybrid recogniser's scaled likelihood
-    (a product of experts); a symbol model (``symbol_classes``) is shown the operators too, and each
-    symbol ``s`` counts ``(15 p(s)) ** weight``. With a handwriting ``profile`` (issue 15) it is also multiplied by how much
-    the profile changes the base CNN's belief, ``p_profile(d) / p_base(d)``: where the profile has learnt
-    nothing about a glyph the ratio is 1 (the profile's base model then gives the second opinion, if
-    one is asked for with ``digits``). Readings under ``floor`` times the best are left as they are
-    (they cannot win); each line's N-best mass is kept.
-    """
-    base = profile.base_model if profile is not None else digits
-    weight = weight if digits is not None else 0.0
-    chars = symbol_classes(base) if profile is None else DIGITS
-    crops, owner, scored = {}, [], []  # each distinct image is shown to the classifier once
-    for j, (ink, logp, nbest, *geometry) in enumerate(lines):
-        scored.append(0)
-        cache: dict = {}
-        for k, (text, q) in enumerate(nbest):
-            if q < floor * nbest[0][1]:
-                break
-            scored[j] += 1
-            for i, img in symbol_images(ink, logp, text, cache, chars, *geometry).items():
-                owner.append((crops.setdefault(id(img), (len(crops), img))[0], j, k, chars.index(text[i])))
-    if not crops:
-        return [line[2] for line in lines]
-    X = np.stack([img for _, img in crops.values()]).astype(np.float32)  # one batch a page: per-call costs dominate
-    log_base = np.log(base.predict_proba(X) + 1e-6)
-    factor = weight * (np.clip(log_base, -limit, 0) + np.log(len(chars)))
-    if profile is not None:
-        factor += np.clip(np.log(profile.predict_proba(X) + 1e-6) - log_base, -limit, limit)
-    log_r = [np.zeros(len(line[2])) for line in lines]
-    for n, j, k, d in owner:
-        log_r[j][k] += factor[n, d]
-    out = []
-    for (_, _, nbest, *_), lr, m in zip(lines, log_r, scored):
-        lr[m:] = lr[:m].min()  # readings too unlikely to be looked at must not gain on those that were
-        p = np.array([q for _, q in nbest]) * np.exp(lr - lr.max())
-        p *= sum(q for _, q in nbest) / max(p.sum(), 1e-30)
-        out.append([(nbest[k][0], float(p[k])) for k in np.argsort(-p, kind="stable")])
-    return out
-
-
-def symbol_classes(model) -> str:
-    """The symbols a second-opinion model tells apart: the digits, or every symbol of a line (a model
-    with one class per ``CHARSET`` symbol, ``digitlab train slice-cnn --symbols``)."""
-    params = getattr(model, "params", None) or {}
-    return CHARSET if params.get("num_classes") == len(CHARSET) else DIGITS
-
-
 # Test-time augmentation: each line is also read stretched 1.15x (other CTC frames fall on each
 # symbol) and with a bolder pen, and the three N-best lists are averaged (a mixture of the three
 # readings' distributions; frame probabilities cannot be averaged, the stretched line has more frames).
@@ -408,7 +238,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model=None
     ``FusedReader``; the default reader when None). ``tta`` (default ``TTA``; the CRNN only) also reads
     each line stretched and bolder and averages the N-best lists.
     ``digits`` asks a digit model for a second opinion on each reading's digits (``rescore``; True: the
-    shipped CNN, a name: that model; off by default, see ``CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
+    shipped CNN, a name: that model; off by default, see ``rescore.CNN_WEIGHT``); ``profile`` (a ``ProfileModel``, see ``digitlab
     adapt``) re-ranks each line's readings by how it reads their digits. ``propose`` (N-best -> texts)
     names readings the beam may have pruned; each is scored exactly and joins the N-best (e.g. the
     checker's near misses that add up). ``rerank`` (N-best -> N-best) is applied last, before each

@@ -1,7 +1,7 @@
 """Digit slices cut out of lines the way the checker cuts them, for the CNN's second opinion.
 
-The checker's second opinion (``read.rescore``) shows the digit CNN each digit of a reading, cut out
-of the line by the CTC alignment (``read.symbol_images``). Those slices are not MNIST digits: a
+The checker's second opinion (``rescore.rescore``) shows the digit CNN each digit of a reading, cut out
+of the line by the CTC alignment (``rescore.symbol_images``). Those slices are not MNIST digits: a
 neighbour's stroke reaches in, a ruling remnant crosses, a photo's blur and JPEG are there. This
 module cuts such slices from synthetic lines (``linegen``), placed by aligning the *true* text, so a
 CNN can be fine-tuned on what it is shown at inference (``digitlab train slice-cnn``).
@@ -18,13 +18,13 @@ from . import CHARSET, DIGITS
 def line_slices(bank, n_lines: int, reader, rng: np.random.Generator, photo: float = 0.0, batch: int = 64,
                 progress: bool = True, desc: str = "slices", chars: str = DIGITS) -> tuple[np.ndarray, np.ndarray]:
     """(X, y): the 28x28 slices of the symbols in ``chars`` (the digits by default; ``CHARSET``: every
-    symbol) of ``n_lines`` synthetic lines from ``bank``'s glyphs, cut as ``read.symbol_images`` cuts
+    symbol) of ``n_lines`` synthetic lines from ``bank``'s glyphs, cut as ``rescore.symbol_images`` cuts
     them for their true text, and their classes (indices in ``chars``)."""
     from tqdm import tqdm
 
     from .crnn import prepare_line
     from .linegen import training_line
-    from .read import symbol_images
+    from .rescore import symbol_images
 
     X, y = [], []
     bar = tqdm(total=n_lines, desc=desc, unit="line", disable=not progress)
