@@ -54,6 +54,43 @@ def cmd_read(args) -> int:
     return 2 if failures else 0
 
 
+def cmd_calc(args) -> int:
+    from .arithmetic.grammar import ParseError, check_expression, evaluate
+    from .reader.read import get_line_reader, read_expression
+    from .recognize import expand_paths
+
+    model = get_line_reader(args.model)
+    failures = 0
+    for path in expand_paths(args.paths):
+        try:
+            read = read_expression(path, name=str(path), model=model)
+        except ImageError as exc:
+            failures += 1
+            report_file_error(path, exc, args.json)
+            continue
+        text = read["text"]
+        if "=" in text:  # an answer is written: is it the value?
+            v = check_expression(text)
+            value, exact, answer = v["value"], v.get("value_exact"), v["written_answer"]
+            status = "unreadable" if v["error"] else "correct" if v["correct"] else "wrong"
+        else:
+            try:
+                f = evaluate(text)
+                value, exact, answer = (int(f) if f.denominator == 1 else float(f)), \
+                    (f"{f.numerator}/{f.denominator}" if f.denominator != 1 else None), None
+                status = "computed"
+            except ParseError as exc:  # a division by zero
+                value, exact, answer, status = None, None, None, f"unreadable: {exc}"
+        out = {"file": str(path), "expression": text, "value": value, "value_exact": exact,
+               "written_answer": answer, "status": status, **{k: read[k] for k in ("confidence", "alternatives", "bbox")}}
+        if args.json:
+            print(json.dumps(out))
+        else:
+            shown = exact or value
+            print(f"{path}\t{text}\tvalue {shown}\t{status}\tconfidence {read['confidence']:.4f}")
+    return 2 if failures else 0
+
+
 def cmd_visualize(args) -> int:
     from .preprocess import preprocess_digit
     from .recognize import get_model
@@ -113,6 +150,12 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--profile", help="a handwriting profile (`digitlab profiles`) that re-ranks the digits read")
     p.set_defaults(func=cmd_read)
+
+    p = sub.add_parser("calc", help="read a written expression (468x59+79, 7+5+3=15) from each image and work it out")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--model", default=None, help="line reader: ppocr (default), line_reader, or a file")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_calc)
 
     p = sub.add_parser("visualize", help="draw the CNN's layers, filters, feature maps and saliency for an image")
     p.add_argument("image", help="an image of one digit")

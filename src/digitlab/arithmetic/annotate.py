@@ -21,19 +21,17 @@ def annotate(result, out_path) -> None:
         img = np.repeat(img[..., None], 3, axis=2)
     canvas = np.ascontiguousarray(img.copy())
     h, w = canvas.shape[:2]
-    for line in result.lines:
+    marks = [_mark_place(line, w, h) for line in result.lines]
+    # A right answer written beside a line that ends near the image's edge gets white paper to sit on.
+    need = max([cx + lh // 3 + 6 + cv2.getTextSize(_label(line), cv2.FONT_HERSHEY_SIMPLEX, max(0.5, lh / 45),
+                                                   max(1, max(2, lh // 14) // 2))[0][0] + 4
+                for line, (_, cx, _, lh) in zip(result.lines, marks) if _label(line)] + [w])
+    if need > w:
+        canvas = np.ascontiguousarray(np.pad(canvas, ((0, 0), (0, need - w), (0, 0)), constant_values=255))
+    for line, (poly, cx, cy, lh) in zip(result.lines, marks):
         colour = COLOURS.get(line.status, COLOURS["unsure"])
-        poly = np.asarray(line.polygon or [[line.bbox[0], line.bbox[1]], [line.bbox[2], line.bbox[1]],
-                                           [line.bbox[2], line.bbox[3]], [line.bbox[0], line.bbox[3]]], np.int32)
-        lh = max(10, int(np.linalg.norm(poly[3] - poly[0])))
         thick = max(2, lh // 14)
         cv2.polylines(canvas, [poly], True, colour, max(1, thick // 2), cv2.LINE_AA)
-        # The mark sits just right of the line, along the line's own direction.
-        right = (poly[1] + poly[2]) / 2
-        direction = poly[1] - poly[0]
-        direction = direction / max(1e-6, np.linalg.norm(direction))
-        cx, cy = (right + direction * (lh * 0.8)).astype(int)
-        cx, cy = int(np.clip(cx, lh // 2, w - lh // 2)), int(np.clip(cy, lh // 2, h - lh // 2))
         s = lh // 3
         if line.status == "correct":
             cv2.line(canvas, (cx - s, cy), (cx - s // 3, cy + s), colour, thick, cv2.LINE_AA)
@@ -42,7 +40,7 @@ def annotate(result, out_path) -> None:
         elif line.status == "wrong":
             cv2.line(canvas, (cx - s, cy - s), (cx + s, cy + s), colour, thick, cv2.LINE_AA)
             cv2.line(canvas, (cx - s, cy + s), (cx + s, cy - s), colour, thick, cv2.LINE_AA)
-            label = f"= {line.value_exact or line.value}"
+            label = _label(line)
         else:
             label = "?"
             cx -= s
@@ -52,3 +50,20 @@ def annotate(result, out_path) -> None:
     buf = io.BytesIO()
     Image.fromarray(canvas).save(buf, "PNG")
     atomic_write(out_path, buf.getvalue())
+
+
+def _mark_place(line, w: int, h: int) -> tuple[np.ndarray, int, int, int]:
+    """(outline, x, y of the mark, line height): the mark sits just right of the line, along its direction."""
+    poly = np.asarray(line.polygon or [[line.bbox[0], line.bbox[1]], [line.bbox[2], line.bbox[1]],
+                                       [line.bbox[2], line.bbox[3]], [line.bbox[0], line.bbox[3]]], np.int32)
+    lh = max(10, int(np.linalg.norm(poly[3] - poly[0])))
+    right = (poly[1] + poly[2]) / 2
+    direction = poly[1] - poly[0]
+    direction = direction / max(1e-6, np.linalg.norm(direction))
+    cx, cy = (right + direction * (lh * 0.8)).astype(int)
+    return poly, int(np.clip(cx, lh // 2, w - lh // 2)), int(np.clip(cy, lh // 2, h - lh // 2)), lh
+
+
+def _label(line) -> str:
+    """The right answer written beside a crossed line."""
+    return f"= {line.value_exact or line.value}" if line.status == "wrong" else ""

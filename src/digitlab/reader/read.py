@@ -320,12 +320,11 @@ def _whole_image(source, name: str, max_side: int | None):
     return line, Page([line], 0.0, None, (w, h), rgb, np.eye(3))
 
 
-def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
-                profile=None) -> dict:
-    """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
+def _one_line(source, name: str, model, max_side: int | None, profile, grammar: Grammar, digits) -> tuple:
+    """(line, page, reading): the likeliest reading under ``grammar`` of the band with the most
+    writing, or of the whole image when it is small (a tight crop) or shows no band."""
     from ..page import analyse_page
     from ..preprocess import NoDigitFound
-    from .decode import NUMBER
 
     try:
         page = analyse_page(source, name=name, max_side=max_side, columns=False)
@@ -333,16 +332,39 @@ def read_number(source, name: str = "image", model: LineReader | None = None, ma
         page = None
     found = []  # (line, page)
     if page is not None and page.lines:
-        # A number is one line: the band with the most writing.
+        # One line: the band with the most writing.
         found.append((max(page.lines, key=lambda l: float(l.ink.sum())), page))
     if page is None or not page.lines or max(page.size) <= WHOLE_IMAGE_SIDE:
-        # A small image may be the number itself, cropped tightly: read it whole too, keep the likelier.
+        # A small image may be the line itself, cropped tightly: read it whole too, keep the likelier.
         found.append(_whole_image(source, name, max_side))
     model = model or get_line_reader()
-    opinion = model.metadata.get("number_digit_opinion", NUMBER_DIGIT_OPINION)
-    readings = read_lines([l.ink for l, _ in found], NUMBER, model=model, profile=profile, digits=opinion)
+    readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits)
     k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
-    (line, page), reading = found[k], readings[k]
+    return (*found[k], readings[k])
+
+
+def read_expression(source, name: str = "image", model=None, max_side: int | None = None) -> dict:
+    """One written expression ("468*59+79", "7+5+3=15") in any image: text, confidence, alternatives,
+    box. Working it out is the checker's (``arithmetic.grammar``)."""
+    from ..preprocess import NoDigitFound
+    from .decode import EXPRESSION
+
+    line, _, reading = _one_line(source, name, model, max_side, None, EXPRESSION, False)
+    if reading.text is None:
+        raise NoDigitFound(f"{name}: no expression found")
+    return {"text": reading.text, "confidence": round(reading.probability, 4),
+            "alternatives": [t for t, _ in reading.nbest[1:4]], "bbox": line.bbox}
+
+
+def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
+                profile=None) -> dict:
+    """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
+    from ..preprocess import NoDigitFound
+    from .decode import NUMBER
+
+    model = model or get_line_reader()
+    opinion = model.metadata.get("number_digit_opinion", NUMBER_DIGIT_OPINION)
+    line, page, reading = _one_line(source, name, model, max_side, profile, NUMBER, opinion)
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
     left, top = line.origin

@@ -1,0 +1,68 @@
+"""`digitlab calc`: one written expression, with or without an answer, read and worked out."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from digitlab.cli import main
+from digitlab.datasets.pens import as_paper, compose_line, load_pendigits
+from digitlab.reader.decode import EXPRESSION
+
+
+def test_the_expression_grammar():
+    for ok in ("468*59+79", "7+5+3=15", "21*3+41*7-61", "9/6", "5-9=-4"):
+        assert EXPRESSION.accepts(ok), ok
+    for bad in ("12", "+3", "12+", "12+3=", "1=2", "3+4=5=6"):
+        assert not EXPRESSION.accepts(bad), bad
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    pens, rng = load_pendigits("tes"), np.random.default_rng(5)
+    folder, out = tmp_path_factory.mktemp("calc"), {}
+    for i, text in enumerate(["12+7*3", "7+5+3=15", "9/6", "48-19=27"]):
+        path = folder / f"e{i}.png"
+        writer = sorted(pens.by_writer)[i]
+        cv2.imwrite(str(path), as_paper(np.pad(compose_line(text, pens, writer, rng), 24), rng))
+        out[text] = path
+    return out
+
+
+def test_calc_works_out_what_it_reads(images, capsys):
+    assert main(["calc", *map(str, images.values()), "--json"]) == 0
+    got = {r["expression"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    assert set(got) == set(images), got.keys()  # read exactly
+    assert got["12+7*3"]["value"] == 33 and got["12+7*3"]["status"] == "computed"  # precedence
+    assert got["9/6"]["value_exact"] == "3/2" and got["9/6"]["status"] == "computed"  # exact fractions
+    assert got["7+5+3=15"]["status"] == "correct" and got["48-19=27"]["status"] == "wrong"
+    assert got["48-19=27"]["value"] == 29
+
+
+def test_calc_text_output_and_a_bad_file(images, tmp_path, capsys):
+    bad = tmp_path / "not_an_image.png"
+    bad.write_bytes(b"hello")
+    assert main(["calc", str(images["12+7*3"]), str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert "12+7*3\tvalue 33\tcomputed\tconfidence" in out
+    assert err.count(str(bad)) == 1 and "Traceback" not in err
+
+
+def test_the_right_answer_beside_a_line_at_the_edge_is_drawn_whole(tmp_path):
+    """examples/homework.jpg's first line ends near the right edge and is crossed: the annotated page
+    grows white paper on the right for its "= 308" rather than cutting it off."""
+    import os
+
+    from digitlab.arithmetic import annotate, check_page
+
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "homework.jpg")
+    result = check_page(path)
+    crossed = [l for l in result.lines if l.status == "wrong"]
+    assert crossed and crossed[0].value == 308
+    annotate(result, tmp_path / "out.png")
+    out = cv2.imread(str(tmp_path / "out.png"))
+    h, w = result.image.shape[:2]
+    assert out.shape[0] == h and out.shape[1] > w
+    extra = out[:, w:].astype(int)  # the paper added on the right holds some of the red label
+    assert ((extra[..., 2] > 150) & (extra[..., 1] < 100)).sum() > 20
