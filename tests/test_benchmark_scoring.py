@@ -85,3 +85,15 @@ def test_worksheet_summary_counts_false_crosses_and_confident_accuracy(worksheet
     assert s["confident_accuracy"] == pytest.approx(1 / 3) and s["false_crosses"] == 1
     assert (s["extra_lines"], s["seconds_per_page"], s["seconds_per_page_max"]) == (2, 2.0, 3.0)
     assert worksheets.summarise(rows[3:], [1.0], 0)["confident_accuracy"] is None  # no verdict given
+
+
+def test_the_expressions_benchmark_writes_what_the_grammar_reads():
+    import numpy as np
+
+    from digitlab.arithmetic.grammar import evaluate
+    from digitlab.reader.decode import EXPRESSION
+    rng = np.random.default_rng(0)
+    texts = [_bench("expressions").expression(rng) for _ in range(200)]
+    assert all(EXPRESSION.accepts(t) for t in texts)
+    assert all(evaluate(t.split("=")[0]).denominator == 1 for t in texts)
+    assert 40 < sum("=" in t for t in texts) < 100  # a third carry an answer

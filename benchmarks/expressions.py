@@ -1,0 +1,97 @@
+"""Written expressions (`digitlab calc`) in real pen strokes: read exactly, and worked out right.
+
+    python benchmarks/expressions.py [--split tes] [--n 200] [--seed 99] [--json PATH]
+
+Each image is one writer's expression of 2 to 4 operations on numbers of 1 or 2 digits ("21*3+41*7-61"),
+a third of them with an answer written after "=" (right or a slip), composed from the pen
+trajectories of UCI pendigits' writers (``--split tes``: the 14 test writers, never used to choose
+anything; ``tra``: the 30 training writers) as ``benchmarks/real_pens.py`` composes lines, and read
+by ``reader.read.read_expression`` with the default reader. Reported: expressions read exactly,
+values right (the reading may differ and still give the value), and seconds per image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.arithmetic.grammar import ParseError, evaluate
+from digitlab.datasets.pens import compose_line, load_pendigits
+from digitlab.preprocess import NoDigitFound
+from digitlab.reader.read import get_line_reader, read_expression
+
+sys.path.insert(0, str(Path(__file__).parent))
+from real_pens import images  # noqa: E402
+
+
+def expression(rng: np.random.Generator) -> str:
+    """2-4 operations on numbers of 1-2 digits; a third with an answer (right, or off by one)."""
+    while True:
+        n = int(rng.integers(2, 5))
+        parts = [str(int(rng.integers(1, 100 if rng.random() < 0.6 else 10))) for _ in range(n + 1)]
+        text = parts[0] + "".join(str(rng.choice(list("+-*/"))) + p for p in parts[1:])
+        try:
+            value = evaluate(text)
+        except ParseError:
+            continue
+        if value.denominator != 1 or value < 0:
+            continue  # pupils' expressions come out whole
+        if rng.random() < 1 / 3:
+            text += f"={int(value) + int(rng.choice([0, 0, 1, -1]))}"
+        return text
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["tes", "tra"], default="tes")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=99)
+    ap.add_argument("--json", default="benchmarks/results/expressions.json")
+    args = ap.parse_args(argv)
+    pens, rng = load_pendigits(args.split), np.random.default_rng(args.seed)
+    writers = sorted(pens.by_writer)
+    inks, texts = [], []
+    while len(inks) < args.n:
+        wid, text = writers[int(rng.integers(len(writers)))], expression(rng)
+        if any(ch.isdigit() and ch not in pens.by_writer[wid] for ch in text):
+            continue
+        inks.append(compose_line(text, pens, wid, rng))
+        texts.append(text)
+    reader = get_line_reader()
+    exact = value_right = none = 0
+    misread = []
+    t0 = time.perf_counter()
+    for img, text in zip(images(inks, args.seed), texts):
+        try:
+            got = read_expression(img, model=reader)["text"]
+        except NoDigitFound:
+            none += 1
+            continue
+        exact += got == text
+        try:
+            value_right += evaluate(got.split("=")[0]) == evaluate(text.split("=")[0])
+        except ParseError:
+            pass
+        if got != text and len(misread) < 20:
+            misread.append({"truth": text, "read": got})
+    seconds = (time.perf_counter() - t0) / len(texts)
+    report = {"data": f"pendigits-orig.{args.split} ({len(writers)} writers), {args.n} expressions, seed {args.seed}",
+              "machine": f"{platform.machine()}, {platform.system()}", "exact": exact / len(texts),
+              "value_right": value_right / len(texts), "none_found": none, "seconds_per_image": seconds,
+              "misread": misread}
+    print(f"expressions: exact {report['exact']:.1%}, value right {report['value_right']:.1%}, none found {none}, "
+          f"{seconds:.3f} s/image")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
