@@ -206,6 +206,12 @@ def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None 
                       propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank, plain=plain)
 
 
+def _clear(r, correct_min: float, wrong_min: float, top_min: float) -> bool:
+    """A line decided, with one reading standing out whose answer some working gives."""
+    return (r.text is not None and bool(r.nbest) and verdict(r.nbest, correct_min, wrong_min, top_min)[0] != "unsure"
+            and r.nbest[0][1] >= SETTLED_TOP and answer_kind(r.nbest[0][0]) != "far")
+
+
 def _readability(readings, correct_min: float, wrong_min: float, top_min: float) -> tuple[float, bool]:
     """How well a page hypothesis reads: its lines' best readings' own probabilities, summed; and
     whether that is good enough to stop looking (most lines decided).
@@ -221,8 +227,7 @@ def _readability(readings, correct_min: float, wrong_min: float, top_min: float)
         # A line settles the page only when it is decided *and* one reading stands out, with an
         # answer some working gives: a wrong outline leaves a grid's lines to be read as 1s
         # ("81-161=1757"), which no reading explains well but every reading makes wrong.
-        decided += (verdict(r.nbest, correct_min, wrong_min, top_min)[0] != "unsure"
-                    and r.nbest[0][1] >= SETTLED_TOP and answer_kind(r.nbest[0][0]) != "far")
+        decided += _clear(r, correct_min, wrong_min, top_min)
     return score, len(readings) >= 2 and decided >= 0.75 * len(readings)
 
 
@@ -253,6 +258,10 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(model), profile=profile,
                                   tta=False) if lines else []
             score, settled = _readability(readings, correct_min, wrong_min, top_min)
+            # One line read clearly from the whole picture (no sheet outline to be wrong about, as a
+            # crop of one sum has none): other outlines cannot explain it better.
+            settled = settled or (page.sheet is None and len(readings) == 1 and _clear(readings[0], correct_min,
+                                                                                       wrong_min, top_min))
             if best is None or score > best[0]:
                 best = (score, page, readings)
             if settled:
