@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.arithmetic.grammar import ParseError, evaluate
-from digitlab.datasets.pens import compose_line, load_pendigits
+from digitlab.datasets.pens import load_pendigits, pen_lines
 from digitlab.preprocess import NoDigitFound
 from digitlab.reader.read import get_line_reader, read_expression
 
@@ -54,15 +54,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=99)
     ap.add_argument("--json", default="benchmarks/results/expressions.json")
     args = ap.parse_args(argv)
-    pens, rng = load_pendigits(args.split), np.random.default_rng(args.seed)
+    pens = load_pendigits(args.split)
     writers = sorted(pens.by_writer)
-    inks, texts = [], []
-    while len(inks) < args.n:
-        wid, text = writers[int(rng.integers(len(writers)))], expression(rng)
-        if any(ch.isdigit() and ch not in pens.by_writer[wid] for ch in text):
-            continue
-        inks.append(compose_line(text, pens, wid, rng))
-        texts.append(text)
+    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, make_text=expression)
     reader = get_line_reader()
     exact = value_right = none = 0
     misread = []

@@ -245,10 +245,10 @@ def number_text(rng: np.random.Generator, low: int = 1, high: int = 6) -> str:
 
 
 def pen_lines(pens: PenSet, n: int, seed: int = 0, kind: str = "line", x_from: PenSet | None = None,
-              careless: float = 0.2, messy: float = 0.0) -> tuple[list[np.ndarray], list[str], list[str]]:
+              careless: float = 0.2, messy: float = 0.0, make_text=None) -> tuple[list[np.ndarray], list[str], list[str]]:
     """``n`` ink maps of real writers' digits composed as ``kind`` "line" ("a op b = c", half of them
-    wrong, as ``synthetic.pagegen.school_problem`` draws them) or "number"; (inks, texts, writers).
-    ``messy``: see ``compose_line``."""
+    wrong, as ``synthetic.pagegen.school_problem`` draws them) or "number", or as ``make_text(rng)``
+    writes; (inks, texts, writers). ``messy``: see ``compose_line``."""
     from ..synthetic.pagegen import school_problem
 
     rng = np.random.default_rng(seed)
@@ -256,7 +256,7 @@ def pen_lines(pens: PenSet, n: int, seed: int = 0, kind: str = "line", x_from: P
     inks, texts, who = [], [], []
     while len(inks) < n:
         wid = writers[int(rng.integers(len(writers)))]
-        text = school_problem(rng, careless) if kind == "line" else number_text(rng)
+        text = make_text(rng) if make_text else school_problem(rng, careless) if kind == "line" else number_text(rng)
         if any(ch.isdigit() and ch not in pens.by_writer[wid] for ch in text):
             continue  # a writer with no sample of a digit
         inks.append(compose_line(text, pens, wid, rng, x_from=x_from, messy=messy))

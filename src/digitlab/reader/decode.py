@@ -60,16 +60,9 @@ ARITHMETIC = Grammar("arithmetic", {
     5: {_D: 6},
     6: {_D: 6},
 }, frozenset({6}))
-# expression := NUMBER (OP NUMBER)+ ['=' ['-'] NUMBER]: a sum to work out ("468*59+79") or checked
-EXPRESSION = Grammar("expression", {
-    0: {_D: 1},
-    1: {_D: 1, _O: 2},
-    2: {_D: 3},
-    3: {_D: 3, _O: 2, "=": 4},
-    4: {_D: 6, "-": 5},
-    5: {_D: 6},
-    6: {_D: 6},
-}, frozenset({3, 6}))
+# expression := NUMBER (OP NUMBER)+ ['=' ['-'] NUMBER]: a sum to work out ("468*59+79") or checked;
+# the line's automaton, also accepting where the answer would begin
+EXPRESSION = Grammar("expression", ARITHMETIC.moves, ARITHMETIC.final | {3})
 NUMBER = Grammar("number", {0: {_D: 1}, 1: {_D: 1}}, frozenset({1}))
 ANY = Grammar("any", {0: {CHARSET: 0}}, frozenset({0}))
 
