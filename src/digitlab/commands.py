@@ -55,7 +55,7 @@ def cmd_read(args) -> int:
 
 
 def cmd_calc(args) -> int:
-    from .arithmetic.grammar import ParseError, check_expression, evaluate
+    from .arithmetic.grammar import check_expression, work_out
     from .reader.read import get_line_reader, read_expression
     from .recognize import expand_paths
 
@@ -69,18 +69,12 @@ def cmd_calc(args) -> int:
             report_file_error(path, exc, args.json)
             continue
         text = read["text"]
-        if "=" in text:  # an answer is written: is it the value?
-            v = check_expression(text)
-            value, exact, answer = v["value"], v.get("value_exact"), v["written_answer"]
-            status = "unreadable" if v["error"] else "correct" if v["correct"] else "wrong"
+        v = check_expression(text) if "=" in text else work_out(text)  # an answer written: is it the value?
+        value, exact, answer = v["value"], v.get("value_exact"), v.get("written_answer")
+        if v["error"]:
+            status = f"unreadable: {v['error']}"  # e.g. a division by zero
         else:
-            try:
-                f = evaluate(text)
-                value, exact, answer = (int(f) if f.denominator == 1 else float(f)), \
-                    (f"{f.numerator}/{f.denominator}" if f.denominator != 1 else None), None
-                status = "computed"
-            except ParseError as exc:  # a division by zero
-                value, exact, answer, status = None, None, None, f"unreadable: {exc}"
+            status = "computed" if "=" not in text else "correct" if v["correct"] else "wrong"
         out = {"file": str(path), "expression": text, "value": value, "value_exact": exact,
                "written_answer": answer, "status": status, **{k: read[k] for k in ("confidence", "alternatives", "bbox")}}
         if args.json:

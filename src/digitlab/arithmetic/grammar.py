@@ -132,6 +132,19 @@ def _number(f: Fraction) -> int | float:
     return int(f) if f.denominator == 1 else float(f)
 
 
+def work_out(text: str) -> dict:
+    """Value of an expression with no answer written: ``value`` (int or float), ``value_exact``
+    ("3/2" when it is a fraction), or an ``error``."""
+    try:
+        value = evaluate(text)
+    except ParseError as exc:
+        return {"expression": text, "value": None, "error": str(exc)}
+    out = {"expression": text, "value": _number(value), "error": None}
+    if value.denominator != 1:
+        out["value_exact"] = f"{value.numerator}/{value.denominator}"
+    return out
+
+
 def check_expression(text: str) -> dict:
     """Verdict for one line of text: value, written answer, correct, or an error."""
     try:
