@@ -1,4 +1,4 @@
-"""Profiles (issue 15): how much do a few labelled examples of a group of writers help?
+"""Profiles: how much do a few labelled examples of a group of writers help?
 
 Writers the shipped CNN never saw: optdigits (43 writers, 32x32 bitmaps, converted the MNIST way:
 cropped to the ink, fitted into 20x20, centred by mass in 28x28). For k examples per digit drawn at

@@ -1,4 +1,4 @@
-"""Profiles on whole lines (issue 15): does a handwriting profile make `read`/`check` better?
+"""Profiles on whole lines: does a handwriting profile make `read`/`check` better?
 
 A profile is built from k examples per digit of optdigits ``windep`` (13 writers neither the CNN nor
 the line reader ever saw), exactly as ``digitlab adapt`` does. Arithmetic lines ("17+25=42") are

@@ -1,4 +1,4 @@
-"""Profiles (issue 15): corrections kept, profiles built by `digitlab adapt`, used by predict --profile.
+"""Profiles: corrections kept, profiles built by `digitlab adapt`, used by predict --profile.
 
 Fast: the shipped CNN is only run forward on a handful of drawn digits; nothing is trained.
 """

@@ -1,4 +1,4 @@
-"""Refusing pictures that are not digits (issue 13), and reading the ones that are."""
+"""Refusing pictures that are not digits, and reading the ones that are."""
 
 import io
 import json

@@ -1,4 +1,4 @@
-"""The learned "is this a digit?" model of digitlab.reject (issue 13): training, shipping, fallback."""
+"""The learned "is this a digit?" model of digitlab.reject: training, shipping, fallback."""
 
 import warnings
 

@@ -40,7 +40,7 @@ def _params(pairs: list[str] | None) -> dict:
 def cmd_predict(args) -> int:
     from .recognize import expand_paths, get_model, predict_source
 
-    if getattr(args, "profile", None):  # profiles (issue 15): the base model adapted to a class's handwriting
+    if getattr(args, "profile", None):  # profiles: the base model adapted to a class's handwriting
         if args.model:
             raise DigitlabError("--profile already names its base model; leave out --model")
         from .profiles import get_profile
@@ -74,7 +74,7 @@ def cmd_evaluate(args) -> int:
     from .data import load_mnist, subset
     from .recognize import get_model
 
-    if getattr(args, "profile", None):  # profiles (issue 15)
+    if getattr(args, "profile", None):  # profiles
         from .profiles import get_profile
 
         model = get_profile(args.profile)
@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
-    if args.method == "reject":  # issue 13: the learned "is this a digit?" model of digitlab.reject
+    if args.method == "reject":  # the learned "is this a digit?" model of digitlab.reject
         return _train_reject(args)
     if args.method == "slice-cnn":  # the CNN that gives the checker its second opinion on line slices
         return _train_slices(args)
@@ -317,10 +317,10 @@ def _add_optional_commands(sub) -> None:
     from . import commands
 
     commands.register(sub)
-    from .worksheets.cli import register as register_worksheet  # worksheets (issue 14)
+    from .worksheets.cli import register as register_worksheet  # worksheets
 
     register_worksheet(sub)
-    from .profiles.cli import register as register_profiles  # profiles (issue 15): adapt, profiles
+    from .profiles.cli import register as register_profiles  # profiles: adapt, profiles
 
     register_profiles(sub)
 

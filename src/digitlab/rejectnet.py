@@ -1,4 +1,4 @@
-"""The learned "is this a digit?" model of ``digitlab.reject`` (issue 13): a tiny CNN, digit vs not.
+"""The learned "is this a digit?" model of ``digitlab.reject``: a tiny CNN, digit vs not.
 
 It looks at the same preprocessed 28x28 picture the digit models read (``preprocess_digit`` of a
 user image), and says how likely it is *not* a digit. Trained by ``digitlab train reject``

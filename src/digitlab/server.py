@@ -1023,9 +1023,9 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
     async def docs_redirect():
         return get_swagger_ui_oauth2_redirect_html()
 
-    from .worksheets.api import install as install_worksheets  # worksheets (issue 14): /api/worksheets
+    from .worksheets.api import install as install_worksheets  # worksheets: /api/worksheets
     install_worksheets(app)
-    from .profiles.api import install as install_profiles  # profiles (issue 15): /api/corrections, /api/profiles
+    from .profiles.api import install as install_profiles  # profiles: /api/corrections, /api/profiles
     install_profiles(app)
     app.mount(docs_assets, StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"), name="docs-assets")
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -96,7 +96,7 @@ def rescore(lines: list[tuple], digits=None, profile=None,
     opinion): a reading's probability is
     multiplied, per digit ``d``, by ``(10 p_cnn(d)) ** weight``, the hybrid recogniser's scaled likelihood
     (a product of experts); a symbol model (``symbol_classes``) is shown the operators too, and each
-    symbol ``s`` counts ``(15 p(s)) ** weight``. With a handwriting ``profile`` (issue 15) it is also multiplied by how much
+    symbol ``s`` counts ``(15 p(s)) ** weight``. With a handwriting ``profile`` it is also multiplied by how much
     the profile changes the base CNN's belief, ``p_profile(d) / p_base(d)``: where the profile has learnt
     nothing about a glyph the ratio is 1 (the profile's base model then gives the second opinion, if
     one is asked for with ``digits``). Readings under ``floor`` times the best are left as they are
