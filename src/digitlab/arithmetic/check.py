@@ -65,6 +65,7 @@ class LineResult:
     low_confidence: list[int] = field(default_factory=list)  # positions of doubtful symbols
     value_exact: str | None = None
     alternatives: list[str] = field(default_factory=list)  # other likely readings, best first
+    layout: str = "line"  # "line" ("a op b = c" written along a line) or "column" (a column sum)
 
 
 @dataclass
@@ -258,6 +259,9 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(model), profile=profile,
                                   tta=False) if lines else []
             score, settled = _readability(readings, correct_min, wrong_min, top_min)
+            # Column sums found (operands over a rule, right-aligned) show a page the right way up.
+            score += 0.9 * len(page.columns)
+            settled = settled or (bool(page.columns) and not lines)
             # One line read clearly from the whole picture (no sheet outline to be wrong about, as a
             # crop of one sum has none): other outlines cannot explain it better.
             settled = settled or (page.sheet is None and len(readings) == 1 and _clear(readings[0], correct_min,
@@ -276,7 +280,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     # A photo may arrive sideways or upside down (no EXIF tag, or one a scanner ignored): when the
     # upright page reads poorly, a quick look at each quarter turn (its widest lines only) is
     # compared with the same look at the upright page, and a turn that reads clearly better is read.
-    if best is None or _weak(best[2]):
+    if best is None or (_weak(best[2]) and not best[1].columns):
         # An image more than 2.5 times as wide as it is high is a line or a strip, never a page turned
         # sideways (that would be tall): only upside down is tried, a third of the time.
         h, w = rgb.shape[:2]
@@ -316,7 +320,10 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             bbox=line.bbox, polygon=line.polygon, column=line.column, error=v["error"],
             low_confidence=[i for i, c in enumerate(reading.symbol_confidence) if c < low_confidence],
             value_exact=v.get("value_exact"), alternatives=[t for t, _ in reading.nbest[1:4]]))
-    if not results and not page.lines:
+    from .columns import check_columns
+
+    results += check_columns(page.columns, model, profile, limits, (correct_min, wrong_min, top_min), prior, far)
+    if not results:
         raise NoDigitFound("no lines of writing found")
     return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image,
                       rotation=90 * turns)

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ImageError
 from ..preprocess import NoDigitFound, load_rgb, otsu_mask
+from .columns import ColumnBlock, find_column_problems, find_rules
 from .ink import clean_ink, page_darkness
 from .sheet import find_sheet, rectify, sheet_outlines
 
@@ -38,6 +39,21 @@ class Line:
 
 
 @dataclass
+class Column:
+    """A column problem (``columns.ColumnBlock``): its rows as lines, each with its kind."""
+
+    rows: list[Line]
+    kinds: list[str]  # "operand", "partial" or "result", top to bottom
+    polygon: list[list[int]]  # the whole problem, in the user's image
+    column: int = 0
+
+    @property
+    def bbox(self) -> list[int]:
+        p = np.asarray(self.polygon)
+        return [int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()), int(p[:, 1].max())]
+
+
+@dataclass
 class Page:
     lines: list[Line]
     skew_degrees: float
@@ -45,6 +61,7 @@ class Page:
     size: tuple[int, int]  # the user's image, (width, height)
     image: np.ndarray = field(repr=False)  # the user's image (RGB float), for annotation
     to_user: np.ndarray = field(repr=False)  # 3x3: working -> user pixels
+    columns: list[Column] = field(default_factory=list)  # column problems, kept out of ``lines``
 
 
 # -- skew ------------------------------------------------------------------------------------------
@@ -381,11 +398,14 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
     # ... rulings are removed on the straightened page, where they run along rows and columns ...
     ink = clean_ink(d, rulings)
     mask, symbol_h = _clean_mask(ink)
+    # A column sum's rule is long and thin like a ruling, so it is looked for before rulings go.
+    raw = clean_ink(d, rulings=False) if rulings else ink
     # ... then what is left of the writing's own slant.
     fine = estimate_skew(mask, max_angle=3.0, coarse=0.25)
     if abs(fine) >= 0.2:
         R2, size2 = rotation_matrix(ink.shape, fine)
         ink = cv2.warpAffine(ink, R2, size2, flags=cv2.INTER_LINEAR, borderValue=0)
+        raw = cv2.warpAffine(raw, R2, size2, flags=cv2.INTER_LINEAR, borderValue=0) if rulings else ink
         mask = cv2.warpAffine(mask.astype(np.uint8), R2, size2, flags=cv2.INTER_NEAREST) > 0
         R = np.r_[R2, [[0, 0, 1]]] @ np.r_[R, [[0, 0, 1]]]
         R = R[:2]
@@ -393,6 +413,7 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
     to_work = np.r_[R, [[0, 0, 1]]] @ M @ S
     to_user = np.linalg.inv(to_work)
     lines: list[Line] = []
+    problems, mask = _column_problems(ink, raw, mask, symbol_h, to_user, (W0, H0)) if columns else ([], mask)
     spans = find_columns(mask, symbol_h) if columns else [(0, mask.shape[1])]
     for ci, (x0, x1) in enumerate(spans):
         col = mask[:, x0:x1]
@@ -415,4 +436,46 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
             if len(lines) > MAX_LINES:
                 raise ImageError(f"too many lines to read as homework (more than {MAX_LINES})")
     sheet = None if corners is None else (corners / s).round(1).tolist()
-    return Page(lines, round(skew, 2), sheet, (W0, H0), rgb, to_user)
+    return Page(lines, round(skew, 2), sheet, (W0, H0), rgb, to_user, problems)
+
+
+def _column_problems(ink: np.ndarray, raw: np.ndarray, mask: np.ndarray, symbol_h: float, to_user: np.ndarray,
+                     size: tuple[int, int]) -> tuple[list[Column], np.ndarray]:
+    """Column problems (``columns``) as rows of ink for the reader, and the mask without them (the
+    rest of the page is cut into lines as before)."""
+    rules = find_rules(raw, symbol_h)
+    if not rules:
+        return [], mask
+    bare = mask.copy()
+    for x0, y0, x1, y1 in rules:
+        bare[max(0, y0 - 1) : y1 + 1, x0:x1] = False
+    blocks: list[ColumnBlock] = find_column_problems(bare, rules, symbol_h)
+    if not blocks:
+        return [], mask
+    W0, H0 = size
+    rest = mask.copy()
+    out = []
+
+    def poly(x0, y0, x1, y1):
+        quad = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        return np.clip(_apply(to_user, quad), 0, [W0 - 1, H0 - 1]).round().astype(int).tolist()
+
+    unruled = ink.copy()
+    for x0, y0, x1, y1 in rules:
+        unruled[max(0, y0 - 2) : y1 + 2, x0:x1] = 0
+    for b in blocks:
+        clean = unruled.copy()
+        for x0, y0, x1, y1 in b.carries:
+            clean[y0:y1, x0:x1] = 0
+        rows = []
+        for x0, y0, x1, y1 in b.rows:
+            pad = max(2, (y1 - y0) // 8)
+            top, left = max(0, y0 - pad), max(0, x0 - pad)
+            rows.append(Line(clean[top : y1 + pad, left : x1 + pad], (x0, y0, x1, y1), poly(x0, y0, x1, y1), 0,
+                             (left, top)))
+        X0, Y0, X1, Y1 = b.box
+        for x0, y0, x1, y1 in b.carries:
+            X0, Y0, X1, Y1 = min(X0, x0), min(Y0, y0), max(X1, x1), max(Y1, y1)
+        rest[Y0 : Y1 + 1, X0 : X1 + 1] = False
+        out.append(Column(rows, b.kinds, poly(X0, Y0, X1, Y1)))
+    return out, rest

@@ -64,6 +64,8 @@ ARITHMETIC = Grammar("arithmetic", {
 # the line's automaton, also accepting where the answer would begin
 EXPRESSION = Grammar("expression", ARITHMETIC.moves, ARITHMETIC.final | {3})
 NUMBER = Grammar("number", {0: {_D: 1}, 1: {_D: 1}}, frozenset({1}))
+# row := [OP] NUMBER: an operand of a column sum, the operator written at its left ("+99")
+ROW = Grammar("row", {0: {_O: 1, _D: 2}, 1: {_D: 2}, 2: {_D: 2}}, frozenset({2}))
 ANY = Grammar("any", {0: {CHARSET: 0}}, frozenset({0}))
 
 

@@ -1,0 +1,124 @@
+"""Column sums written with real pen strokes, checked through the whole product.
+
+    python benchmarks/columns.py [--split tes] [--problems 300] [--pages 40] [--seed 5] [--json PATH]
+
+Each problem is a column addition (two or three operands) or subtraction of 2-4 digit numbers, half
+of the results a pupil's slip (``digitlab.datasets.pens.column_problem``), written by one real writer
+(UCI pendigits pen trajectories; the operator and the rule drawn in the same pen) with the carry or
+borrow marks a pupil writes above the top number on 70% of them (``compose_column``), rendered on
+paper. ``single``: one problem per image, as a photo of one exercise; ``row``: three problems side
+by side on one image. Read by ``check_page``, the CLI's and the API's checker, with the default reader
+and with the CRNN pair. ``--split tes`` (default) draws pendigits' 14 test writers; ``--split tra``
+its 30 training writers, on which the column finder was tuned.
+
+Reported per variant: problems found as one column sum, read exactly, right verdicts, unsure, false
+ticks (a wrong result marked correct) and false crosses (a right result marked wrong: the worst mistake).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from digitlab.arithmetic.check import adds_up, check_page
+from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits
+from digitlab.preprocess import NoDigitFound
+from digitlab.reader.read import get_line_reader
+
+
+def score_columns(found: list[list[tuple[str, str, str]]], truths: list[list[str]]) -> dict:
+    """Scores for images of column problems: ``found`` per image the (expression, status, layout) of
+    each problem checked, ``truths`` per image the problems written ("78+99=177"), left to right."""
+    n = sum(len(t) for t in truths)
+    got = exact = right = unsure = false_tick = false_cross = 0
+    for lines, truth in zip(found, truths):
+        cols = [l for l in lines if l[2] == "column"]
+        if len(cols) != len(truth):
+            continue  # a problem missed or split: nothing to tell the pupil about it
+        for (expr, status, _), text in zip(cols, truth):
+            ok = adds_up(text)
+            got += 1
+            exact += expr == text
+            right += status in ("correct", "wrong") and (status == "correct") == ok
+            unsure += status in ("unsure", "unreadable")
+            false_tick += status == "correct" and not ok
+            false_cross += status == "wrong" and ok
+    return {"problems": n, "found": got / n, "exact": exact / n, "right_verdicts": right / n, "unsure": unsure / n,
+            "false_ticks": false_tick, "false_crosses": false_cross}
+
+
+def make(pens, n_images: int, per_image: int, seed: int) -> tuple[list[np.ndarray], list[list[str]]]:
+    rng = np.random.default_rng(seed)
+    writers = sorted(pens.by_writer)
+    imgs, truths = [], []
+    while len(imgs) < n_images:
+        wid = writers[int(rng.integers(len(writers)))]
+        inks, texts = [], []
+        while len(inks) < per_image:
+            operands, op, result = column_problem(rng)
+            if any(ch not in pens.by_writer[wid] for ch in "".join(operands) + result):
+                continue
+            inks.append(compose_column(operands, op, result, pens, wid, rng, carries=rng.random() < 0.7))
+            texts.append(op.join(operands) + "=" + result)
+        h = max(i.shape[0] for i in inks)
+        gap = int(rng.uniform(60, 140))
+        parts = []
+        for ink in inks:
+            top = int(rng.integers(0, h - ink.shape[0] + 1))
+            parts += [np.pad(ink, ((top, h - ink.shape[0] - top), (0, 0))), np.zeros((h, gap), np.float32)]
+        imgs.append(as_paper(np.pad(np.hstack(parts[:-1]), 30), rng))
+        truths.append(texts)
+    return imgs, truths
+
+
+def run(reader, imgs, truths) -> dict:
+    t = time.perf_counter()
+    found = []
+    for img in imgs:
+        try:
+            page = check_page(img, name="columns", model=reader)
+            lines = sorted(page.lines, key=lambda l: l.bbox[0])
+            found.append([(l.expression, l.status, l.layout) for l in lines])
+        except NoDigitFound:
+            found.append([])
+    out = score_columns(found, truths)
+    out["seconds_per_image"] = (time.perf_counter() - t) / max(1, len(imgs))
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--split", choices=["tes", "tra"], default="tes")
+    ap.add_argument("--problems", type=int, default=300, help="images of one problem")
+    ap.add_argument("--pages", type=int, default=40, help="images of three problems side by side")
+    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--readers", default="new,old")
+    ap.add_argument("--json", default="benchmarks/results/columns.json")
+    args = ap.parse_args(argv)
+    pens = load_pendigits(args.split)
+    sets = {"single": make(pens, args.problems, 1, args.seed), "row": make(pens, args.pages, 3, args.seed + 1)}
+    readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
+    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed column sums, seed {args.seed}",
+              "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
+    for name in args.readers.split(","):
+        reader = readers[name]()
+        report["results"][name] = {}
+        for variant, (imgs, truths) in sets.items():
+            r = run(reader, imgs, truths)
+            report["results"][name][variant] = r
+            print(f"{name:4s} {variant:7s} found {r['found']:.1%}, exact {r['exact']:.1%}, right verdicts "
+                  f"{r['right_verdicts']:.1%}, unsure {r['unsure']:.1%}, false ticks {r['false_ticks']}, "
+                  f"false crosses {r['false_crosses']} of {r['problems']}, {r['seconds_per_image']:.3f} s/image", flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
