@@ -29,6 +29,7 @@ class ColumnBlock:
     kinds: list[str]
     rules: list[Box]
     carries: list[Box] = field(default_factory=list)
+    pixels: list[np.ndarray] = field(default_factory=list, repr=False)  # each row's own ink, in its box
 
     @property
     def box(self) -> Box:
@@ -37,65 +38,98 @@ class ColumnBlock:
                 max(b[3] for b in boxes))
 
 
-def find_rules(ink: np.ndarray, symbol_h: float) -> list[Box]:
-    """Hand-drawn rules: dark strokes at least 1.6 symbols long that stay level and pen-thin."""
+def find_rules(ink: np.ndarray, symbol_h: float) -> tuple[list[Box], np.ndarray]:
+    """Hand-drawn rules: dark strokes at least 1.6 symbols long that stay level and pen-thin; their
+    boxes, and their pixels (a little wider, for taking them out of the ink without cutting the
+    digits that touch them)."""
     k = max(5, int(round(1.6 * symbol_h)))
     dark = (ink > 0.45).astype(np.uint8)
-    opened = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
-    # a rule drawn by hand wobbles: its runs are joined back across a pixel or two
+    # A rule drawn by hand wobbles and slants a little: thickened by a few pixels first, its runs stay
+    # long enough for the opening, which keeps only horizontal runs a rule's length.
+    thick = cv2.dilate(dark, np.ones((5, 1), np.uint8))
+    opened = cv2.morphologyEx(thick, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (k, 1)))
     opened = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (5, 3)))
-    n, _, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    keep = np.zeros(n, bool)
     out = []
-    for x, y, w, h, _ in stats[1:]:
-        if w >= k and h <= max(3, 0.45 * symbol_h):
-            out.append((int(x), int(y), int(x + w), int(y + h)))
-    return out
+    for i, (x, y, w, h, _) in enumerate(stats[1:], start=1):
+        if w >= k and h <= max(3, 0.45 * symbol_h) + 4:
+            keep[i] = True
+            out.append((int(x), int(y) + 2, int(x + w), int(y + h) - 2))
+    if not out:
+        return [], np.zeros(dark.shape, bool)
+    pixels = cv2.dilate((keep[labels] & (dark > 0)).astype(np.uint8), np.ones((5, 3), np.uint8))
+    return _joined(out, symbol_h), pixels > 0
 
 
-def _bands(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Row ranges of ink in ``mask`` separated by at least one empty row."""
-    on = mask.any(axis=1)
-    edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-
-
-def _merged(bands: list[tuple[int, int]], symbol_h: float) -> list[tuple[int, int]]:
-    """Bands closer than a fifth of a symbol are one row (the parts of a "+", a "5"'s flag)."""
+def _joined(rules: list[Box], symbol_h: float) -> list[Box]:
+    """Pieces of one rule (a pen lifted, a wobble the opening broke) joined: level with each other and
+    less than half a symbol apart."""
     out: list[list[int]] = []
-    for a, b in bands:
-        if out and a - out[-1][1] < 0.2 * symbol_h:
-            out[-1][1] = b
+    for x0, y0, x1, y1 in sorted(rules):
+        for r in out:
+            level = min(y1, r[3]) - max(y0, r[1]) > -0.15 * symbol_h
+            if level and x0 - r[2] < 0.5 * symbol_h:
+                r[:] = [r[0], min(r[1], y0), max(r[2], x1), max(r[3], y1)]
+                break
         else:
-            out.append([a, b])
-    return [(a, b) for a, b in out]
+            out.append([x0, y0, x1, y1])
+    return [tuple(r) for r in out]
 
 
-def _rows(mask: np.ndarray, symbol_h: float) -> list[tuple[int, int]]:
-    """Rows of writing in ``mask``: bands, and a band too tall for one row split at its faintest row
-    (rows written close enough to touch, a carry mark sitting on its operand)."""
-    profile = mask.sum(axis=1).astype(np.float64)
-    out: list[tuple[int, int]] = []
-
-    def split(a: int, b: int) -> None:
-        lo, hi = a + int(0.3 * symbol_h), b - int(0.3 * symbol_h)
-        if b - a > 1.45 * symbol_h and hi > lo:
-            cut = lo + int(np.argmin(profile[lo:hi]))
-            if profile[cut] <= 0.25 * profile[a:b].mean():
-                split(a, cut)
-                split(cut, b)
-                return
-        inked = np.flatnonzero(profile[a:b] > 0)
-        if len(inked):
-            out.append((a + int(inked[0]), a + int(inked[-1]) + 1))
-
-    for a, b in _merged(_bands(mask), symbol_h):
-        split(a, b)
-    return out
+Comp = tuple[int, int, int, int, int]  # x0, y0, x1, y1, label
 
 
-def _row_box(mask: np.ndarray, x0: int, y0: int, y1: int) -> Box | None:
-    xs = np.flatnonzero(mask[y0:y1].any(axis=0))
-    return None if not len(xs) else (x0 + int(xs[0]), y0, x0 + int(xs[-1]) + 1, y1)
+def _components(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> tuple[list[Comp], np.ndarray]:
+    """The marks of ``mask`` in a window, in page coordinates, and the window's label image."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask[y0:y1, x0:x1].astype(np.uint8), connectivity=8)
+    comps = [(x0 + int(x), y0 + int(y), x0 + int(x + w), y0 + int(y + h), i)
+             for i, (x, y, w, h, a) in enumerate(stats[1:], start=1) if a >= 3]
+    return comps, labels
+
+
+def _specks(comps: list[Comp], h: float) -> list[Comp]:
+    """``comps`` without specks (a fifth of a symbol at most): no part of a column sum, and a reader
+    takes one between two digits for a multiplication dot."""
+    return [c for c in comps if max(c[2] - c[0], c[3] - c[1]) >= 0.2 * h]
+
+
+def _group_rows(comps: list[Comp], h: float) -> list[list[Comp]]:
+    """Marks grouped into rows of writing, top to bottom. Digit-sized marks make the rows (centres
+    less than half a symbol apart: rows whose strokes overlap or touch stay apart, as a projection
+    would not keep them); smaller ones (an operator, a digit's detached flag, a carry mark) join the
+    row whose height holds their centre, or make rows of their own."""
+    def cy(c: Comp) -> float:
+        return (c[1] + c[3]) / 2
+
+    big = sorted((c for c in comps if c[3] - c[1] >= 0.45 * h), key=cy)
+    rows: list[list[Comp]] = []
+    for c in big:
+        if rows and cy(c) - np.median([cy(r) for r in rows[-1]]) < 0.5 * h:
+            rows[-1].append(c)
+        else:
+            rows.append([c])
+    spans = [(min(c[1] for c in r), max(c[3] for c in r)) for r in rows]
+    loose: list[Comp] = []
+    for c in sorted((c for c in comps if c[3] - c[1] < 0.45 * h), key=cy):
+        hit = [i for i, (a, b) in enumerate(spans) if a <= cy(c) <= b]
+        if hit:
+            rows[hit[0]].append(c)
+        else:
+            loose.append(c)
+    # Small marks outside every digit row: rows of their own (carry marks), or specks.
+    for c in loose:
+        near = [r for r in rows if all(d[3] - d[1] < 0.45 * h for d in r)
+                and abs(cy(c) - float(np.median([cy(d) for d in r]))) < 0.3 * h]
+        if near:
+            near[0].append(c)
+        else:
+            rows.append([c])
+    return sorted(rows, key=lambda r: min(c[1] for c in r))
+
+
+def _box(row: list[Comp]) -> Box:
+    return (min(c[0] for c in row), min(c[1] for c in row), max(c[2] for c in row), max(c[3] for c in row))
 
 
 def find_column_problems(mask: np.ndarray, rules: list[Box], symbol_h: float) -> list[ColumnBlock]:
@@ -123,36 +157,34 @@ def _problem_at(mask: np.ndarray, rule: Box, rules: list[Box], h: float) -> Colu
     xa, xb = max(0, int(rx0 - 0.6 * h)), min(W, int(rx1 + 0.6 * h))
     # Above: the rows right over the rule, each less than a symbol from the next.
     top = max(0, int(ry0 - 7 * h))
-    above = _rows(mask[top:ry0, xa:xb], h)
-    rows: list[tuple[int, int]] = []
+    comps, _ = _components(mask, xa, top, xb, ry0)
+    above = _group_rows(_specks(comps, h), h)
+    rows: list[list[Comp]] = []
     edge = ry0
-    for a, b in reversed([(top + a, top + b) for a, b in above]):
-        if edge - b > (1.1 if not rows else 0.9) * h:
+    for r in reversed(above):
+        if edge - _box(r)[3] > (1.1 if not rows else 0.9) * h:
             break
-        rows.insert(0, (a, b))
-        edge = a
+        rows.insert(0, r)
+        edge = _box(r)[1]
     carries: list[Box] = []
-    # Carry marks: a top band much smaller than the operands under it.
-    while len(rows) >= 3 and rows[0][1] - rows[0][0] < 0.7 * np.median([b - a for a, b in rows[1:]]):
-        box = _row_box(mask[:, xa:xb], xa, *rows[0])
-        if box:
-            carries.append(box)
-        rows.pop(0)
-    tall = [(a, b) for a, b in rows if b - a >= 0.5 * h]
-    if len(tall) < 2 or len(tall) != len(rows):
+    # Carry marks: top rows much smaller than the operands under them.
+    height = lambda r: _box(r)[3] - _box(r)[1]  # noqa: E731
+    while len(rows) >= 3 and height(rows[0]) < 0.7 * np.median([height(r) for r in rows[1:]]):
+        carries += [c[:4] for c in rows.pop(0)]
+    if len(rows) < 2 or any(height(r) < 0.5 * h for r in rows):
         return None
     # Below: partial products and a second rule (multiplication), then the result.
     lower = [r for r in rules if r is not rule and r[1] > ry1 and r[1] - ry1 < 6 * h
              and min(r[2], rx1) - max(r[0], rx0) > 0.6 * (rx1 - rx0)]
     end = min([r[1] for r in lower], default=None)
     bottom = min(H, int(ry1 + (end - ry1 if end is not None else 0) + 2.6 * h))
-    below = _rows(mask[ry1:bottom, xa:xb], h)
-    below = [(ry1 + a, ry1 + b) for a, b in below if b - a >= 0.4 * h]
-    if not below or below[0][0] - ry1 > 1.1 * h:
+    comps, _ = _components(mask, xa, ry1, xb, bottom)
+    below = [r for r in _group_rows(_specks(comps, h), h) if height(r) >= 0.4 * h]
+    if not below or _box(below[0])[1] - ry1 > 1.1 * h:
         return None
-    if end is not None and below[0][1] <= end:
-        partials = [(a, b) for a, b in below if b <= end]
-        result = [(a, b) for a, b in below if a >= end][:1]
+    if end is not None and _box(below[0])[3] <= end:
+        partials = [r for r in below if _box(r)[3] <= end]
+        result = [r for r in below if _box(r)[1] >= end][:1]
         if not result:
             return None
         body = rows + partials + result
@@ -160,9 +192,9 @@ def _problem_at(mask: np.ndarray, rule: Box, rules: list[Box], h: float) -> Colu
         second = [r for r in lower if r[1] == end][:1]
     else:
         body, kinds, second = rows + below[:1], ["operand"] * len(rows) + ["result"], []
-    boxes = [_row_box(mask[:, xa:xb], xa, a, b) for a, b in body]
-    if any(b is None for b in boxes):
-        return None
+    marks = [m for r in body for m in _small_marks(r, h)]
+    body = [[c for c in r if c[:4] not in marks] for r in body]
+    boxes = [_box(r) for r in body]
     # Right-aligned by place value, each row within the rule's reach: otherwise these are lines of
     # writing that happen to sit over a stroke (a notebook's ruling left dark, an underlined title).
     rights = [b[2] for b in boxes]
@@ -171,36 +203,25 @@ def _problem_at(mask: np.ndarray, rule: Box, rules: list[Box], h: float) -> Colu
         return None
     if min(b[0] for b in boxes) < rx0 - 1.5 * h or max(rights) > rx1 + 1.5 * h:
         return None
-    marks = _small_marks(mask, boxes, h)
-    if marks:
-        bare = mask.copy()
-        for x0, y0, x1, y1 in marks:
-            bare[y0:y1, x0:x1] = False
-        boxes = [_tight(bare, b) or b for b in boxes]
-    return ColumnBlock(boxes, kinds, [rule] + second, carries + marks)
+    pixels = []
+    for r, (x0, y0, x1, y1) in zip(body, boxes):
+        own = np.zeros((y1 - y0, x1 - x0), bool)
+        for cx0, cy0, cx1, cy1, _ in r:
+            part = mask[cy0:cy1, cx0:cx1]
+            own[cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0] |= part
+        pixels.append(own)
+    return ColumnBlock(boxes, kinds, [rule] + second, carries + marks, pixels)
 
 
-def _tight(mask: np.ndarray, box: Box) -> Box | None:
-    x0, y0, x1, y1 = box
-    part = mask[y0:y1, x0:x1]
-    ys, xs = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
-    return None if not len(ys) else (x0 + int(xs[0]), y0 + int(ys[0]), x0 + int(xs[-1]) + 1, y0 + int(ys[-1]) + 1)
-
-
-def _small_marks(mask: np.ndarray, boxes: list[Box], h: float) -> list[Box]:
-    """Carry or borrow marks written inside a row's band: marks much smaller than the row's digits,
-    sitting in its upper part (a "+" or "-" is small too, but sits at mid-height)."""
+def _small_marks(row: list[Comp], h: float) -> list[Box]:
+    """Carry or borrow marks written inside a row: marks much smaller than the row's digits, in its
+    upper part (a "+" or "-" is small too, but sits at mid-height)."""
+    x0, y0, x1, y1 = _box(row)
+    heights = [c[3] - c[1] for c in row if c[3] - c[1] >= 0.5 * h]
+    digit_h = float(np.median(heights)) if heights else h
     out = []
-    for box in boxes:
-        x0, y0, x1, y1 = box
-        sub = mask[y0:y1, x0:x1].astype(np.uint8)
-        n, _, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
-        if n <= 2:
-            continue
-        heights = stats[1:, cv2.CC_STAT_HEIGHT]
-        digit_h = float(np.median(heights[heights >= 0.5 * h])) if (heights >= 0.5 * h).any() else h
-        for x, y, w, hh, _ in stats[1:]:
-            small, high = hh <= 0.6 * digit_h, y + hh <= 0.45 * (y1 - y0)
-            if small and high and hh >= 0.8 * w:
-                out.append((x0 + int(x), y0 + int(y), x0 + int(x + w), y0 + int(y + hh)))
+    for c in row:
+        w, hh = c[2] - c[0], c[3] - c[1]
+        if hh <= 0.6 * digit_h and c[3] <= y0 + 0.45 * (y1 - y0) and hh >= 0.8 * w:
+            out.append(c[:4])
     return out

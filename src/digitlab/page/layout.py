@@ -443,12 +443,16 @@ def _column_problems(ink: np.ndarray, raw: np.ndarray, mask: np.ndarray, symbol_
                      size: tuple[int, int]) -> tuple[list[Column], np.ndarray]:
     """Column problems (``columns``) as rows of ink for the reader, and the mask without them (the
     rest of the page is cut into lines as before)."""
-    rules = find_rules(raw, symbol_h)
+    rules, on_rules = find_rules(raw, symbol_h)
     if not rules:
         return [], mask
-    bare = mask.copy()
-    for x0, y0, x1, y1 in rules:
-        bare[max(0, y0 - 1) : y1 + 1, x0:x1] = False
+    # The ink again without the rules: a digit touching the rule made one long thin mark with it,
+    # which the cleaning took for a ruling and dropped whole.
+    unruled = np.where(on_rules, 0, ink).astype(np.float32)
+    try:
+        bare = _clean_mask(unruled)[0] & ~on_rules
+    except NoDigitFound:
+        return [], mask
     blocks: list[ColumnBlock] = find_column_problems(bare, rules, symbol_h)
     if not blocks:
         return [], mask
@@ -460,19 +464,14 @@ def _column_problems(ink: np.ndarray, raw: np.ndarray, mask: np.ndarray, symbol_
         quad = np.float32([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
         return np.clip(_apply(to_user, quad), 0, [W0 - 1, H0 - 1]).round().astype(int).tolist()
 
-    unruled = ink.copy()
-    for x0, y0, x1, y1 in rules:
-        unruled[max(0, y0 - 2) : y1 + 2, x0:x1] = 0
     for b in blocks:
-        clean = unruled.copy()
-        for x0, y0, x1, y1 in b.carries:
-            clean[y0:y1, x0:x1] = 0
         rows = []
-        for x0, y0, x1, y1 in b.rows:
+        for (x0, y0, x1, y1), own in zip(b.rows, b.pixels):
+            # the row's own marks (a little wider, for their soft edges), not a neighbour's that reach in
+            keep = cv2.dilate(own.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
             pad = max(2, (y1 - y0) // 8)
-            top, left = max(0, y0 - pad), max(0, x0 - pad)
-            rows.append(Line(clean[top : y1 + pad, left : x1 + pad], (x0, y0, x1, y1), poly(x0, y0, x1, y1), 0,
-                             (left, top)))
+            row = np.pad(np.where(keep, unruled[y0:y1, x0:x1], 0), pad).astype(np.float32)
+            rows.append(Line(row, (x0, y0, x1, y1), poly(x0, y0, x1, y1), 0, (x0 - pad, y0 - pad)))
         X0, Y0, X1, Y1 = b.box
         for x0, y0, x1, y1 in b.carries:
             X0, Y0, X1, Y1 = min(X0, x0), min(Y0, y0), max(X1, x1), max(Y1, y1)
