@@ -7,7 +7,7 @@ split, for several random draws; MNIST accuracy with the same profile checks tha
 
 - ``--tune``: the method's settings are chosen on ``cv`` (30 writers) with MNIST's validation split
   (5k digits the CNN never trained on) as the check -> benchmarks/results/adapt_tune.json;
-- default: the chosen settings (``digitlab.models.profile.DEFAULTS``) reported on ``windep`` (13
+- default: the chosen settings (``digitlab.digits.adapted.DEFAULTS``) reported on ``windep`` (13
   other writers) with the MNIST test set -> benchmarks/results/adapt.json and adapt.png, with the
   prototypes-only and head-only variants beside the full method.
 
@@ -31,11 +31,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from digitlab.data import load_mnist, load_optdigits, train_val_split  # noqa: E402
-from digitlab.models.profile import DEFAULTS, ProfileModel, class_similarity, embed, mix  # noqa: E402
-from digitlab.preprocess import crop_and_fit  # noqa: E402
+from digitlab.datasets.mnist import load_mnist, load_optdigits, train_val_split  # noqa: E402
+from digitlab.digits.adapted import DEFAULTS, ProfileModel, class_similarity, embed, mix  # noqa: E402
+from digitlab.digits.preprocess import crop_and_fit  # noqa: E402
 from digitlab.profiles.core import guard_set, replay_set  # noqa: E402
-from digitlab.recognize import get_model  # noqa: E402
+from digitlab.models import get_model  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 

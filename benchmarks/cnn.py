@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitlab.data import load_mnist, train_val_split
-from digitlab.models.cnn import CNNClassifier
+from digitlab.datasets.mnist import load_mnist, train_val_split
+from digitlab.digits.cnn import CNNClassifier
 from digitlab.training import TrainConfig, evaluate_net, train_net
 
 
@@ -44,7 +44,7 @@ def fast(args) -> None:
                         lr=args.lr, seed=args.seed + 1000 * k, label_smoothing=args.label_smoothing,
                         precision=args.precision, dropout=args.dropout, stem=args.stem,
                         weight_decay=args.weight_decay, warmup=args.warmup) for k in range(args.members)]
-    from digitlab.preprocess import deskew_batch
+    from digitlab.digits.preprocess import deskew_batch
 
     t0 = time.perf_counter()
     X = train.images.astype(np.float32) / 255
@@ -103,7 +103,7 @@ def ensemble(args) -> None:
 def combine(args) -> None:
     """Ensemble from members trained separately (model files or finished training checkpoints)."""
     from digitlab.models import load
-    from digitlab.models.cnn import CNNClassifier, DigitNet
+    from digitlab.digits.cnn import CNNClassifier, DigitNet
 
     nets, fit = [], 0.0
     for path in args.members:
@@ -127,14 +127,14 @@ def combine(args) -> None:
 
 
 def _single(model, i):
-    from digitlab.models.cnn import CNNClassifier
+    from digitlab.digits.cnn import CNNClassifier
 
     one = CNNClassifier(**{**model.params, "tta": False})
     return one.set_nets([model.nets[i]])
 
 
 def inference(args) -> None:
-    from digitlab.recognize import get_model
+    from digitlab.models import get_model
 
     model = get_model(args.model)
     X = load_mnist("test").images.astype(np.float32) / 255

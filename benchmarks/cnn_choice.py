@@ -15,8 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from digitlab.data import load_mnist, optdigits_as_mnist, train_val_split
-from digitlab.recognize import get_model
+from digitlab.datasets.mnist import load_mnist, optdigits_as_mnist, train_val_split
+from digitlab.models import get_model
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 
 from digitlab.arithmetic.check import adds_up, check_page
 from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits
-from digitlab.preprocess import NoDigitFound
+from digitlab.digits.preprocess import NoDigitFound
 from digitlab.reader.read import get_line_reader
 
 

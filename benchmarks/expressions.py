@@ -23,7 +23,7 @@ import numpy as np
 
 from digitlab.arithmetic.grammar import ParseError, evaluate
 from digitlab.datasets.pens import load_pendigits, pen_lines
-from digitlab.preprocess import NoDigitFound
+from digitlab.digits.preprocess import NoDigitFound
 from digitlab.reader.read import get_line_reader, read_expression
 
 sys.path.insert(0, str(Path(__file__).parent))

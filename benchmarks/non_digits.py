@@ -1,7 +1,7 @@
 """Does `digitlab predict` refuse pictures that are not digits, and only those?
 
     python benchmarks/non_digits.py [--mnist 10000] [--degraded-test 1000] [--json benchmarks/results/non_digits.json]
-    python benchmarks/non_digits.py --calibrate      # choose digitlab.reject's bounds (validation data)
+    python benchmarks/non_digits.py --calibrate      # choose digitlab.digits.reject's bounds (validation data)
 
 Measurement (the default): 300 non-digit pictures from ``digitlab.synthetic.renders.non_digit_image`` with seed 0
 (noise, blobs, grids, stripes, checkerboards, gradients; 50 each, PNG bytes as a user sends them),
@@ -35,11 +35,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from digitlab.data import load_mnist, load_optdigits, subset, train_val_split
-from digitlab.preprocess import NoDigitFound, preprocess_digit
-from digitlab.recognize import get_model, predict_source
-from digitlab.reject import CALIBRATION, LOWER, REASONS, SCORE_KEYS, UPPER, features, thresholds
-from digitlab.rejectnet import NET_WEIGHTS, net_model
+from digitlab.datasets.mnist import load_mnist, load_optdigits, subset, train_val_split
+from digitlab.digits.preprocess import NoDigitFound, preprocess_digit
+from digitlab.models import get_model
+from digitlab.digits.recognize import predict_source
+from digitlab.digits.reject import CALIBRATION, LOWER, REASONS, SCORE_KEYS, UPPER, features, thresholds
+from digitlab.digits.rejectnet import NET_WEIGHTS, net_model
 from digitlab.synthetic.renders import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
 
 REASON_KEY = {v: k for k, v in REASONS.items()}
@@ -154,7 +155,7 @@ def calibrate(args) -> dict:
     net_path = Path(args.reject_model) if args.reject_model else NET_WEIGHTS
     if net_path.exists():
         from digitlab.models.base import read_header
-        from digitlab.rejectnet import load_reject
+        from digitlab.digits.rejectnet import load_reject
 
         net, net_sha = load_reject(net_path), read_header(net_path)[0]["sha256"]
         print(f"learned reject model: {net_path}")

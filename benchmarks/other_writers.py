@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.data import load_mnist, load_optdigits
-from digitlab.preprocess import NoDigitFound
-from digitlab.recognize import get_model, predict_source
+from digitlab.datasets.mnist import load_mnist, load_optdigits
+from digitlab.digits.preprocess import NoDigitFound
+from digitlab.models import get_model
+from digitlab.digits.recognize import predict_source
 from digitlab.synthetic.renders import render_bitmap
 
 

@@ -21,9 +21,9 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from digitlab.data import load_mnist, subset, train_val_split
-from digitlab.preprocess import preprocess_digit
-from digitlab.recognize import get_model
+from digitlab.datasets.mnist import load_mnist, subset, train_val_split
+from digitlab.digits.preprocess import preprocess_digit
+from digitlab.models import get_model
 from digitlab.synthetic.renders import degrade, render_user_image
 
 SETS = ["clean", "binarise", "dilate", "erode", "slant"]

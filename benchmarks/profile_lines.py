@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from digitlab.synthetic import pagegen  # noqa: E402
-from digitlab.data import load_optdigits  # noqa: E402
-from digitlab.preprocess import crop_and_fit  # noqa: E402
+from digitlab.datasets.mnist import load_optdigits  # noqa: E402
+from digitlab.digits.preprocess import crop_and_fit  # noqa: E402
 from digitlab.profiles.core import build_profile  # noqa: E402
 from digitlab.reader.decode import ARITHMETIC  # noqa: E402
 from digitlab.reader.glyphs import GlyphBank, tight  # noqa: E402

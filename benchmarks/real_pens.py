@@ -31,7 +31,7 @@ import numpy as np
 
 from digitlab.arithmetic.check import adds_up, check_page
 from digitlab.datasets.pens import as_paper, load_pendigits, load_uji, pen_lines
-from digitlab.preprocess import NoDigitFound
+from digitlab.digits.preprocess import NoDigitFound
 from digitlab.reader.read import get_line_reader, read_number
 
 

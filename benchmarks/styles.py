@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.data import Split, load_mnist, optdigits_as_mnist, train_val_split
-from digitlab.recognize import get_model
+from digitlab.datasets.mnist import Split, load_mnist, optdigits_as_mnist, train_val_split
+from digitlab.digits.recognize import get_model
 from digitlab.synthetic.styles import STYLES, stylised_mnist
 
 
@@ -85,8 +85,8 @@ from digitlab.reader.train import model_line_accuracy
 
 def refusal(model, sx: np.ndarray, sy: np.ndarray, n: int, seed: int) -> dict:
     """Stylised digits as user pictures through `digitlab predict`'s path: refused, and read right."""
-    from digitlab.preprocess import NoDigitFound
-    from digitlab.recognize import predict_source
+    from digitlab.digits.preprocess import NoDigitFound
+    from digitlab.digits.recognize import predict_source
     from digitlab.synthetic.renders import render_user_image
 
     rng = np.random.default_rng(seed)

@@ -11,7 +11,7 @@ ARTIFACTS = Path(os.environ.get("DIGITLAB_ARTIFACTS", ROOT / "artifacts"))
 
 
 def _mnist(split):
-    from digitlab.data import load_mnist
+    from digitlab.datasets.mnist import load_mnist
 
     try:
         return load_mnist(split)
@@ -33,14 +33,14 @@ def mnist_train():
 
 @pytest.fixture(scope="session")
 def small_train(mnist_train):
-    from digitlab.data import subset
+    from digitlab.datasets.mnist import subset
 
     return subset(mnist_train, 2000, seed=1)
 
 
 @pytest.fixture(scope="session")
 def small_test(mnist_test):
-    from digitlab.data import subset
+    from digitlab.datasets.mnist import subset
 
     return subset(mnist_test, 500, seed=2)
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import torch
 
-from digitlab.data import load_mnist, subset
+from digitlab.datasets.mnist import load_mnist, subset
 from digitlab.training import TrainConfig, evaluate_net, init_distributed, train_net
 
 out_dir = sys.argv[1]

@@ -58,8 +58,8 @@ def test_visualize_draws_the_network_for_a_digit(tmp_path, capsys, mnist_test):
 
 def test_export_writes_an_onnx_model_that_reads_digits(tmp_path, capsys, mnist_test):
     ort = pytest.importorskip("onnxruntime")
-    from digitlab.models.base import load
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.models import load
+    from digitlab.models.files import DEFAULT_MODEL
 
     assert main(["export", "--out", str(tmp_path / "m.onnx")]) == 2  # a format must be chosen
     assert "--onnx" in capsys.readouterr().err and not (tmp_path / "m.onnx").exists()
@@ -76,8 +76,8 @@ def test_export_writes_an_onnx_model_that_reads_digits(tmp_path, capsys, mnist_t
 
 
 def test_quantize_writes_an_int8_model_calibrated_on_validation_digits(tmp_path, capsys, small_test):
-    from digitlab.models.base import load
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.models import load
+    from digitlab.models.files import DEFAULT_MODEL
 
     float_model = load(DEFAULT_MODEL)  # the shipped CNN is int8 already: its float twin is the input
     float_model.params["inference"] = "fp32"

@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from digitlab import data
+from digitlab.datasets import mnist as data
 from digitlab.errors import DataError
 
 

@@ -61,7 +61,7 @@ def test_a_partner_that_is_not_a_line_reader_is_refused():
 
 def test_calibrate_names_the_partners_and_leaves_the_loaded_reader_alone(tmp_path, capsys):
     from digitlab.arithmetic.calibrate import main
-    from digitlab.recognize import get_model
+    from digitlab.models import get_model
 
     out = tmp_path / "reader.dlm"
     main(["--model", "line_reader", "--lines", "50", "--ensemble", "none", "--out", str(out)])
@@ -79,7 +79,7 @@ def test_a_reader_trained_from_the_shipped_one_does_not_inherit_its_partner(tmp_
     """Partners are named when a reader is calibrated with them; a warm restart is calibrated alone."""
     import digitlab.arithmetic.calibrate as cal
     from digitlab.reader.train import train_line_reader
-    from digitlab.recognize import model_path
+    from digitlab.models.files import model_path
 
     monkeypatch.setattr(cal, "calibrate", lambda model, *a, **k: {"read_with": type(model).__name__})
     out = tmp_path / "warm.dlm"

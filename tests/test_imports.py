@@ -18,16 +18,12 @@ PACKAGE = "digitlab"
 # Cycles left in place for now, each the sorted tuple of its modules, with the reason. The test fails
 # when one of them grows, shrinks or goes (then update or remove it here).
 ALLOWED: dict[tuple[str, ...], str] = {
-    ("digitlab.models.base", "digitlab.models.classic", "digitlab.models.cnn", "digitlab.models.profile",
-     "digitlab.recognize", "digitlab.rejectnet"):
-        # The model registry. models.base's create/available/load import classic, cnn and profile on
-        # demand (to register them) while every model module imports base's DigitModel; a profile loads
-        # its CNN base through recognize (model names -> files, the cache shared with `predict`), which
-        # imports base's load, and recognize's refusal check loads rejectnet's model, a DigitModel.
-        # To break it: move create/available/load into models/__init__ (the package knows its members,
-        # base stays the interface) and models_dir/model_path/get_model into the models package, then
-        # change the callers' imports (cli, commands, server, study, trainer, profiles, tests).
-        "the model registry: a plug-in table that imports its plug-ins, one of which holds a model",
+    ("digitlab.arithmetic.check", "digitlab.arithmetic.columns"):
+        # check_page hands column problems to columns.check_columns (a lazy import) while columns builds
+        # its results from check's LineResult, verdict and with_prior. To break it: move LineResult,
+        # verdict and with_prior (the verdict of one line) into a module of their own, say
+        # arithmetic/verdicts.py, that both import; left to the package's current edits.
+        "column sums: check dispatches to columns, which reuses check's line verdicts",
 }
 
 
@@ -150,7 +146,7 @@ def test_the_graph_sees_lazy_and_relative_imports():
     graph = import_graph()
     assert "digitlab.cli" in graph and "digitlab.reader.read" in graph
     # cli imports the recognizer inside cmd_predict (a lazy, relative import)
-    assert "digitlab.recognize" in graph["digitlab.cli"]
+    assert "digitlab.digits.recognize" in graph["digitlab.cli"]
     # `from . import __version__` in cli is an import of the package's __init__
     assert "digitlab" in graph["digitlab.cli"]
 

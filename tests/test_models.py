@@ -44,7 +44,7 @@ def test_fit_predict_save_load(name, small_train, small_test, tmp_path):
 
 
 def test_shifted_copies_are_one_pixel_moves():
-    from digitlab.models.classic import SklearnModel
+    from digitlab.digits.classic import SklearnModel
 
     X = np.zeros((40, 28, 28), np.uint8)
     X[:, 10:14, 10:14] = 255
@@ -90,7 +90,7 @@ def test_tampered_and_foreign_files(tmp_path, small_train):
 def test_cnn_ensemble_of_mixed_widths_round_trips(tmp_path, small_test):
     import torch
 
-    from digitlab.models.cnn import CNNClassifier, DigitNet
+    from digitlab.digits.cnn import CNNClassifier, DigitNet
 
     torch.manual_seed(0)
     nets = [DigitNet(width=8).eval(), DigitNet(width=12).eval()]
@@ -106,8 +106,8 @@ def test_int8_inference_round_trips_and_agrees(tmp_path, small_train, small_test
     import torch
 
     from digitlab.errors import ModelError
-    from digitlab.models.cnn import CNNClassifier
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.digits.cnn import CNNClassifier
+    from digitlab.models.files import DEFAULT_MODEL
 
     base = load(DEFAULT_MODEL)
     assert isinstance(base, CNNClassifier)
@@ -130,7 +130,7 @@ def test_int8_inference_round_trips_and_agrees(tmp_path, small_train, small_test
 
 
 def torch_input(X):
-    from digitlab.models.cnn import to_tensor
+    from digitlab.digits.cnn import to_tensor
 
     return to_tensor(X.astype(np.float32) / 255)
 
@@ -139,7 +139,7 @@ def test_int8_model_built_once_under_concurrent_first_use(small_test):
     """The web app's threads may all ask a freshly loaded model at once (the first build is lazy)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.models.files import DEFAULT_MODEL
 
     model = load(DEFAULT_MODEL)
     assert model.params.get("inference") == "int8"  # the shipped CNN is quantized

@@ -48,7 +48,7 @@ def test_frames_are_distributions_over_blank_and_the_charset(pen_line):
 
 
 def test_blank_paper_is_no_line():
-    from digitlab.preprocess import NoDigitFound
+    from digitlab.digits.preprocess import NoDigitFound
 
     with pytest.raises(NoDigitFound):
         get_ppocr().prepare(np.zeros((40, 200), np.float32))

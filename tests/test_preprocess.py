@@ -8,7 +8,8 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from digitlab.errors import ImageError
-from digitlab.preprocess import NoDigitFound, deskew, load_image, preprocess_digit
+from digitlab.digits.preprocess import NoDigitFound, deskew, preprocess_digit
+from digitlab.io.images import load_image
 from digitlab.synthetic.renders import render_user_image
 
 
@@ -115,7 +116,7 @@ def test_blank_images_have_no_digit(value):
 def test_first_dab_on_a_big_canvas_is_ink_but_scattered_noise_is_not():
     import cv2
 
-    from digitlab.preprocess import ink_map
+    from digitlab.digits.preprocess import ink_map
 
     canvas = np.full((280, 280), 255, np.uint8)
     cv2.circle(canvas, (140, 140), 9, 0, -1)  # one pointer-down with an 18 px brush: ~250 px, under 0.5%

@@ -118,8 +118,9 @@ def test_cli_errors_have_no_traceback(examples):
 @pytest.mark.parametrize("tuned", [{"head_steps": 5}, {"block_steps": 3}, {"head_steps": 0}])
 def test_profile_round_trip_through_the_model_file_format(env, tuned):
     from digitlab.errors import ModelError
-    from digitlab.models.base import load, read_header
-    from digitlab.preprocess import preprocess_digit
+    from digitlab.models import load
+    from digitlab.models.base import read_header
+    from digitlab.digits.preprocess import preprocess_digit
     from digitlab.profiles.core import build_profile
 
     X = np.stack([preprocess_digit(_digit_png(k, s)) for k in ("ring", "bar", "seven") for s in (0, 6)])
@@ -141,8 +142,8 @@ def test_profile_round_trip_through_the_model_file_format(env, tuned):
 
 def test_a_profile_on_another_base_model_says_rebuild(env, monkeypatch):
     from digitlab.errors import ModelError
-    from digitlab.models.base import load
-    from digitlab.preprocess import preprocess_digit
+    from digitlab.models import load
+    from digitlab.digits.preprocess import preprocess_digit
     from digitlab.profiles.core import build_profile
 
     model = build_profile(preprocess_digit(_digit_png("ring"))[None], np.array([6]), settings={"augment": 0})
@@ -161,7 +162,7 @@ def test_the_guard_keeps_misleading_corrections_from_costing_other_writers(env, 
     1,000 other held-out MNIST test digits (plus 5 digits' slack for a different sample). Measured:
     unguarded (``_guard`` a no-op) the profile reads 13-23% of MNIST digits right; guarded 99.7% of
     held-out digits against the base's 99.8%. Building one profile takes ~3-6 s on 2 busy cores."""
-    from digitlab.models.profile import DEFAULTS
+    from digitlab.digits.adapted import DEFAULTS
     from digitlab.profiles import core
 
     X = mnist_test.images.astype(np.float32) / 255
@@ -179,7 +180,7 @@ def test_the_guard_keeps_misleading_corrections_from_costing_other_writers(env, 
 
 
 def test_corrections_stored_and_learned(env, capsys):
-    from digitlab.preprocess import preprocess_digit
+    from digitlab.digits.preprocess import preprocess_digit
     from digitlab.profiles.store import add_correction, correction_examples
     from digitlab.storage import SCHEMA_VERSION, open_db
 
@@ -204,7 +205,7 @@ def test_correction_and_profile_endpoints(examples):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from digitlab.preprocess import preprocess_digit
+    from digitlab.digits.preprocess import preprocess_digit
     from digitlab.profiles.api import install
 
     app = FastAPI()
@@ -258,7 +259,7 @@ class _Believer:
     """A stand-in profile that turns each digit's probability up or down against the base CNN."""
 
     def __init__(self, factors):
-        from digitlab.recognize import get_model
+        from digitlab.models import get_model
 
         self.base_model = get_model(None)
         self.factors = np.asarray(factors, float)
@@ -339,7 +340,7 @@ def test_read_and_check_take_a_profile(examples, capsys, line):
 def test_api_predict_takes_a_profile_under_the_teachers_rule(examples, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from digitlab.preprocess import preprocess_digit
+    from digitlab.digits.preprocess import preprocess_digit
     from digitlab.server import create_app
 
     client = TestClient(create_app(), raise_server_exceptions=False, base_url="http://localhost")

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.preprocess import NoDigitFound, preprocess_digit
-from digitlab.recognize import get_model, predict_source
-from digitlab.reject import shape_features
+from digitlab.digits.preprocess import NoDigitFound, preprocess_digit
+from digitlab.models import get_model
+from digitlab.digits.recognize import predict_source
+from digitlab.digits.reject import shape_features
 from digitlab.synthetic.renders import NON_DIGIT_KINDS, non_digit_image, render_user_image
 
 
@@ -98,7 +99,7 @@ def test_cli_predict_says_no_digit(tmp_path, capsys, mnist_test):
 
 
 def test_optdigits_as_mnist_is_mnist_shaped():
-    from digitlab.data import optdigits_as_mnist
+    from digitlab.datasets.mnist import optdigits_as_mnist
     from digitlab.errors import DataError
 
     try:

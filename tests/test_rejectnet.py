@@ -1,15 +1,17 @@
-"""The learned "is this a digit?" model of digitlab.reject: training, shipping, fallback."""
+"""The learned "is this a digit?" model of digitlab.digits.reject: training, shipping, fallback."""
 
 import warnings
 
 import numpy as np
 import pytest
 
-from digitlab import reject, rejectnet
-from digitlab.models.base import MAGIC, available
-from digitlab.preprocess import NoDigitFound, preprocess_digit
-from digitlab.recognize import get_model, predict_images, predict_source
-from digitlab.rejectnet import load_reject, varied_non_digit
+from digitlab.digits import reject, rejectnet
+from digitlab.models.base import MAGIC
+from digitlab.models import available
+from digitlab.digits.preprocess import NoDigitFound, preprocess_digit
+from digitlab.models import get_model
+from digitlab.digits.recognize import predict_images, predict_source
+from digitlab.digits.rejectnet import load_reject, varied_non_digit
 from digitlab.synthetic.renders import non_digit_image, render_user_image
 
 
@@ -56,7 +58,7 @@ def test_train_reject_refuses_bad_params(capsys):
 
 def test_load_reject_refuses_other_models(tmp_path):
     from digitlab.errors import ModelError
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.models.files import DEFAULT_MODEL
 
     with pytest.raises(ModelError, match="not a reject model"):
         load_reject(DEFAULT_MODEL)

@@ -15,8 +15,8 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from digitlab.errors import ImageError
-from digitlab.preprocess import NoDigitFound
-from digitlab.segment import segment_ink
+from digitlab.digits.preprocess import NoDigitFound
+from digitlab.digits.segment import segment_ink
 from digitlab.server import create_app
 
 
@@ -105,7 +105,7 @@ def test_segmentation_never_crashes(ink):
 @settings(max_examples=40, deadline=None)
 @given(st.binary(max_size=2000))
 def test_random_bytes_never_crash_the_decoder(raw):
-    from digitlab.preprocess import preprocess_digit
+    from digitlab.digits.preprocess import preprocess_digit
 
     try:
         preprocess_digit(raw)
@@ -214,7 +214,7 @@ def test_damaged_files_pass_the_sniffing_and_reach_the_decoder(damaged_files):
 def test_damaged_files_give_an_image_error_or_an_image(damaged_files, loader):
     """A cut or flipped file is a digitlab ImageError ("cannot decode image") or, where the decoder
     shrugs the damage off (JPEG, raw TIFF), a sane image: never another exception."""
-    from digitlab import preprocess
+    from digitlab.digits import preprocess
 
     load = getattr(preprocess, loader)
     errors = 0
@@ -243,7 +243,7 @@ def test_damaged_files_are_422_from_the_api_never_500(client, damaged_files):
 
 def test_unwritable_cache_still_loads(tmp_path, monkeypatch):
     """A cache that cannot be written (read-only home, full disk) costs speed, not the load."""
-    from digitlab import data
+    from digitlab.datasets import mnist as data
 
     def refuse(path, payload):
         raise PermissionError(13, "Permission denied", str(path))

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from digitlab.models.base import MAGIC
-from digitlab.models.cnn import CNNClassifier
+from digitlab.digits.cnn import CNNClassifier
 from digitlab.reader.glyphs import GlyphBank
 from digitlab.reader.read import get_line_reader, read_lines
 from digitlab.reader.slices import line_slices
-from digitlab.recognize import get_model
+from digitlab.models import get_model
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_read_lines_takes_the_second_opinion_by_name(val_bank):
 
     rng = np.random.default_rng(3)
     inks = [training_line(val_bank, rng)[0] for _ in range(3)]
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.models.files import DEFAULT_MODEL
 
     by_name = read_lines(inks, digits=str(DEFAULT_MODEL))
     by_model = read_lines(inks, digits=get_model())
@@ -99,7 +99,7 @@ def test_line_slices_of_every_symbol(val_bank):
 def test_a_grown_head_keeps_the_digits_outputs():
     import torch
 
-    from digitlab.models.cnn import DigitNet
+    from digitlab.digits.cnn import DigitNet
     from digitlab.reader.slices import _grown_head
 
     base = get_model().nets[0]

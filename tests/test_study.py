@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from digitlab import data, study
+from digitlab.datasets import mnist as data
+from digitlab import study
 from digitlab.evaluation import clustering_accuracy
 
 

@@ -108,7 +108,7 @@ def test_stylised_mnist_keeps_mnist_format(mnist_test):
 
 def test_shipped_cnn_reads_the_styles(mnist_test):
     """The shipped CNN was trained with ``--styles``: flagged 1s are not 7s to it (the CNN before read 74% of them)."""
-    from digitlab.recognize import get_model
+    from digitlab.models import get_model
 
     x, y = mnist_test.images[:2000], mnist_test.labels[:2000]
     sx, sy = stylised_mnist(x, y, np.random.default_rng(4), share={d: 1.0 for d in STYLES})

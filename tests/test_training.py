@@ -62,7 +62,7 @@ def test_sigkill_keeps_previous_model_and_resume_works(tmp_path, mnist_train):
 
 
 def test_time_budget_stops_on_time(mnist_train):
-    from digitlab.data import subset
+    from digitlab.datasets.mnist import subset
     from digitlab.training import TrainConfig, train_net
 
     small = subset(mnist_train, 3000)
@@ -74,9 +74,9 @@ def test_time_budget_stops_on_time(mnist_train):
 
 def test_onnx_agrees_with_pytorch(tmp_path, mnist_test):
     ort = pytest.importorskip("onnxruntime")
-    from digitlab.export import export_onnx
-    from digitlab.models.base import load
-    from digitlab.recognize import DEFAULT_MODEL
+    from digitlab.digits.export import export_onnx
+    from digitlab.models import load
+    from digitlab.models.files import DEFAULT_MODEL
 
     model = load(DEFAULT_MODEL)
     path = export_onnx(model, tmp_path / "m.onnx")
@@ -92,10 +92,10 @@ def test_onnx_agrees_with_pytorch(tmp_path, mnist_test):
 def test_bf16_training_and_strided_stem(tmp_path, mnist_train, mnist_test):
     import torch
 
-    from digitlab.data import subset
+    from digitlab.datasets.mnist import subset
     from digitlab.errors import DigitlabError
     from digitlab.models import create
-    from digitlab.models.cnn import fused_for_inference
+    from digitlab.digits.cnn import fused_for_inference
     from digitlab.training import resolve_precision
 
     with pytest.raises(DigitlabError, match="unknown precision"):

@@ -74,7 +74,7 @@ def test_markers_and_id_on_warped_photos(sheet, seed):
     rng = np.random.default_rng(seed)
     page = to_raster(sheet, 200).astype(np.float32) / 255
     photo = phone_photo(page, rng, out_side=1800)
-    from digitlab.preprocess import load_rgb
+    from digitlab.io.images import load_rgb
 
     rgb = load_rgb(photo)
     found = find_markers(rgb)

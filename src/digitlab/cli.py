@@ -38,7 +38,9 @@ def _params(pairs: list[str] | None) -> dict:
 
 # -- predict ----------------------------------------------------------------------------------------
 def cmd_predict(args) -> int:
-    from .recognize import expand_paths, get_model, predict_source
+    from .io.files import expand_paths
+    from .models import get_model
+    from .digits.recognize import predict_source
 
     if getattr(args, "profile", None):  # profiles: the base model adapted to a class's handwriting
         if args.model:
@@ -71,8 +73,8 @@ def cmd_predict(args) -> int:
 
 # -- evaluate ---------------------------------------------------------------------------------------
 def cmd_evaluate(args) -> int:
-    from .data import load_mnist, subset
-    from .recognize import get_model
+    from .datasets.mnist import load_mnist, subset
+    from .models import get_model
 
     if getattr(args, "profile", None):  # profiles
         from .profiles import get_profile
@@ -117,7 +119,7 @@ def cmd_train(args) -> int:
 
     if args.method == "line-reader":
         from .reader.train import train_line_reader
-        from .recognize import models_dir
+        from .models.files import models_dir
 
         out = args.out or models_dir() / "line_reader.dlm"
         model = train_line_reader(out, seconds=args.time_budget or 1500, seed=args.seed or 0, lr=args.lr or 2e-3,
@@ -127,7 +129,7 @@ def cmd_train(args) -> int:
         print(f"saved line reader to {out}: {model.metadata.get('val_line_accuracy', 0):.1%} of validation lines "
               f"read exactly (validation writers), {model.metadata.get('steps')} steps")
         return 0
-    if args.method == "reject":  # the learned "is this a digit?" model of digitlab.reject
+    if args.method == "reject":  # the learned "is this a digit?" model of digitlab.digits.reject
         return _train_reject(args)
     if args.method == "slice-cnn":  # the CNN that gives the checker its second opinion on line slices
         return _train_slices(args)
@@ -161,8 +163,8 @@ def _refuse_options(args, method: str, names: tuple[str, ...], takes: str) -> No
 
 
 def _train_reject(args) -> int:
-    from .recognize import models_dir
-    from .rejectnet import train_reject
+    from .models.files import models_dir
+    from .digits.rejectnet import train_reject
 
     _refuse_options(args, "reject", ("time_budget", "ensemble", "width", "augment", "batch_size", "lr", "device",
                                      "precision", "val_size", "optdigits", "styles", "init", "warp", "kern", "symbols"),
@@ -193,7 +195,7 @@ def _train_reject(args) -> int:
 
 
 def _train_slices(args) -> int:
-    from .recognize import models_dir
+    from .models.files import models_dir
     from .reader.slices import train_slice_cnn
 
     _refuse_options(args, "slice-cnn", ("time_budget", "ensemble", "width", "augment", "batch_size", "device",
@@ -223,8 +225,9 @@ def _train_slices(args) -> int:
 # -- models -----------------------------------------------------------------------------------------
 def cmd_models(args) -> int:
     from .errors import ModelError
-    from .models.base import REGISTRY, available, read_header
-    from .recognize import model_path
+    from .models.base import REGISTRY, read_header
+    from .models import available
+    from .models.files import model_path
 
     available()
     rows = []

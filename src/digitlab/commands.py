@@ -34,7 +34,7 @@ def _profile(args):
 
 
 def cmd_read(args) -> int:
-    from .recognize import expand_paths
+    from .io.files import expand_paths
     from .reader.read import get_line_reader, read_number
 
     model = get_line_reader(args.model)
@@ -57,7 +57,7 @@ def cmd_read(args) -> int:
 def cmd_calc(args) -> int:
     from .arithmetic.grammar import check_expression, work_out
     from .reader.read import get_line_reader, read_expression
-    from .recognize import expand_paths
+    from .io.files import expand_paths
 
     model = get_line_reader(args.model)
     failures = 0
@@ -86,9 +86,9 @@ def cmd_calc(args) -> int:
 
 
 def cmd_visualize(args) -> int:
-    from .preprocess import preprocess_digit
-    from .recognize import get_model
-    from .visualize import save_figures
+    from .digits.preprocess import preprocess_digit
+    from .models import get_model
+    from .digits.visualize import save_figures
 
     image = preprocess_digit(args.image, name=args.image)
     paths = save_figures(get_model(args.model), image, args.out)
@@ -98,8 +98,8 @@ def cmd_visualize(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_onnx
-    from .recognize import get_model
+    from .digits.export import export_onnx
+    from .models import get_model
 
     if not args.onnx:
         raise DigitlabError("choose a format: --onnx")
@@ -109,10 +109,10 @@ def cmd_export(args) -> int:
 
 
 def cmd_quantize(args) -> int:
-    from .data import load_mnist, train_val_split
-    from .models.base import load
-    from .models.cnn import CNNClassifier
-    from .recognize import model_path
+    from .datasets.mnist import load_mnist, train_val_split
+    from .models import load
+    from .digits.cnn import CNNClassifier
+    from .models.files import model_path
 
     src = model_path(args.model)
     model = load(src)
@@ -195,7 +195,7 @@ def register(sub) -> None:
 
 
 def cmd_benchmark(args) -> int:
-    from .data import load_mnist
+    from .datasets.mnist import load_mnist
     from .report import default_report_dir, write_report
     from .study import DEFAULT_METHODS, benchmark
 
@@ -203,7 +203,7 @@ def cmd_benchmark(args) -> int:
     unknown = set(methods) - set(DEFAULT_METHODS)
     if unknown:
         raise DigitlabError(f"unknown method(s) {', '.join(sorted(unknown))}; choose from {', '.join(DEFAULT_METHODS)}")
-    from .recognize import models_dir
+    from .models.files import models_dir
 
     results = benchmark(methods, args.subset, args.data_dir, unsupervised=not args.no_unsupervised,
                         progress=not args.quiet, save_dir=None if args.no_save else models_dir(),
@@ -220,7 +220,7 @@ def cmd_benchmark(args) -> int:
 
 
 def cmd_tune(args) -> int:
-    from .fileio import atomic_write
+    from .io.files import atomic_write
     from .report import default_report_dir, figures
     from .study import tune, tuned_path
 
@@ -244,7 +244,7 @@ def cmd_tune(args) -> int:
 def cmd_check(args) -> int:
     from .arithmetic import annotate, check_page
     from .reader.read import get_line_reader
-    from .recognize import expand_paths
+    from .io.files import expand_paths
 
     model = get_line_reader(args.model)
     profile = _profile(args)

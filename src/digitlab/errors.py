@@ -14,7 +14,7 @@ class ImageError(DigitlabError):
 
 
 class NoDigitFound(ImageError):
-    """The image holds no ink that could be a digit (also importable from ``digitlab.preprocess``)."""
+    """The image holds no ink that could be a digit (also importable from ``digitlab.digits.preprocess``)."""
 
 
 class SeveralSymbols(NoDigitFound):

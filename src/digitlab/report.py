@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import atomic_write
+from .io.files import atomic_write
 
 PARAM_NOTES = {
     "linear": "C is the inverse L2 penalty of logistic regression: small C = smoother weights. Deskewing "
@@ -26,7 +26,7 @@ PARAM_NOTES = {
 
 
 def default_report_dir() -> Path:
-    from .data import cache_dir
+    from .datasets.mnist import cache_dir
 
     return Path(os.environ.get("DIGITLAB_REPORT", cache_dir() / "report"))
 
@@ -94,7 +94,7 @@ def _other_sets_section(results: dict) -> list[str]:
              "- **optdigits windep**: digits from 13 writers who are in neither MNIST nor optdigits' own training "
              "writers (UCI optdigits, Alpaydin & Kaynak, CC BY 4.0), 32x32 binary bitmaps from another scanner, "
              "converted the way MNIST was made (softened, cropped, longest side 20 px, centred by mass in 28x28: "
-             "`digitlab.data.optdigits_as_mnist`);",
+             "`digitlab.datasets.mnist.optdigits_as_mnist`);",
              "- **MNIST binarise / dilate / erode / slant**: 2,000 MNIST test digits each (seeded), thresholded at "
              "16x16 by a cheap scanner, written with a thicker or thinner pen, or slanted ±15°, then preprocessed as "
              "a user image is (`digitlab.synthetic.renders.degrade`).", "",

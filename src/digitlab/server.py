@@ -45,7 +45,7 @@ from . import __version__
 from . import access
 from .errors import DigitlabError, ImageError, ModelError
 from .limits import BODY_TIMEOUT_S, MAX_UPLOAD, body_limit
-from .preprocess import NoDigitFound
+from .digits.preprocess import NoDigitFound
 
 log = logging.getLogger("digitlab")
 
@@ -312,7 +312,7 @@ def open_image(raw: bytes, work_side: int):
 
     from PIL import Image, ImageOps
 
-    from .preprocess import MAX_PIXELS
+    from .io.images import MAX_PIXELS
 
     try:
         img = Image.open(io.BytesIO(raw))
@@ -347,7 +347,7 @@ def open_image(raw: bytes, work_side: int):
 
 def load_grey(raw: bytes, work_side: int):
     """``open_image`` and the greyscale (1 = white) of it: ``(source, grey, scale)``."""
-    from .preprocess import load_image
+    from .io.images import load_image
 
     source, scale = open_image(raw, work_side)
     return source, load_image(source, max_side=MAX_SIDE, name="image"), scale
@@ -361,7 +361,7 @@ def count_marks(grey: np.ndarray, limit: int) -> int:
     """
     import cv2
 
-    from .preprocess import ink_map, otsu_mask
+    from .digits.preprocess import ink_map, otsu_mask
 
     mask = otsu_mask(ink_map(grey)).astype(np.uint8)
     n = cv2.connectedComponents(mask, connectivity=8)[0] - 1
@@ -390,8 +390,9 @@ def _answer(pred) -> dict:
 
 def _trained_models() -> dict[str, Any]:
     """Registered models that have weights, from the loaded-model cache (files are read once)."""
-    from .models.base import REGISTRY, available
-    from .recognize import get_model
+    from .models.base import REGISTRY
+    from .models import available
+    from .models import get_model
 
     out = {}
     for name in available():
@@ -415,10 +416,11 @@ def _profile_model(profile: str | None):
 
 def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str, compare: bool,
                   profile: str | None = None) -> dict:
-    from .models.base import available
-    from .preprocess import preprocess_digit, preprocess_mnist_like
-    from .recognize import get_model, predict_images, refuse_non_digit
-    from .reject import check_shape
+    from .models import available
+    from .digits.preprocess import preprocess_digit, preprocess_mnist_like
+    from .models import get_model
+    from .digits.recognize import predict_images, refuse_non_digit
+    from .digits.reject import check_shape
 
     if model_name not in available():  # names only: no file paths, no non-digit models over the API
         raise ModelError(f"unknown model {model_name!r}; choose one of: {', '.join(available())}")
@@ -442,9 +444,9 @@ def _predict_work(raw: bytes | None, pixels: np.ndarray | None, model_name: str,
 
 
 def _visualize_work(raw: bytes | None, pixels: np.ndarray | None) -> dict:
-    from .preprocess import preprocess_digit, preprocess_mnist_like
-    from .recognize import get_model
-    from .visualize import network_data
+    from .digits.preprocess import preprocess_digit, preprocess_mnist_like
+    from .models import get_model
+    from .digits.visualize import network_data
 
     if pixels is not None:
         image = preprocess_mnist_like(pixels)
@@ -576,7 +578,7 @@ def _context():
         method = "spawn"
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":  # workers fork from a server that has already imported these
-        ctx.set_forkserver_preload(["digitlab.server", "digitlab.preprocess", "digitlab.recognize", "torch", "cv2"])
+        ctx.set_forkserver_preload(["digitlab.server", "digitlab.digits.preprocess", "digitlab.digits.recognize", "torch", "cv2"])
     return ctx
 
 
@@ -1109,7 +1111,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, open_browser: bool = False)
     import uvicorn
 
     from .limits import KEEP_ALIVE_S, MAX_CONNECTIONS, MAX_HEADER_BYTES
-    from .recognize import get_model
+    from .models import get_model
 
     # The pupils' routes decide by the bind address: "" (every interface) is not loopback.
     os.environ["DIGITLAB_LISTEN_HOST"] = host

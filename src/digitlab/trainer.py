@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import SHA256, load_mnist, subset, train_val_split
-from .models.base import create
-from .recognize import models_dir
+from .datasets.mnist import SHA256, load_mnist, subset, train_val_split
+from .models import create
+from .models.files import models_dir
 
 
 def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: int | None = None,
@@ -36,13 +36,13 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     val_n = min(int(model.params.get("val_size", val_size)), len(full) // 10) if method == "cnn" else 0
     train, val = train_val_split(full, val_n) if val_n else (full, None)
     if optdigits_repeat:
-        from .data import Split, optdigits_as_mnist
+        from .datasets.mnist import Split, optdigits_as_mnist
 
         tra = optdigits_as_mnist("tra", data_dir)
         train = Split(np.concatenate([train.images, *[tra.images] * optdigits_repeat]),
                       np.concatenate([train.labels, *[tra.labels] * optdigits_repeat]))
     if styles > 0:
-        from .data import Split
+        from .datasets.mnist import Split
         from .synthetic.styles import stylised_mnist
 
         sx, sy = stylised_mnist(train.images, train.labels, np.random.default_rng(1234), scale=styles)
@@ -65,7 +65,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     import torch
 
     if optdigits_repeat:
-        from .data import optdigits_as_mnist
+        from .datasets.mnist import optdigits_as_mnist
 
         cv = optdigits_as_mnist("cv", data_dir)
         model.metadata.update({"optdigits_repeat": optdigits_repeat,

@@ -18,10 +18,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data.distributed import DistributedSampler
 
-from .data import MEAN, STD
+from .datasets.mnist import MEAN, STD
 from .errors import DigitlabError
-from .fileio import atomic_write
-from .models.net import DigitNet, to_tensor
+from .io.files import atomic_write
+from .digits.net import DigitNet, to_tensor
 
 
 @dataclass

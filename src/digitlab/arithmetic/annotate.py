@@ -7,7 +7,7 @@ import io
 import cv2
 import numpy as np
 
-from ..fileio import atomic_write
+from ..io.files import atomic_write
 
 COLOURS = {"correct": (30, 140, 50), "wrong": (200, 40, 40), "unsure": (230, 130, 0), "unreadable": (120, 120, 120)}
 

@@ -98,7 +98,7 @@ def read_validation(model, data_dir=None, n: int = 12000, seed: int = 7, progres
     strokes, ``pen_problems``) read as ``check`` reads them."""
     from tqdm import tqdm
 
-    from ..preprocess import NoDigitFound
+    from ..digits.preprocess import NoDigitFound
 
     inks, truth, _ = validation_problems(n, seed, photo, data_dir, careless) if n else ([], [], [])
     if pens:
@@ -157,7 +157,7 @@ def calibrate_default(data_dir=None, lines: int = 6000, pens: int = 6000, photo:
     the result in its settings file (``weights/ppocr.json``, or ``out``)."""
     import json
 
-    from ..fileio import atomic_write
+    from ..io.files import atomic_write
     from ..reader.ppocr import SETTINGS
     from ..reader.read import get_line_reader
 
@@ -176,7 +176,7 @@ def main(argv=None) -> None:
 
     from ..errors import DigitlabError
     from ..reader.read import get_line_reader, with_partners
-    from ..recognize import model_path
+    from ..models.files import model_path
 
     ap = argparse.ArgumentParser(description="Recalibrate a line reader's verdict thresholds in place.")
     ap.add_argument("--model", help="line-reader file (default: the shipped one)")
@@ -213,7 +213,7 @@ def main(argv=None) -> None:
         model = with_partners(reader, reader.metadata.get("ensemble") or [])  # a partner that is no reader: now
         digits = {None: DIGIT_OPINION, "none": False}.get(args.digits, args.digits)
         if isinstance(digits, str):
-            from ..recognize import get_model
+            from ..models import get_model
 
             get_model(digits)  # a clear error now, not after the lines are drawn
         model.metadata["verdict_thresholds"] = result = calibrate(model, args.data_dir, n=args.lines, photo=args.photo,

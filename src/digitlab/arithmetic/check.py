@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..preprocess import NoDigitFound
+from ..digits.preprocess import NoDigitFound
 from .grammar import check_expression
 
 CORRECT_MIN = 0.80
@@ -245,7 +245,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         limits = {}
     correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
     top_min, prior, far = limits.get("top", TOP_MIN), limits.get("prior", PRIOR), limits.get("far", FAR)
-    from ..preprocess import load_rgb
+    from ..io.images import load_rgb
 
     rgb = load_rgb(source, name=name, **({"max_side": max_side} if max_side else {}))
 

@@ -1,4 +1,7 @@
-"""One estimator interface for every method, one registry, one safe file format.
+"""One estimator interface for every method, the registry table, one safe file format.
+
+Importing a model's module registers its class (``@register``); the package (``digitlab.models``)
+imports the members on demand and builds or loads a model by name. This module imports no member.
 
 Every model takes images as an (N,28,28) array (uint8 0..255 or float 0..1, MNIST polarity) and
 labels as ints, in the scikit-learn style: ``fit(X, y)``, ``predict(X)``, ``predict_proba(X)``,
@@ -21,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ModelError, NotFittedError
-from ..fileio import atomic_write
+from ..io.files import atomic_write
 
 MAGIC = b"DIGITLAB-MODEL 1\n"
 REGISTRY: dict[str, type["DigitModel"]] = {}
@@ -30,34 +33,6 @@ REGISTRY: dict[str, type["DigitModel"]] = {}
 def register(cls: type["DigitModel"]) -> type["DigitModel"]:
     REGISTRY[cls.name] = cls
     return cls
-
-
-def create(name: str, **params) -> "DigitModel":
-    """Instantiate a registered model by name (``digitlab models`` lists them)."""
-    _ensure_loaded()
-    if name not in REGISTRY:
-        raise ModelError(f"unknown model {name!r}; choose one of: {', '.join(sorted(REGISTRY))}")
-    try:
-        return REGISTRY[name](**params)
-    except TypeError as exc:
-        raise ModelError(f"bad parameters for {name}: {exc}") from None
-
-
-def available() -> list[str]:
-    _ensure_loaded()
-    return sorted(REGISTRY)
-
-
-def _ensure_loaded(name: str | None = None) -> None:
-    # Importing the modules registers their classes; kept lazy so `import digitlab` stays light.
-    # Loading a CNN, a profile or a model whose module is already imported (a line reader) skips
-    # scikit-learn's import: 1-2 s of every `digitlab check` start-up otherwise.
-    if name is not None and name in REGISTRY:
-        return
-    if name in ("cnn", "profile"):
-        from . import cnn, profile  # noqa: F401
-        return
-    from . import classic, cnn, profile  # noqa: F401
 
 
 def check_images(X, name: str = "X") -> np.ndarray:
@@ -129,8 +104,9 @@ class DigitModel(ABC):
 
     @classmethod
     def load(cls, path) -> "DigitModel":
-        """Load any registered model from ``path`` (checksum verified, no pickle)."""
-        return load(path, expect=cls if cls is not DigitModel else None)
+        """Load a model of this class from ``path`` (checksum verified, no pickle); ``digitlab.models.load``
+        loads one of any class."""
+        return load_registered(path, expect=cls if cls is not DigitModel else None)
 
     def get_params(self) -> dict[str, Any]:
         return dict(self.params)
@@ -180,10 +156,15 @@ def read_header(path) -> tuple[dict, bytes]:
     return header, payload
 
 
-def load(path, expect: type[DigitModel] | None = None) -> DigitModel:
-    header, payload = read_header(path)
-    _ensure_loaded(header["model"])
+def load_registered(path, expect: type[DigitModel] | None = None, parts: tuple[dict, bytes] | None = None) -> DigitModel:
+    """Load the model in ``path`` whose class is registered already (``digitlab.models.load`` imports it first).
+
+    ``parts``: the file's ``read_header`` when the caller has read it already.
+    """
+    header, payload = parts if parts is not None else read_header(path)
     cls = REGISTRY.get(header["model"])
+    if cls is None and expect is not None:
+        raise ModelError(f"{path}: holds a {header['model']} model, not {expect.name}")
     if cls is None:
         raise ModelError(f"{path}: unknown model type {header['model']!r}")
     if expect is not None and not issubclass(cls, expect):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..preprocess import NoDigitFound
+from ..digits.preprocess import NoDigitFound
 
 
 def flatten_light(rgb: np.ndarray, stroke_px: float = 6.0) -> np.ndarray:

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from ..errors import ImageError
-from ..preprocess import NoDigitFound, load_rgb, otsu_mask
+from ..digits.preprocess import NoDigitFound, otsu_mask
+from ..io.images import load_rgb
 from .columns import ColumnBlock, find_column_problems, find_rules
 from .ink import clean_ink, page_darkness
 from .sheet import find_sheet, rectify, sheet_outlines

@@ -105,7 +105,7 @@ def install(app) -> None:
 
 def _image28(pixels, image: str | None) -> np.ndarray:
     """The 28x28 float image: ``pixels`` as given, or a decoded and preprocessed ``image``."""
-    from ..preprocess import preprocess_digit
+    from ..digits.preprocess import preprocess_digit
     from .store import as_uint8_28
 
     if pixels is not None:

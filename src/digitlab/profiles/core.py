@@ -1,7 +1,7 @@
 """Handwriting profiles: where they live, building and updating them, reading labelled examples.
 
 A profile is a ``.dlm`` file (the checksummed, pickle-free model format) holding a registered
-``profile`` model (:mod:`digitlab.models.profile`) under ``<models dir>/profiles/NAME.dlm``.
+``profile`` model (:mod:`digitlab.digits.adapted`) under ``<models dir>/profiles/NAME.dlm``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class LabelsError(DigitlabError):
 
 
 def profiles_dir() -> Path:
-    from ..recognize import models_dir
+    from ..models.files import models_dir
 
     return models_dir() / "profiles"
 
@@ -69,7 +69,7 @@ def unknown_profile(name: str) -> ModelError:
 
 def get_profile(name: str):
     """Load a profile by name (cached, like every model); a clear error when there is none."""
-    from ..recognize import get_model
+    from ..models import get_model
 
     path = profile_path(name)
     if not path.is_file():
@@ -125,7 +125,7 @@ def read_labels(labels: str | Path, folder: str | Path) -> list[tuple[Path, int]
 
 def load_examples(folder, labels) -> tuple[np.ndarray, np.ndarray]:
     """Images (N,28,28) float in [0,1], preprocessed like any prediction input, and their labels."""
-    from ..preprocess import preprocess_digit
+    from ..digits.preprocess import preprocess_digit
 
     images, ys = [], []
     for path, label in read_labels(labels, folder):
@@ -140,7 +140,7 @@ def load_examples(folder, labels) -> tuple[np.ndarray, np.ndarray]:
 
 def _mnist_part(part: int, n: int, data_dir, seed: int):
     """``n`` random digits of MNIST train's training (0) or validation (1) split; None offline."""
-    from ..data import load_mnist, train_val_split
+    from ..datasets.mnist import load_mnist, train_val_split
     from ..errors import DataError
 
     try:
@@ -166,7 +166,7 @@ def guard_set(n: int = 2000, data_dir=None, seed: int = 0):
 def build_profile(X: np.ndarray, y: np.ndarray, base: str = "default", settings: dict | None = None,
                   replay=None, name: str | None = None, guard=None):
     """A fitted (unsaved) ProfileModel from examples; used by :func:`adapt` and the tests."""
-    from ..models.profile import ProfileModel
+    from ..digits.adapted import ProfileModel
 
     model = ProfileModel(base=base, **(settings or {}))
     model.metadata["profile"] = name
@@ -179,7 +179,7 @@ def adapt(name: str, X: np.ndarray | None = None, y: np.ndarray | None = None, r
 
     Returns a summary: path, examples, counts, added, seconds.
     """
-    from ..models.base import load
+    from ..models import load
 
     t0 = time.perf_counter()
     path = profile_path(name)

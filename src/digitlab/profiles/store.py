@@ -76,8 +76,8 @@ def correction_examples(db: Database, profile: str) -> tuple[np.ndarray, np.ndar
     A worksheet crop labelled with several digits is split into symbols; it is used only when the
     split finds exactly as many symbols as the label has digits (else it is skipped and counted).
     """
-    from ..preprocess import NoDigitFound, preprocess_digit
-    from ..segment import segment_image
+    from ..digits.preprocess import NoDigitFound, preprocess_digit
+    from ..digits.segment import segment_image
 
     images, labels, skipped = [], [], 0
     for r in correction_rows(db, profile):

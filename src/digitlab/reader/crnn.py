@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import ModelError
 from ..models.base import DigitModel, register
-from ..preprocess import NoDigitFound
+from ..digits.preprocess import NoDigitFound
 from . import CHARSET, LINE_HEIGHT
 
 MAX_WIDTH = 1024  # px after normalisation (about 40 symbols)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..preprocess import tight  # noqa: F401 (its home is preprocess, which synthetic.styles imports too)
+from ..digits.preprocess import tight  # noqa: F401 (its home is preprocess, which synthetic.styles imports too)
 
 SOURCES = ("train", "val", "heldout")
 # Operator kinds: the character a line reads as, and how big it is drawn (see linegen / benchmarks).
@@ -51,9 +51,9 @@ class GlyphBank:
              styles: float = 0.0) -> "GlyphBank":
         """The glyphs of ``source``; ``styles`` > 0 adds stylised 1s, 4s, 7s and 9s (``digitlab.synthetic.styles``)
         for that multiple of the default share of each class."""
-        from ..data import load_mnist, load_optdigits, train_val_split
+        from ..datasets.mnist import load_mnist, load_optdigits, train_val_split
         from ..synthetic.styles import DEFAULT_SHARE, stylise
-        from ..symbols import _raw_operators, make_equals
+        from ..datasets.operators import _raw_operators, make_equals
 
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from ..errors import ModelError
-from ..preprocess import NoDigitFound
+from ..digits.preprocess import NoDigitFound
 from . import CHARSET
 
 SETTINGS = Path(__file__).resolve().parent.parent / "weights" / "ppocr.json"

@@ -110,7 +110,7 @@ def get_line_reader(name_or_path=None, ensemble: bool = True):
     its settings name (``weights/ppocr.json``: ``partners``). A CRNN file (``line_reader``) comes with the
     partners its file names. ``ensemble=False``: the reader alone."""
     from ..errors import ModelError
-    from ..recognize import get_model
+    from ..models import get_model
     from .ppocr import get_ppocr
 
     name = name_or_path or DEFAULT_READER
@@ -130,7 +130,7 @@ def get_line_reader(name_or_path=None, ensemble: bool = True):
 def with_partners(reader: LineReader, names: list[str]) -> LineReader | ReaderEnsemble:
     """``reader`` read together with the line readers ``names`` (model names or paths); itself for none."""
     from ..errors import ModelError
-    from ..recognize import get_model
+    from ..models import get_model
 
     members = [reader]
     for name in names:
@@ -254,7 +254,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model=None
         nbests, logps = _nbest_single(model, inks, grammar, beam, tta, propose, plain)
     geometry = [model.geometry(ink) for ink in inks]
     if digits is True or isinstance(digits, str):
-        from ..recognize import get_model
+        from ..models import get_model
 
         digits = get_model(None if digits is True else digits)
     digits = None if digits is False else digits
@@ -310,7 +310,7 @@ def _whole_image(source, name: str, max_side: int | None):
     """(line, page): the whole image as one line (``page.ink.whole_image_ink``), on a page of its own."""
     from ..page.ink import whole_image_ink
     from ..page.layout import Line, Page
-    from ..preprocess import load_rgb
+    from ..io.images import load_rgb
 
     rgb = load_rgb(source, name=name, **({"max_side": max_side} if max_side else {}))
     ink = whole_image_ink(rgb)
@@ -324,7 +324,7 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
     """(line, page, reading): the likeliest reading under ``grammar`` of the band with the most
     writing, or of the whole image when it is small (a tight crop) or shows no band."""
     from ..page import analyse_page
-    from ..preprocess import NoDigitFound
+    from ..digits.preprocess import NoDigitFound
 
     try:
         page = analyse_page(source, name=name, max_side=max_side, columns=False)
@@ -346,7 +346,7 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
 def read_expression(source, name: str = "image", model=None, max_side: int | None = None) -> dict:
     """One written expression ("468*59+79", "7+5+3=15") in any image: text, confidence, alternatives,
     box. Working it out is the checker's (``arithmetic.grammar``)."""
-    from ..preprocess import NoDigitFound
+    from ..digits.preprocess import NoDigitFound
     from .decode import EXPRESSION
 
     line, _, reading = _one_line(source, name, model, max_side, None, EXPRESSION, False)
@@ -359,7 +359,7 @@ def read_expression(source, name: str = "image", model=None, max_side: int | Non
 def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
                 profile=None) -> dict:
     """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
-    from ..preprocess import NoDigitFound
+    from ..digits.preprocess import NoDigitFound
     from .decode import NUMBER
 
     model = model or get_line_reader()

@@ -49,7 +49,7 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
     symbol place the others where they were. ``geometry``: the reader's ``(x0, columns per frame)``
     for the line (``geometry(ink)`` of the reader whose frames ``logp`` are; the CRNN's by default).
     """
-    from ..preprocess import NoDigitFound, crop_and_fit
+    from ..digits.preprocess import NoDigitFound, crop_and_fit
 
     cache = {} if cache is None else cache
     y0, y1, x0, x1 = line_crop(ink)

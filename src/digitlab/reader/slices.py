@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..preprocess import NoDigitFound
+from ..digits.preprocess import NoDigitFound
 from . import CHARSET, DIGITS
 
 
@@ -61,8 +61,8 @@ def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: floa
     import time
 
     from ..errors import ModelError
-    from ..models.cnn import CNNClassifier
-    from ..recognize import get_model
+    from ..digits.cnn import CNNClassifier
+    from ..models import get_model
     from ..training import TrainConfig, train_net
     from .glyphs import GlyphBank
     from .read import get_line_reader, primary

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..preprocess import NoDigitFound
+from ..digits.preprocess import NoDigitFound
 from .crnn import LineReader, ctc_step, greedy, prepare_line
 
 class _SyntheticLines(torch.utils.data.IterableDataset):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ..preprocess import tight
+from ..digits.preprocess import tight
 
 WORK = 80  # working height in px: strokes are drawn at 4x MNIST's 20 px digit box
 CURL_BACK = 0.3  # share of hooked 9s whose tail curls right back up (the 9 -> 3 errors left on other writers)
@@ -223,7 +223,7 @@ def stylised_mnist(images: np.ndarray, labels: np.ndarray, rng: np.random.Genera
     Returns only the new images (to be added to the originals), made as MNIST was: longest side
     20 px, centred by centre of mass in 28x28.
     """
-    from ..preprocess import fit_to_mnist
+    from ..digits.preprocess import fit_to_mnist
 
     share = DEFAULT_SHARE if share is None else share
     out_x, out_y = [], []

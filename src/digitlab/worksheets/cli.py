@@ -41,7 +41,7 @@ def _annotate_path(out: str, photo: str, many: bool) -> Path:
 
 
 def cmd_grade(args) -> int:
-    from ..recognize import expand_paths
+    from ..io.files import expand_paths
     from ..reader.read import get_line_reader
     from .grade import annotate, grade_photo
     from .layout import load_key
@@ -82,7 +82,7 @@ def cmd_grade(args) -> int:
         if name:
             r["pupil"] = name
         if args.annotate:
-            from ..fileio import atomic_write
+            from ..io.files import atomic_write
 
             out = _annotate_path(args.annotate, photo, len(photos) > 1)
             try:

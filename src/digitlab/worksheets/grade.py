@@ -236,7 +236,7 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
 
     Raises ``NoSheetFound`` (an ``ImageError``) when the photo shows no readable worksheet.
     """
-    from ..preprocess import load_rgb
+    from ..io.images import load_rgb
     from ..page.ink import darkness, flatten_light
     from ..reader.decode import NUMBER
     from ..reader.read import get_line_reader, read_lines

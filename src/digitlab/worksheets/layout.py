@@ -331,7 +331,7 @@ def write_sheet(sheet: dict, out_pdf: str | Path) -> dict[str, Path]:
     from PIL import Image
     import io
 
-    from ..fileio import atomic_write
+    from ..io.files import atomic_write
 
     out_pdf = Path(out_pdf)
     if out_pdf.suffix.lower() != ".pdf":

@@ -78,7 +78,7 @@ def _cell(value):
 
 
 def write_csv(rep: dict, path) -> None:
-    from ..fileio import atomic_write
+    from ..io.files import atomic_write
 
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -116,7 +116,7 @@ def plot_png(rep: dict) -> bytes:
 
 
 def write_html(rep: dict, path) -> None:
-    from ..fileio import atomic_write
+    from ..io.files import atomic_write
 
     e = html.escape
     img = base64.b64encode(plot_png(rep)).decode() if rep["pupils"] else ""

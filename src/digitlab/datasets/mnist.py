@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .fileio import atomic_write
+from ..errors import DataError
+from ..io.files import atomic_write
 
 FILES = {
     "train-images": "train-images-idx3-ubyte",
@@ -279,7 +279,7 @@ def optdigits_as_mnist(split: str = "windep", data_dir=None) -> Split:
     """
     import cv2
 
-    from .preprocess import fit_to_mnist
+    from ..digits.preprocess import fit_to_mnist
 
     src = load_optdigits(split, data_dir)
     out = np.zeros((len(src), 28, 28), np.uint8)

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import MEAN, STD
+from ..datasets.mnist import MEAN, STD
 
 
 def _block(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Sequential:

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import ModelError
-from .models.cnn import CNNClassifier, to_tensor
+from ..errors import ModelError
+from .cnn import CNNClassifier, to_tensor
 
 
 def _norm(a: np.ndarray) -> np.ndarray:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .preprocess import NoDigitFound, fit_to_mnist, ink_map, ink_mask, load_image
+from .preprocess import NoDigitFound, fit_to_mnist, ink_map, ink_mask
+from ..io.images import load_image
 
 
 @dataclass

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from ..errors import DataError
 
 OPERATORS = {  # MDAS folder -> (label, ASCII for expressions, glyph shown to people)
     "addition_plus": (10, "+", "+"),
@@ -30,7 +30,7 @@ ZIP_NAME = "mdas_symbols_v1.zip"
 
 
 def find_zip(data_dir=None) -> Path:
-    from .data import cache_dir
+    from .mnist import cache_dir
 
     bases = [Path(p) for p in (data_dir, os.environ.get("DIGITLAB_DATA")) if p] + [cache_dir()]
     for base in bases:

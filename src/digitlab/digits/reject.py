@@ -22,7 +22,7 @@ preprocessed picture the way a person would before reading it:
                  single bound separates: a solid blob the model is unsure of, where a thick marker
                  digit is as solid but recognised with confidence.
 
-``net``         the learned model's P(not a digit) (``digitlab.rejectnet``, ``weights/reject.dlm``):
+``net``         the learned model's P(not a digit) (``digitlab.digits.rejectnet``, ``weights/reject.dlm``):
                  a tiny CNN on the same 28x28 picture, trained by ``digitlab train reject`` on
                  training-side digits (MNIST train without the validation 5k, optdigits ``tra``,
                  thick, thin, binarised, slanted and marker-thick training digits) against
@@ -59,12 +59,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import NoDigitFound
+from ..errors import NoDigitFound
 
 INK = 0.4  # a pixel of the 28x28 picture is ink above this
 MIN_PIECE = 4  # pieces of ink (and holes) smaller than this many pixels are ignored
 
-CALIBRATION = Path(__file__).parent / "weights" / "reject.json"
+CALIBRATION = Path(__file__).parent.parent / "weights" / "reject.json"
 # Used only where weights/reject.json is missing: loose bounds that refuse only the obvious.
 FALLBACK = {"components": 5, "holes": 4, "texture": 0.95, "thickness": 0.8}
 UPPER = ("components", "holes", "fill", "thickness", "texture", "ink", "core", "blob")  # refuse when > bound

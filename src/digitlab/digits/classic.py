@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from ..errors import ModelError
-from ..preprocess import deskew_batch
-from .base import DigitModel, register
+from .preprocess import deskew_batch
+from ..models.base import DigitModel, register
 
 # Everything a saved pipeline may contain beyond what skops trusts by default.
 _ALLOWED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")

@@ -2,57 +2,14 @@
 
 from __future__ import annotations
 
-import functools
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import ImageError, ModelError, NoDigitFound, SeveralSymbols
-from .models.base import DigitModel, load
-from .preprocess import crop_and_fit, ink_map, ink_mask, load_image, preprocess_digit
-
-WEIGHTS_DIR = Path(__file__).parent / "weights"
-DEFAULT_MODEL = WEIGHTS_DIR / "cnn.dlm"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
-
-
-def models_dir() -> Path:
-    """Where trained models are kept (``DIGITLAB_MODELS`` or ``~/.cache/digitlab/models``)."""
-    from .data import cache_dir
-
-    return Path(os.environ.get("DIGITLAB_MODELS", cache_dir() / "models"))
-
-
-def model_path(name_or_path: str | os.PathLike | None) -> Path:
-    """Resolve a model name ("cnn", "svm", ...) or a file path to a model file."""
-    if name_or_path is None or str(name_or_path) == "default":
-        return DEFAULT_MODEL  # a user's own `cnn` in the models folder is used only when named
-    p = Path(name_or_path)
-    if p.suffix == ".dlm" or p.exists():
-        return p
-    for base in (models_dir(), WEIGHTS_DIR):
-        candidate = base / f"{name_or_path}.dlm"
-        if candidate.exists():
-            return candidate
-    raise ModelError(
-        f"no trained model named {str(name_or_path)!r}: train one with `digitlab train {name_or_path}` "
-        f"(looked in {models_dir()} and the shipped weights)"
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _cached(path: str, mtime: float) -> DigitModel:
-    return load(path)
-
-
-def get_model(name_or_path=None) -> DigitModel:
-    """Load (once, then cached) a model by name or path; the shipped CNN by default."""
-    path = model_path(name_or_path)
-    if not path.exists():
-        raise ModelError(f"model file {path} not found")
-    return _cached(str(path), path.stat().st_mtime)
+from ..errors import ModelError, NoDigitFound, SeveralSymbols
+from ..models import DigitModel, get_model
+from .preprocess import crop_and_fit, ink_map, ink_mask, preprocess_digit
+from ..io.images import load_image
 
 
 @dataclass
@@ -86,7 +43,7 @@ def predict_source(model: DigitModel, source, name: str | None = None, max_side:
     """Read the one digit in a user image (path, bytes, PIL image or array).
 
     With ``reject`` (the default) a picture that is not a digit raises ``NoDigitFound``: its shape is
-    checked (``digitlab.reject``), then, for the shipped CNN, the model's confidence, and the learned
+    checked (``digitlab.digits.reject``), then, for the shipped CNN, the model's confidence, and the learned
     reject model's verdict (``weights/reject.dlm``, for every model). A refused picture whose ink lies
     in several symbols side by side (``reject.several_symbols``) raises ``SeveralSymbols``, a
     ``NoDigitFound`` that says so.
@@ -124,16 +81,3 @@ def refuse_non_digit(model: DigitModel, pred: Prediction) -> None:
     if is_shipped(model):
         check_prediction(pred.image, pred.probabilities)
     check_net(pred.image)
-
-
-def expand_paths(paths) -> list[Path]:
-    """Files as given; folders expanded to the image files they hold (sorted). None at all is an error."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
-        else:
-            out.append(p)
-    if not out:
-        raise ImageError("no image files found in " + ", ".join(map(str, paths)))
-    return out

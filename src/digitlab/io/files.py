@@ -1,10 +1,14 @@
-"""Atomic file writes: readers see the old file or the new one, never half of one."""
+"""Files: atomic writes (readers see the old file or the new one, never half of one), image files found."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+from ..errors import ImageError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
 
 
 def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
@@ -27,3 +31,16 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def expand_paths(paths) -> list[Path]:
+    """Files as given; folders expanded to the image files they hold (sorted). None at all is an error."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    if not out:
+        raise ImageError("no image files found in " + ", ".join(map(str, paths)))
+    return out

@@ -1,4 +1,4 @@
-"""The learned "is this a digit?" model of ``digitlab.reject``: a tiny CNN, digit vs not.
+"""The learned "is this a digit?" model of ``digitlab.digits.reject``: a tiny CNN, digit vs not.
 
 It looks at the same preprocessed 28x28 picture the digit models read (``preprocess_digit`` of a
 user image), and says how likely it is *not* a digit. Trained by ``digitlab train reject``
@@ -29,19 +29,19 @@ import functools
 import io
 import math
 import time
-from pathlib import Path
 from typing import ClassVar
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import DigitlabError, ModelError, NoDigitFound
-from .models.base import DigitModel, read_header
+from ..errors import DigitlabError, ModelError, NoDigitFound
+from ..models.base import DigitModel, read_header
+from ..models.files import WEIGHTS_DIR
 from .reject import REASONS, calibration
 
 NAME = "reject"
-NET_WEIGHTS = Path(__file__).parent / "weights" / "reject.dlm"  # the shipped model, calibrated in reject.json
+NET_WEIGHTS = WEIGHTS_DIR / "reject.dlm"  # the shipped model, calibrated in reject.json
 
 
 # -- the network ------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ class RejectModel(DigitModel):
     """Tiny CNN: ``predict_proba`` gives (P(digit), P(not a digit)) of preprocessed 28x28 pictures."""
 
     name: ClassVar[str] = NAME
-    description: ClassVar[str] = "tiny CNN: is this picture a digit at all? (digitlab.reject)"
+    description: ClassVar[str] = "tiny CNN: is this picture a digit at all? (digitlab.digits.reject)"
 
     def __init__(self, width: int = 16, epochs: float = 8, batch_size: int = 128, lr: float = 3e-3,
                  seed: int = 0) -> None:
@@ -115,7 +115,7 @@ def load_reject(path) -> RejectModel:
     return model
 
 
-# -- the shipped model and its bound (the ``net`` check of digitlab.reject) ----------------------------
+# -- the shipped model and its bound (the ``net`` check of digitlab.digits.reject) ----------------------------
 @functools.lru_cache(maxsize=1)
 def net_model():
     """The learned "is this a digit?" model with its calibrated bound, or None (then today's checks only).
@@ -165,7 +165,7 @@ def _augment(x, y, gen):
     """Light affine jitter for every picture; non-digits may also be flipped or turned (still not digits)."""
     import torch
 
-    from .training import augment_batch
+    from ..training import augment_batch
 
     x = augment_batch(x, "light", gen)
     nd = y > 0.5
@@ -180,7 +180,7 @@ def _train(X, y, p, X_val, y_val, progress):
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from .training import one_cycle
+    from ..training import one_cycle
 
     torch.manual_seed(p["seed"])
     gen = torch.Generator().manual_seed(p["seed"])
@@ -277,7 +277,7 @@ def _shape(ink: np.ndarray, rng: np.random.Generator, s: int, scale: tuple[float
 
 
 def _varied_ink(rng: np.random.Generator, s: int) -> np.ndarray:
-    from .synthetic.renders import NON_DIGIT_KINDS, _non_digit_ink
+    from ..synthetic.renders import NON_DIGIT_KINDS, _non_digit_ink
 
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32) / s
     style = int(rng.integers(9))
@@ -370,10 +370,10 @@ def training_set(data_dir=None, digits: int = 20000, degraded: int = 1500, non_d
     """
     from tqdm import tqdm
 
-    from .data import load_mnist, optdigits_as_mnist, load_optdigits, subset, train_val_split
-    from .errors import DataError
+    from ..datasets.mnist import load_mnist, optdigits_as_mnist, load_optdigits, subset, train_val_split
+    from ..errors import DataError
     from .preprocess import NoDigitFound, preprocess_digit
-    from .synthetic.renders import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
+    from ..synthetic.renders import NON_DIGIT_KINDS, degrade, non_digit_image, render_bitmap, render_user_image
 
     rng = np.random.default_rng(100 + seed)  # 0 and 1 are the benchmark's and the calibration's seeds
     train = train_val_split(load_mnist("train", data_dir))[0]  # never the validation 5k

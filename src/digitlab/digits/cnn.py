@@ -13,7 +13,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..errors import ModelError
-from .base import DigitModel, check_images, register
+from ..models.base import DigitModel, check_images, register
 from .net import DigitNet, to_tensor  # noqa: F401 (the network, kept apart so that training needs no classifier)
 
 

@@ -33,7 +33,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import ModelError
-from .base import DigitModel, check_images, register
+from ..models.base import DigitModel, check_images, load_registered, read_header, register
 
 # Chosen on optdigits cv with MNIST validation as the check (benchmarks/adapt.py --tune ->
 # benchmarks/results/adapt_tune.json): the lowest error over 1-10 examples per digit among the
@@ -42,9 +42,17 @@ DEFAULTS = {"alpha": 0.9, "tau": 0.4, "temperature": 0.1, "augment": 0, "head_st
             "head_l2": 0.1, "replay": 2000, "example_weight": 4.0, "lr": 1e-3, "anchors": 0, "guard_drop": 0.001}
 
 
-def _base_sha(path) -> str:
-    from .base import read_header
+def _load_cnn(path) -> DigitModel:
+    """The CNN in ``path``, loaded without the registry (which imports this module)."""
+    from .cnn import CNNClassifier
 
+    header, payload = read_header(path)
+    if header["model"] != CNNClassifier.name:
+        raise ModelError(f"a profile needs a CNN base model, {path} holds a {header['model']} model")
+    return load_registered(path, CNNClassifier, (header, payload))
+
+
+def _base_sha(path) -> str:
     return read_header(path)[0]["sha256"]
 
 
@@ -207,16 +215,16 @@ class ProfileModel(DigitModel):
 
     # -- the base model -----------------------------------------------------------------------------
     def base_path(self) -> Path:
-        from ..recognize import model_path
+        from ..models.files import model_path
 
         return model_path(self.params["base"])
 
     def _load_base(self) -> None:
-        from ..recognize import get_model
+        from ..models.files import cached
         from .cnn import CNNClassifier
 
         path = self.base_path()
-        base = get_model(path)
+        base = cached(path, _load_cnn)  # the cache of `digitlab.models.get_model`, without the registry
         if not isinstance(base, CNNClassifier):
             raise ModelError(f"a profile needs a CNN base model, {path} holds a {base.name} model")
         self.base_model = base

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from .data import MEAN, STD
-from .errors import ModelError
-from .fileio import atomic_write
-from .models.cnn import CNNClassifier
+from ..datasets.mnist import MEAN, STD
+from ..errors import ModelError
+from ..io.files import atomic_write
+from .cnn import CNNClassifier
 
 
 class _Exported(torch.nn.Module):
