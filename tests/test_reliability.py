@@ -214,9 +214,9 @@ def test_damaged_files_pass_the_sniffing_and_reach_the_decoder(damaged_files):
 def test_damaged_files_give_an_image_error_or_an_image(damaged_files, loader):
     """A cut or flipped file is a digitlab ImageError ("cannot decode image") or, where the decoder
     shrugs the damage off (JPEG, raw TIFF), a sane image: never another exception."""
-    from digitlab.digits import preprocess
+    from digitlab.io import images
 
-    load = getattr(preprocess, loader)
+    load = getattr(images, loader)
     errors = 0
     for label, fmt, side, raw in damaged_files:
         try:
