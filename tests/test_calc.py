@@ -66,3 +66,23 @@ def test_the_right_answer_beside_a_line_at_the_edge_is_drawn_whole(tmp_path):
     assert out.shape[0] == h and out.shape[1] > w
     extra = out[:, w:].astype(int)  # the paper added on the right holds some of the red label
     assert ((extra[..., 2] > 150) & (extra[..., 1] < 100)).sum() > 20
+
+
+def test_check_works_out_an_expression_with_no_answer():
+    """A line with no "=" is not forced into "a op b = c" ("21*3+41*7=61", unsure): it is computed."""
+    from pathlib import Path
+
+    from digitlab.arithmetic.check import check_page
+
+    page = check_page(Path(__file__).resolve().parents[1] / "examples" / "expression.png")
+    [line] = page.lines
+    assert (line.expression, line.status, line.value, line.correct) == ("21*3+41*7-61", "computed", 289, None)
+
+
+def test_homework_lines_keep_their_verdicts():
+    from pathlib import Path
+
+    from digitlab.arithmetic.check import check_page
+
+    page = check_page(Path(__file__).resolve().parents[1] / "examples" / "homework.jpg")
+    assert [l.status for l in page.lines] == ["wrong", "correct", "unsure", "correct"]

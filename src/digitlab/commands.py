@@ -250,7 +250,7 @@ def cmd_check(args) -> int:
     profile = _profile(args)
     failures = 0
     out_dir = Path(args.annotate) if args.annotate else None
-    marks = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?"}
+    marks = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?", "computed": "="}
     for path in expand_paths(args.paths):
         try:
             result = check_page(path, name=str(path), model=model, profile=profile)
@@ -267,7 +267,8 @@ def cmd_check(args) -> int:
                 note = {"wrong": f"should be {line.value_exact or line.value}",
                         "unsure": "unsure, please look" + (f" (or {', '.join(line.alternatives[:2])})"
                                                            if line.alternatives else ""),
-                        "unreadable": line.error or "unreadable"}.get(line.status, "")
+                        "unreadable": line.error or "unreadable",
+                        "computed": f"= {line.value_exact or line.value}"}.get(line.status, "")
                 print(f"  {line.expression or '-':<20} {marks[line.status]}  {line.status:<10} {note}".rstrip())
         if out_dir:
             out_dir.mkdir(parents=True, exist_ok=True)

@@ -152,7 +152,9 @@ class CheckLine(BaseModel):
     value: int | float | None = Field(description="the value of the left side, null if unreadable")
     written_answer: int | float | None
     correct: bool | None
-    status: Literal["correct", "wrong", "unsure", "unreadable"] | None = None
+    status: Literal["correct", "wrong", "unsure", "unreadable", "computed"] | None = Field(
+        None, description='a verdict, or "computed": an expression with no answer written, and its value')
+    layout: Literal["line", "column"] = Field("line", description='"column": a column sum, read row by row')
     confidence: float
     bbox: Annotated[list[int], Field(min_length=4, max_length=4, description="x0, y0, x1, y1")]
     column: int | None = None

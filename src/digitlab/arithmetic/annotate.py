@@ -9,7 +9,8 @@ import numpy as np
 
 from ..io.files import atomic_write
 
-COLOURS = {"correct": (30, 140, 50), "wrong": (200, 40, 40), "unsure": (230, 130, 0), "unreadable": (120, 120, 120)}
+COLOURS = {"correct": (30, 140, 50), "wrong": (200, 40, 40), "unsure": (230, 130, 0), "unreadable": (120, 120, 120),
+           "computed": (30, 90, 200)}
 
 
 def annotate(result, out_path) -> None:
@@ -41,6 +42,9 @@ def annotate(result, out_path) -> None:
             cv2.line(canvas, (cx - s, cy - s), (cx + s, cy + s), colour, thick, cv2.LINE_AA)
             cv2.line(canvas, (cx - s, cy + s), (cx + s, cy - s), colour, thick, cv2.LINE_AA)
             label = _label(line)
+        elif line.status == "computed":
+            label = f"= {line.value_exact or line.value}"
+            cx -= s
         else:
             label = "?"
             cx -= s
@@ -66,4 +70,4 @@ def _mark_place(line, w: int, h: int) -> tuple[np.ndarray, int, int, int]:
 
 def _label(line) -> str:
     """The right answer written beside a crossed line."""
-    return f"= {line.value_exact or line.value}" if line.status == "wrong" else ""
+    return f"= {line.value_exact or line.value}" if line.status in ("wrong", "computed") else ""

@@ -47,7 +47,7 @@ DIGIT_OPINION = "slice_cnn"
 SETTLED_TOP = 0.5  # a page hypothesis's line counts as settled only if its best reading has this much (``_readability``)
 NEAR_MISSES = True  # readings one symbol away that add up are scored exactly (``near_misses``)
 RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
-STATUSES = ("correct", "wrong", "unsure", "unreadable")
+STATUSES = ("correct", "wrong", "unsure", "unreadable", "computed")  # computed: an expression with no answer
 
 
 @dataclass
@@ -259,9 +259,11 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(model), profile=profile,
                                   tta=False) if lines else []
             score, settled = _readability(readings, correct_min, wrong_min, top_min)
-            # Column sums found (operands over a rule, right-aligned) show a page the right way up.
-            score += 0.9 * len(page.columns)
-            settled = settled or (bool(page.columns) and not lines)
+            # Column sums found (operands over a rule, right-aligned) show a page the right way up;
+            # not in a quick look at a quarter turn, where a line's 1s lie down like rules.
+            if not sample:
+                score += 0.9 * len(page.columns)
+                settled = settled or (bool(page.columns) and not lines)
             # One line read clearly from the whole picture (no sheet outline to be wrong about, as a
             # crop of one sum has none): other outlines cannot explain it better.
             settled = settled or (page.sheet is None and len(readings) == 1 and _clear(readings[0], correct_min,
@@ -306,8 +308,12 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
     if page.lines:
         readings = read_for_verdicts([l.ink for l in page.lines], model, profile, limits,
                                      rerank=lambda nbest: with_prior(nbest, prior, far), plain=[r.frames for r in readings])
+    worked = _expressions(page.lines, readings, model, profile)
     results = []
-    for line, reading in zip(page.lines, readings):
+    for i, (line, reading) in enumerate(zip(page.lines, readings)):
+        if i in worked:
+            results.append(worked[i])
+            continue
         if reading.text is None:
             results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,
                                       error="not an arithmetic line (a op b = c)"))
@@ -327,6 +333,48 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
         raise NoDigitFound("no lines of writing found")
     return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image,
                       rotation=90 * turns)
+
+
+def _expressions(lines: list, readings: list, model, profile) -> dict:
+    """Lines that are no "a op b = c" (none read, or their "=" doubtful) read again as expressions to
+    work out ("468*59+79", no answer written): {line index: a ``computed`` result with the value},
+    where such a reading is clearly likelier. Only those lines are read again, on the frames already
+    computed."""
+    from ..reader.decode import EXPRESSION
+    from ..reader.read import read_lines
+    from .grammar import work_out
+
+    def doubtful_equals(r) -> bool:  # a minus or a stroke forced into the "=" the line's grammar wants
+        k = r.text.find("=")
+        return k >= 0 and k < len(r.symbol_confidence) and r.symbol_confidence[k] < 0.5
+
+    todo = [i for i, r in enumerate(readings) if r.frames is not None and (r.text is None or doubtful_equals(r))]
+    if not todo:
+        return {}
+    again = read_lines([lines[i].ink for i in todo], EXPRESSION, model=model, profile=profile,
+                       plain=[readings[i].frames for i in todo])
+    out = {}
+    for i, r in zip(todo, again):
+        if r.text is None or "=" in r.text:
+            continue
+        if readings[i].text is not None and r.nbest[0][1] <= COMPUTED_RATIO * readings[i].nbest[0][1]:
+            continue  # the line as "a op b = c" explains the ink about as well
+        v = work_out(r.text)
+        if v["value"] is None:
+            continue
+        mass = sum(p for _, p in r.nbest)
+        line = lines[i]
+        out[i] = LineResult(expression=r.text, value=v["value"], written_answer=None, correct=None, status="computed",
+                            confidence=round(r.nbest[0][1] / mass, 4) if mass > 0 else 0.0, bbox=line.bbox,
+                            polygon=line.polygon, column=line.column, value_exact=v.get("value_exact"),
+                            alternatives=[t for t, _ in r.nbest[1:4]])
+    return out
+
+
+# How much likelier than the line's best "a op b = c" reading a reading with no "=" must be for the
+# line to be worked out instead of checked (on real pen lines of training writers, 2 turned right
+# lines with a faint "=" into expressions)
+COMPUTED_RATIO = 20.0
 
 
 ORIENTATION_SAMPLE = 6  # lines read of each quarter turn to tell which way up a weak page is

@@ -155,6 +155,11 @@ def _problem_at(mask: np.ndarray, rule: Box, rules: list[Box], h: float) -> Colu
     H, W = mask.shape
     rx0, ry0, rx1, ry1 = rule
     xa, xb = max(0, int(rx0 - 0.6 * h)), min(W, int(rx1 + 0.6 * h))
+    # A line's "=" or a long minus has the line's digits reaching well above and below it; a column
+    # sum's rule has its rows above and below, apart.
+    near, _ = _components(mask, rx0, max(0, int(ry0 - 1.5 * h)), rx1, min(H, int(ry1 + 1.5 * h)))
+    if any(c[1] < ry0 - 0.3 * h and c[3] > ry1 + 0.3 * h for c in near):
+        return None
     # Above: the rows right over the rule, each less than a symbol from the next.
     top = max(0, int(ry0 - 7 * h))
     comps, _ = _components(mask, xa, top, xb, ry0)

@@ -292,7 +292,7 @@ $("number-upload").onchange = async (e) => {
 const V = window.digitlabVerdicts;
 const checkPhoto = new Photo($("check-photo"));
 const checked = { lines: [], selected: -1, drawn: false };
-const CLS = { correct: "ok", wrong: "bad", unsure: "unsure", unreadable: "unreadable" };
+const CLS = { correct: "ok", wrong: "bad", unsure: "unsure", unreadable: "unreadable", computed: "ok" };
 
 function renderChecked() {
   const ul = $("check-result"); ul.innerHTML = "";

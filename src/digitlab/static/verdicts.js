@@ -84,7 +84,7 @@ window.digitlabVerdicts = (() => {
 
   const statusOf = (line) => line.status || (line.error ? "unreadable" : line.correct ? "correct" : "wrong");
   const rightAnswer = (line) => line.value_exact || line.value;
-  const COLOUR = { correct: "#1a8a3a", wrong: "#c62828", unsure: "#d98200", unreadable: "#5b6570" };
+  const COLOUR = { correct: "#1a8a3a", wrong: "#c62828", unsure: "#d98200", unreadable: "#5b6570", computed: "#1e5ac8" };
 
   // ---- marks over the image ------------------------------------------------------------------------
   // ``scale``: canvas pixels per image pixel. ``selected``: the index of the line to outline in blue.
