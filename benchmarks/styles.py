@@ -54,7 +54,7 @@ def score(model, x: np.ndarray, y: np.ndarray) -> dict:
 def reader_lines(specs: list[str], n: int, seed: int) -> dict:
     """Exact line reads on validation lines whose 1s, 7s and 9s are all stylised, and on plain ones."""
     from digitlab.reader.crnn import LineReader, prepare_line
-from digitlab.reader.train import model_line_accuracy
+    from digitlab.reader.train import model_line_accuracy
     from digitlab.reader.glyphs import GlyphBank
     from digitlab.reader.linegen import training_line
     from digitlab.synthetic.styles import stylise
