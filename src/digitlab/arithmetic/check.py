@@ -357,8 +357,11 @@ def _expressions(lines: list, readings: list, model, profile) -> dict:
     for i, r in zip(todo, again):
         if r.text is None or "=" in r.text:
             continue
-        if readings[i].text is not None and r.nbest[0][1] <= COMPUTED_RATIO * readings[i].nbest[0][1]:
-            continue  # the line as "a op b = c" explains the ink about as well
+        if readings[i].text is not None and (r.nbest[0][1] <= COMPUTED_RATIO * readings[i].nbest[0][1]
+                                             or sum(ch in "+-*/" for ch in r.text) < 2):
+            # The line as "a op b = c" explains the ink about as well; or the reading is one operation
+            # with a long number, which is what a missed "=" looks like ("69-967" for "69-9=67")
+            continue
         v = work_out(r.text)
         if v["value"] is None:
             continue
