@@ -21,13 +21,13 @@ import argparse
 import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from digitlab.arithmetic.check import adds_up, check_page
 from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits
 from digitlab.digits.preprocess import NoDigitFound
+from digitlab.io.files import atomic_write
 from digitlab.reader.read import get_line_reader
 
 
@@ -115,8 +115,7 @@ def main(argv=None) -> dict:
                   f"{r['right_verdicts']:.1%}, unsure {r['unsure']:.1%}, false ticks {r['false_ticks']}, "
                   f"false crosses {r['false_crosses']} of {r['problems']}, {r['seconds_per_image']:.3f} s/image", flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.json, (json.dumps(report, indent=1) + "\n").encode())
     return report
 
 

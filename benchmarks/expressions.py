@@ -24,6 +24,7 @@ import numpy as np
 from digitlab.arithmetic.grammar import ParseError, evaluate
 from digitlab.datasets.pens import load_pendigits, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
+from digitlab.io.files import atomic_write
 from digitlab.reader.read import get_line_reader, read_expression
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -82,8 +83,7 @@ def main(argv=None) -> dict:
     print(f"expressions: exact {report['exact']:.1%}, value right {report['value_right']:.1%}, none found {none}, "
           f"{seconds:.3f} s/image")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.json, (json.dumps(report, indent=1) + "\n").encode())
     return report
 
 

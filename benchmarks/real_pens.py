@@ -25,13 +25,13 @@ import argparse
 import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
 from digitlab.arithmetic.check import adds_up, check_page
 from digitlab.datasets.pens import as_paper, load_pendigits, load_uji, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
+from digitlab.io.files import atomic_write
 from digitlab.reader.read import get_line_reader, read_number
 
 
@@ -116,8 +116,7 @@ def main(argv=None) -> dict:
               f"{ln['seconds_per_image']:.3f} s/image | numbers: exact {nm['exact']:.1%}, none found {nm['none_found']}, "
               f"{nm['seconds_per_image']:.3f} s/image")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+        atomic_write(args.json, (json.dumps(report, indent=1) + "\n").encode())
     return report
 
 

@@ -97,3 +97,15 @@ def test_the_expressions_benchmark_writes_what_the_grammar_reads():
     assert all(EXPRESSION.accepts(t) for t in texts)
     assert all(evaluate(t.split("=")[0]).denominator == 1 for t in texts)
     assert 40 < sum("=" in t for t in texts) < 100  # a third carry an answer
+
+
+def test_score_columns_counts_each_mistake_where_it_belongs():
+    columns = _bench("columns")
+    truths = [["78+99=177", "52-17=34"], ["10+5=15"]]  # right, wrong (35), right
+    found = [[("78+99=177", "wrong", "column"), ("52-17=34", "correct", "column")],
+             [("10+5=15", "unsure", "column"), ("1+1=2", "correct", "line")]]
+    got = columns.score_columns(found, truths)
+    assert (got["problems"], got["found"], got["exact"]) == (3, 1.0, 1.0)
+    assert (got["false_crosses"], got["false_ticks"], got["right_verdicts"], got["unsure"]) == (1, 1, 0.0, 1 / 3)
+    # a problem missed (or split in two) is neither found nor scored
+    assert columns.score_columns([[]], [["10+5=15"]])["found"] == 0.0

@@ -1,198 +1,37 @@
-"""Check every arithmetic line of a page and say, per line, correct / wrong / unsure / unreadable.
+"""Check every arithmetic line and column sum of a page: the page's readings, then their verdicts.
 
-The reader's N-best readings carry probabilities. Their support for a verdict is measured among the
-readings the grammar allows: a line is **correct** when the readings that make it correct hold at
-least ``CORRECT_MIN`` of that mass, **wrong** when the readings that make it wrong hold ``WRONG_MIN``
-of it *and* the best reading alone has at least ``TOP_MIN`` of all the probability (a cross on a
-right answer is the worst mistake a checker can make: an unsure reader must not give one), and
-**unsure** otherwise, for the teacher to look at. The mass is normalised because the CTC reader also
-puts probability on strings that are no arithmetic line at all (a stroke between two symbols read as
-a blank or an extra symbol); those say nothing about right or wrong.
-
-Before the verdict, three steps use what a checker knows and a line reader does not
-(``read_for_verdicts``, then ``with_prior``):
-1. near misses: when the best reading does not add up, the readings one symbol away that do are
-   scored exactly and join the N-best (``near_misses``);
-2. a digit CNN's second opinion on each reading's digits (``reader.rescore.rescore``; the CNN fine-tuned
-   on digits cut out of lines, ``reader/slices.py``);
-3. a prior: readings that add up weigh ``PRIOR`` times what the reader says. Bayes: a pupil's written
-   answer is most often the right value, and a wrong one is one of many values, so of two readings
-   the reader finds about as likely, "28+83=111" is a better bet than "08+83=111".
-   And a wrong answer is most often a slip (``answer_kind``), so readings whose answer no working
-   gives ("65*44=21": a minus read as a cross) weigh ``FAR`` times, and near misses offer the slips
-   one symbol away from such a reading.
-The prior and thresholds are chosen on validation lines (validation writers) when the reader is
-trained (``calibrate.py``) and stored with it, with the steps the reading used; these constants are
-only the fallback.
+``check_page`` composes the stages: page hypotheses (``page.layout``), which way up (quarter turns),
+the lines read under the arithmetic grammar (``read_for_verdicts``), lines with no answer worked out
+(``_expressions``), column sums (``columns``), and each line's verdict (``verdicts``).
 """
 
 from __future__ import annotations
 
-import functools
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 
 from ..digits.preprocess import NoDigitFound
+from .columns import check_columns
 from .grammar import check_expression
-
-CORRECT_MIN = 0.80
-WRONG_MIN = 0.999
-TOP_MIN = 0.5
-PRIOR = 1.0
-FAR = 1.0  # weight of readings whose answer no working gives (``answer_kind``); calibrated with PRIOR
-# The kept page's readings are rescored by the CNN fine-tuned on digits cut out of lines
-# (``reader/slices.py``; calibrate.py reads the same way; a calibration records which model it used).
-DIGIT_OPINION = "slice_cnn"
-SETTLED_TOP = 0.5  # a page hypothesis's line counts as settled only if its best reading has this much (``_readability``)
-NEAR_MISSES = True  # readings one symbol away that add up are scored exactly (``near_misses``)
-RULE = "normalised"  # how calibrated thresholds in a model file were measured (see ``verdict``)
-STATUSES = ("correct", "wrong", "unsure", "unreadable", "computed")  # computed: an expression with no answer
-
-
-@dataclass
-class LineResult:
-    expression: str
-    value: int | float | None
-    written_answer: int | float | None
-    correct: bool | None  # None unless the verdict is confident
-    status: str  # correct | wrong | unsure | unreadable
-    confidence: float  # probability of the readings that support the status
-    bbox: list[int]  # in the user's image
-    polygon: list[list[int]] = field(default_factory=list)
-    column: int = 0
-    error: str | None = None
-    low_confidence: list[int] = field(default_factory=list)  # positions of doubtful symbols
-    value_exact: str | None = None
-    alternatives: list[str] = field(default_factory=list)  # other likely readings, best first
-    layout: str = "line"  # "line" ("a op b = c" written along a line) or "column" (a column sum)
-
-
-@dataclass
-class PageResult:
-    file: str
-    skew_degrees: float
-    lines: list[LineResult]
-    sheet: list[list[float]] | None = None
-    image: np.ndarray | None = field(default=None, repr=False)  # the user's image (RGB), for --annotate
-    rotation: int = 0  # degrees the image was turned (counter-clockwise) to read it upright
-
-    def as_dict(self) -> dict:
-        lines = []
-        for line in self.lines:
-            d = asdict(line)
-            for key in ("value_exact", "error"):
-                if d[key] is None:
-                    d.pop(key)
-            lines.append(d)
-        return {"file": self.file, "skew_degrees": self.skew_degrees, "rotation": self.rotation,
-                "sheet_found": self.sheet is not None, "sheet": self.sheet, "lines": lines}
-
-
-def adds_up(text: str) -> bool | None:
-    """Whether a line's arithmetic is right (None: not an arithmetic line); from ``answer_kind``'s
-    cache, as the same readings are weighed, proposed and checked many times a page."""
-    kind = answer_kind(text)
-    return None if kind is None else kind == "right"
-
-
-@functools.lru_cache(maxsize=65536)
-def answer_kind(text: str) -> str | None:
-    """How a reading's written answer stands to its value: "right"; "near", a slip a pupil makes (within
-    10 of the value, or one digit of it changed, added or dropped, or two neighbours swapped: a carry,
-    a misremembered fact, 61 for 16); "far", an answer no working gives (a misread operator:
-    "65*44=21" for "65-44=21"); None: no arithmetic line. Cached: the same readings are weighed,
-    proposed and checked many times a page."""
-    got = check_expression(text)
-    if got["correct"] is None:
-        return None
-    if got["correct"]:
-        return "right"
-    value, answer = got["value"], got["written_answer"]
-    if value != int(value) or answer < 0:  # no school problem divides into a fraction
-        return "far"
-    if abs(answer - value) <= 10:
-        return "near"
-    a, v = str(int(answer)), str(int(value))
-    if len(a) == len(v):
-        differ = [i for i, (x, y) in enumerate(zip(a, v)) if x != y]
-        i = differ[0] if differ else 0
-        swapped = len(differ) == 2 and differ[1] == i + 1 and a[i : i + 2] == v[i : i + 2][::-1]
-        return "near" if len(differ) == 1 or swapped else "far"
-    short, long = sorted((a, v), key=len)
-    one_digit = len(long) == len(short) + 1 and any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
-    return "near" if one_digit else "far"
-
-
-def with_prior(nbest: list[tuple[str, float]], prior: float = PRIOR, far: float = FAR) -> list[tuple[str, float]]:
-    """``nbest`` with the readings whose arithmetic is right weighted ``prior`` times, and those whose
-    answer is ``far`` from any working (``answer_kind``) weighted ``far`` times, best first; the list's
-    total probability is kept."""
-    if (prior == 1.0 and far == 1.0) or not nbest:
-        return nbest
-    weight = {"right": prior, "far": far}
-    w = [p * weight.get(answer_kind(t), 1.0) for t, p in nbest]
-    scale = sum(p for _, p in nbest) / max(sum(w), 1e-300)
-    order = sorted(range(len(nbest)), key=lambda i: -w[i])  # stable: ties keep the reader's order
-    return [(nbest[i][0], w[i] * scale) for i in order]
-
-
-def near_misses(nbest: list[tuple[str, float]], limit: int = 40) -> list[str]:
-    """Readings one symbol away from the best one (a digit changed, added or dropped, an operator
-    changed) whose arithmetic is right, when the best reading's is wrong; and, when its answer is
-    ``far`` from any working (``answer_kind``), those one symbol away whose answer is a pupil's slip.
-
-    A reader sure of a misread digit keeps no reading with the right one in its beam, and then
-    nothing stops a cross on a right answer; scored exactly (``read_lines(propose=...)``), such a
-    reading can make the line unsure, or, with the prior, correct. A misread operator ("65*44=21")
-    makes any answer far: the line the pupil wrote ("65-44=21", or "58-51=3", a slip) is one symbol away."""
-    kind = answer_kind(nbest[0][0]) if nbest else None
-    if kind not in ("near", "far"):
-        return []
-    text, right, near = nbest[0][0], [], []
-    for i in range(len(text) + 1):
-        edits = [text[:i] + d + text[i:] for d in "0123456789"]  # a digit added
-        if i < len(text):
-            ch, rest = text[i], text[i + 1 :]
-            swap = "0123456789" if ch.isdigit() else "+-*/" if ch in "+-*/" else ""
-            edits += [text[:i] + d + rest for d in swap if d != ch]
-            if ch.isdigit():
-                edits.append(text[:i] + rest)  # a digit dropped
-        right += [e for e in edits if answer_kind(e) == "right"]
-        if kind == "far":
-            near += [e for e in edits if answer_kind(e) == "near"]
-    return list(dict.fromkeys(right + near))[:limit]
-
-
-def verdict_support(nbest: list[tuple[str, float]]) -> tuple[float, float, bool | None]:
-    """(share of the grammatical readings' mass that makes the line right, share that makes it wrong,
-    whether the best reading is right)."""
-    verdicts = [adds_up(t) for t, _ in nbest]
-    p_right = sum(p for (_, p), ok in zip(nbest, verdicts) if ok is True)
-    p_wrong = sum(p for (_, p), ok in zip(nbest, verdicts) if ok is False)
-    best = verdicts[0] if verdicts else None
-    mass = p_right + p_wrong
-    if mass <= 0:
-        return 0.0, 0.0, best
-    return p_right / mass, p_wrong / mass, best
-
-
-def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
-            wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN) -> tuple[str, float]:
-    """(status, support) from N-best readings [(text, probability)], best first.
-
-    ``support`` is the share of the grammatical readings' probability that backs the status.
-    """
-    if not nbest:
-        return "unreadable", 0.0
-    right, wrong, best = verdict_support(nbest)
-    if best is None:
-        return "unreadable", 0.0
-    if best is True and right >= correct_min:
-        return "correct", right
-    if best is False and wrong >= wrong_min and nbest[0][1] >= top_min:
-        return "wrong", wrong
-    return "unsure", max(right, wrong)
+from .verdicts import (  # noqa: F401  (re-exported: the checker's public names)
+    CORRECT_MIN,
+    WRONG_MIN,
+    TOP_MIN,
+    PRIOR,
+    FAR,
+    DIGIT_OPINION,
+    SETTLED_TOP,
+    NEAR_MISSES,
+    RULE,
+    STATUSES,
+    LineResult,
+    PageResult,
+    adds_up,
+    answer_kind,
+    with_prior,
+    near_misses,
+    verdict_support,
+    verdict,
+)
 
 
 def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None = None, rerank=None, plain=None):
@@ -326,8 +165,6 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             bbox=line.bbox, polygon=line.polygon, column=line.column, error=v["error"],
             low_confidence=[i for i, c in enumerate(reading.symbol_confidence) if c < low_confidence],
             value_exact=v.get("value_exact"), alternatives=[t for t, _ in reading.nbest[1:4]]))
-    from .columns import check_columns
-
     results += check_columns(page.columns, model, profile, limits, (correct_min, wrong_min, top_min), prior, far)
     if not results:
         raise NoDigitFound("no lines of writing found")

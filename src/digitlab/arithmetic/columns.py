@@ -4,7 +4,7 @@
 out). Each operand row is read under the row grammar (an optional operator, then a number); the
 result under the number grammar. A problem's readings are the combinations of its rows' N-best
 readings, with the product of their probabilities, written as a line ("78+99=177"); from there the
-verdict is the line's (``check.verdict``, with the arithmetic prior), so a column sum gets the same
+verdict is the line's (``verdicts.verdict``, with the arithmetic prior), so a column sum gets the same
 calibrated care against crossing a right answer. Before that, the value the operands' best readings
 give is scored exactly in the result row (a reader sure of a misread digit would otherwise never
 offer the right answer), as near misses are for lines.
@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 
-from .check import LineResult, check_expression, verdict, verdict_support, with_prior
+from .grammar import check_expression
+from .verdicts import LineResult, verdict, verdict_support, with_prior
 
 KEEP = 12  # combined readings kept per problem
 PER_ROW = 4  # each row's readings combined
