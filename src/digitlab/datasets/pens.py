@@ -298,7 +298,7 @@ def carries_of(operands: list[str], op: str) -> list[tuple[int, str]]:
     for i, col in enumerate(cols):
         if op == "+":
             carry = (sum(col) + carry) // 10
-            if carry and i + 1 < width + 1:
+            if carry:
                 out.append((i + 1, str(carry)))
         else:
             top, rest = col[0] - carry, sum(col[1:])

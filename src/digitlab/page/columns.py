@@ -80,12 +80,11 @@ def _joined(rules: list[Box], symbol_h: float) -> list[Box]:
 Comp = tuple[int, int, int, int, int]  # x0, y0, x1, y1, label
 
 
-def _components(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> tuple[list[Comp], np.ndarray]:
-    """The marks of ``mask`` in a window, in page coordinates, and the window's label image."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask[y0:y1, x0:x1].astype(np.uint8), connectivity=8)
-    comps = [(x0 + int(x), y0 + int(y), x0 + int(x + w), y0 + int(y + h), i)
-             for i, (x, y, w, h, a) in enumerate(stats[1:], start=1) if a >= 3]
-    return comps, labels
+def _components(mask: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> list[Comp]:
+    """The marks of ``mask`` in a window, in page coordinates."""
+    _, _, stats, _ = cv2.connectedComponentsWithStats(mask[y0:y1, x0:x1].astype(np.uint8), connectivity=8)
+    return [(x0 + int(x), y0 + int(y), x0 + int(x + w), y0 + int(y + h), i)
+            for i, (x, y, w, h, a) in enumerate(stats[1:], start=1) if a >= 3]
 
 
 def _specks(comps: list[Comp], h: float) -> list[Comp]:
@@ -157,12 +156,12 @@ def _problem_at(mask: np.ndarray, rule: Box, rules: list[Box], h: float) -> Colu
     xa, xb = max(0, int(rx0 - 0.6 * h)), min(W, int(rx1 + 0.6 * h))
     # A line's "=" or a long minus has the line's digits reaching well above and below it; a column
     # sum's rule has its rows above and below, apart.
-    near, _ = _components(mask, rx0, max(0, int(ry0 - 1.5 * h)), rx1, min(H, int(ry1 + 1.5 * h)))
+    near = _components(mask, rx0, max(0, int(ry0 - 1.5 * h)), rx1, min(H, int(ry1 + 1.5 * h)))
     if any(c[1] < ry0 - 0.3 * h and c[3] > ry1 + 0.3 * h for c in near):
         return None
     # Above: the rows right over the rule, each less than a symbol from the next.
     top = max(0, int(ry0 - 7 * h))
-    comps, _ = _components(mask, xa, top, xb, ry0)
+    comps = _components(mask, xa, top, xb, ry0)
     above = _group_rows(_specks(comps, h), h)
     rows: list[list[Comp]] = []
     edge = ry0
@@ -183,7 +182,7 @@ def _problem_at(mask: np.ndarray, rule: Box, rules: list[Box], h: float) -> Colu
              and min(r[2], rx1) - max(r[0], rx0) > 0.6 * (rx1 - rx0)]
     end = min([r[1] for r in lower], default=None)
     bottom = min(H, int(ry1 + (end - ry1 if end is not None else 0) + 2.6 * h))
-    comps, _ = _components(mask, xa, ry1, xb, bottom)
+    comps = _components(mask, xa, ry1, xb, bottom)
     below = [r for r in _group_rows(_specks(comps, h), h) if height(r) >= 0.4 * h]
     if not below or _box(below[0])[1] - ry1 > 1.1 * h:
         return None
