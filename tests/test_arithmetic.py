@@ -289,6 +289,23 @@ def test_an_answer_is_right_or_a_slip(a, op, b, off, digit):
                 assert answer_kind(f"{a}{op}{b}={slip}") == "near"
 
 
+def test_a_line_that_adds_up_with_its_1s_read_as_7s_gets_no_cross():
+    """A flagged 1 reads as a 7 with full confidence in many hands ("9*72=708" for "9*12=108", a
+    validation writer's): no cross then, and the reading that adds up is offered first."""
+    from digitlab.arithmetic.check import alternatives, shape_twin, verdict
+
+    assert shape_twin("9*72=708") == "9*12=108"
+    assert shape_twin("71+1=78") == "77+1=78"  # the fewest swaps first
+    assert shape_twin("23+45=69") is None  # no 1 or 7: nothing to swap
+    assert shape_twin("17+1=19") is None  # no swap of its 1s and 7s adds up
+    nbest = [("9*72=708", 0.9995), ("9*72=7008", 0.0005)]
+    status, _ = verdict(nbest)
+    assert status == "unsure"
+    assert alternatives(nbest, status)[0] == "9*12=108"
+    assert verdict([("9*73=708", 0.9995)])[0] == "wrong"  # no look-alike that adds up: still a cross
+    assert verdict([("9*12=108", 0.9995)])[0] == "correct"
+
+
 def test_a_misread_operator_gives_a_far_answer_and_the_written_line_is_proposed():
     from digitlab.arithmetic.check import answer_kind, near_misses, with_prior
 

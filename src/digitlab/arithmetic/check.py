@@ -30,6 +30,8 @@ from .verdicts import (  # noqa: F401  (re-exported: the checker's public names)
     with_prior,
     near_misses,
     verdict_support,
+    shape_twin,
+    alternatives,
     verdict,
 )
 
@@ -164,7 +166,7 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
             correct={"correct": True, "wrong": False}.get(status), status=status, confidence=round(support, 4),
             bbox=line.bbox, polygon=line.polygon, column=line.column, error=v["error"],
             low_confidence=[i for i, c in enumerate(reading.symbol_confidence) if c < low_confidence],
-            value_exact=v.get("value_exact"), alternatives=[t for t, _ in reading.nbest[1:4]]))
+            value_exact=v.get("value_exact"), alternatives=alternatives(reading.nbest, status)))
     results += check_columns(page.columns, model, profile, limits, (correct_min, wrong_min, top_min), prior, far)
     if not results:
         raise NoDigitFound("no lines of writing found")

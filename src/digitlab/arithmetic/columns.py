@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 
 from .grammar import check_expression
-from .verdicts import LineResult, verdict, verdict_support, with_prior
+from .verdicts import LineResult, alternatives, verdict, verdict_support, with_prior
 
 KEEP = 12  # combined readings kept per problem
 PER_ROW = 4  # each row's readings combined
@@ -145,5 +145,5 @@ def check_columns(columns: list, model, profile, limits: dict, thresholds: tuple
             expression=nbest[0][0], value=v["value"], written_answer=v["written_answer"],
             correct={"correct": True, "wrong": False}.get(status), status=status, confidence=round(support, 4),
             bbox=c.bbox, polygon=c.polygon, column=c.column, error=v["error"],
-            value_exact=v.get("value_exact"), alternatives=[t for t, _ in nbest[1:4]], layout="column"))
+            value_exact=v.get("value_exact"), alternatives=alternatives(nbest, status), layout="column"))
     return out
