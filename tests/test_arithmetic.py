@@ -175,8 +175,6 @@ def test_text_probabilities_are_the_sum_over_all_alignments(text, noise, seed):
 
 @given(st.integers(0, 99), st.sampled_from("+-*"), st.integers(0, 99), st.integers(-3, 3))
 def test_near_misses_are_one_symbol_away_and_add_up(a, op, b, off):
-    from difflib import SequenceMatcher
-
     from digitlab.arithmetic.check import adds_up, answer_kind, near_misses
 
     value = {"+": a + b, "-": a - b, "*": a * b}[op]
@@ -191,8 +189,18 @@ def test_near_misses_are_one_symbol_away_and_add_up(a, op, b, off):
     for m in misses:
         # a reading whose answer no working gives is also offered the pupil's slips one symbol away
         assert (adds_up(m) is True or (far and answer_kind(m) == "near")) and m != text
-        ops = [o for o in SequenceMatcher(None, text, m, autojunk=False).get_opcodes() if o[0] != "equal"]
-        assert sum(max(i2 - i1, j2 - j1) for _, i1, i2, j1, j2 in ops) == 1
+        assert _edit_distance(text, m) == 1
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (difflib's opcodes are no distance: "-10" -> "-00" comes out as a delete
+    and an insert)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
 
 
 def test_near_misses_join_the_readings_scored_exactly(heldout):
@@ -538,30 +546,30 @@ def test_check_keeps_the_sheet_hypothesis_that_reads_best():
 def test_a_page_of_junk_bands_does_not_outscore_the_page():
     """Bands of grid squares read as long digit strings whose every reading is wrong (high verdict
     support) but none of which is probable: six real lines must outscore nineteen such bands."""
-    from digitlab.arithmetic.check import _readability
+    from digitlab.arithmetic.check import Calibration, _readability
     from digitlab.reader.read import Reading
 
     junk = [Reading("1148948=611871114887", 1e-6, [("1148948=611871114887", 1e-6), ("1148948=611871114881", 1e-6)])
             for _ in range(19)]
     real = [Reading("12+7=19", 0.6, [("12+7=19", 0.6), ("12+1=19", 0.1)]) for _ in range(6)]
-    limits = (0.1, 0.999, 0.5)
-    assert _readability(real, *limits)[0] > _readability(junk, *limits)[0]
-    assert _readability(real, *limits)[1] and not _readability(junk, *limits)[1]
+    limits = Calibration(0.1, 0.999, 0.5)
+    assert _readability(real, limits)[0] > _readability(junk, limits)[0]
+    assert _readability(real, limits)[1] and not _readability(junk, limits)[1]
 
 
 def test_confident_crosses_on_unlikely_or_far_readings_do_not_settle_the_page():
     """A wrong outline leaves a grid's lines in the writing ("81-6=75" read "81-161=1757"): every
     reading of such a line makes it wrong, so it is "decided", but none stands out, or its answer is
     one no working gives. Such lines must not stop the checker from trying the other outlines."""
-    from digitlab.arithmetic.check import _readability
+    from digitlab.arithmetic.check import Calibration, _readability
     from digitlab.reader.read import Reading
 
-    limits = (0.5, 0.995, 0.1)
+    limits = Calibration(0.5, 0.995, 0.1)
     slips = [Reading("12+7=18", 0.9, [("12+7=18", 0.9), ("12+1=18", 0.1)]) for _ in range(4)]
-    assert _readability(slips, *limits)[1]  # pupils' slips, read with confidence: settled
+    assert _readability(slips, limits)[1]  # pupils' slips, read with confidence: settled
     grid = [Reading("50-11=49", 0.47, [("50-11=49", 0.47), ("50-11=48", 0.3), ("50-17=49", 0.2)])  # "50-1=49"
             for _ in range(4)]
-    assert not _readability(grid, *limits)[1]  # wrong by every reading, yet no reading stands out
+    assert not _readability(grid, limits)[1]  # wrong by every reading, yet no reading stands out
     far = [Reading("41*5=4511", 0.9, [("41*5=4511", 0.9), ("41*5=451", 0.1)]) for _ in range(4)]
-    assert not _readability(far, *limits)[1]  # a confident reading whose answer no working gives
-    assert _readability(slips[:3] + grid[:1], *limits)[1]  # one such line among four does not hold the page up
+    assert not _readability(far, limits)[1]  # a confident reading whose answer no working gives
+    assert _readability(slips[:3] + grid[:1], limits)[1]  # one such line among four does not hold the page up

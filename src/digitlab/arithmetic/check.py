@@ -1,11 +1,14 @@
 """Check every arithmetic line and column sum of a page: the page's readings, then their verdicts.
 
-``check_page`` composes the stages: page hypotheses (``page.layout``), which way up (quarter turns),
+``PageChecker`` composes the stages: page hypotheses (``page.layout``), which way up (quarter turns),
 the lines read under the arithmetic grammar (``read_for_verdicts``), lines with no answer worked out
-(``_expressions``), column sums (``columns``), and each line's verdict (``verdicts``).
+(``_expressions``), column sums (``columns``), and each line's verdict (``verdicts``, with the reader's
+``Calibration``). ``check_page`` builds one for one image.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -48,13 +51,45 @@ def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None 
                       propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank, plain=plain)
 
 
-def _clear(r, correct_min: float, wrong_min: float, top_min: float) -> bool:
+@dataclass(frozen=True)
+class Calibration:
+    """How a reader's readings become verdicts: the bounds, the arithmetic prior and which steps the
+    reading takes, as chosen on validation lines for that reader and stored with it
+    (``metadata["verdict_thresholds"]``, ``calibrate.py``); the module's constants where it has none."""
+
+    correct: float = CORRECT_MIN
+    wrong: float = WRONG_MIN
+    top: float = TOP_MIN
+    prior: float = PRIOR
+    far: float = FAR
+    limits: dict = field(default_factory=dict)  # the stored calibration: its "digits", "near_misses"
+
+    @classmethod
+    def of(cls, reader) -> "Calibration":
+        limits = reader.metadata.get("verdict_thresholds", {})
+        if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
+            limits = {}
+        return cls(limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN), limits.get("top", TOP_MIN),
+                   limits.get("prior", PRIOR), limits.get("far", FAR), limits)
+
+    @property
+    def bounds(self) -> tuple[float, float, float]:
+        return self.correct, self.wrong, self.top
+
+    def verdict(self, nbest) -> tuple[str, float]:
+        return verdict(nbest, *self.bounds)
+
+    def rerank(self, nbest):
+        return with_prior(nbest, self.prior, self.far)
+
+
+def _clear(r, cal: Calibration) -> bool:
     """A line decided, with one reading standing out whose answer some working gives."""
-    return (r.text is not None and bool(r.nbest) and verdict(r.nbest, correct_min, wrong_min, top_min)[0] != "unsure"
+    return (r.text is not None and bool(r.nbest) and cal.verdict(r.nbest)[0] != "unsure"
             and r.nbest[0][1] >= SETTLED_TOP and answer_kind(r.nbest[0][0]) != "far")
 
 
-def _readability(readings, correct_min: float, wrong_min: float, top_min: float) -> tuple[float, bool]:
+def _readability(readings, cal: Calibration) -> tuple[float, bool]:
     """How well a page hypothesis reads: its lines' best readings' own probabilities, summed; and
     whether that is good enough to stop looking (most lines decided).
 
@@ -69,37 +104,63 @@ def _readability(readings, correct_min: float, wrong_min: float, top_min: float)
         # A line settles the page only when it is decided *and* one reading stands out, with an
         # answer some working gives: a wrong outline leaves a grid's lines to be read as 1s
         # ("81-161=1757"), which no reading explains well but every reading makes wrong.
-        decided += _clear(r, correct_min, wrong_min, top_min)
+        decided += _clear(r, cal)
     return score, len(readings) >= 2 and decided >= 0.75 * len(readings)
 
 
-def check_page(source, name: str = "image", max_side: int | None = None, model=None,
-               low_confidence: float = 0.7, profile=None) -> PageResult:
-    """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``)."""
-    from ..page.layout import page_hypotheses
-    from ..reader.decode import ARITHMETIC
-    from ..reader.read import get_line_reader, primary, read_lines
+class PageChecker:
+    """The checking pipeline, built once and run on any number of images, stage by stage:
 
-    model = model or get_line_reader()
-    limits = model.metadata.get("verdict_thresholds", {})
-    if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
-        limits = {}
-    correct_min, wrong_min = limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN)
-    top_min, prior, far = limits.get("top", TOP_MIN), limits.get("prior", PRIOR), limits.get("far", FAR)
-    from ..io.images import load_rgb
+    image (``io.images.load_rgb``) -> page hypotheses: sheet, flattening, lines, column sums
+    (``page.layout.page_hypotheses``) -> which way up (``upright``) -> each line read under the
+    arithmetic grammar by the recogniser (``reader``: PP-OCR fused with its partners) with near misses
+    scored exactly and the arithmetic prior (``read_for_verdicts``, ``Calibration.rerank``) -> lines with
+    no answer worked out (``_expressions``) -> column sums (``columns.check_columns``) -> verdicts
+    (``Calibration.verdict``) -> a ``PageResult`` in the user's pixels.
+    """
 
-    rgb = load_rgb(source, name=name, **({"max_side": max_side} if max_side else {}))
+    def __init__(self, reader=None, profile=None, max_side: int | None = None, low_confidence: float = 0.7):
+        from ..reader.read import get_line_reader
 
-    def hypotheses(image, sample: int | None = None):
-        # Hypotheses are compared on plain readings by the primary reader; only the one kept is read
-        # again by the whole reader: a wrong outline can cut a page into dozens of long bands.
-        # ``sample``: only that many of each hypothesis' widest lines are read (a quick look).
+        self.reader = reader or get_line_reader()
+        self.calibration = Calibration.of(self.reader)
+        self.profile, self.max_side, self.low_confidence = profile, max_side, low_confidence
+
+    def __call__(self, source, name: str = "image") -> PageResult:
+        from ..io.images import load_rgb
+
+        rgb = load_rgb(source, name=name, **({"max_side": self.max_side} if self.max_side else {}))
+        page, readings, turns = self.upright(rgb, name)
+        if turns:
+            page = _turned_back(page, turns, rgb)
+        if page.lines:
+            readings = read_for_verdicts([l.ink for l in page.lines], self.reader, self.profile,
+                                         self.calibration.limits, rerank=self.calibration.rerank,
+                                         plain=[r.frames for r in readings])
+        results = self.lines(page.lines, readings)
+        results += check_columns(page.columns, self.reader, self.profile, self.calibration.limits,
+                                 self.calibration.bounds, self.calibration.prior, self.calibration.far)
+        if not results:
+            raise NoDigitFound("no lines of writing found")
+        return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet,
+                          image=page.image, rotation=90 * turns)
+
+    def hypotheses(self, image: np.ndarray, name: str, sample: int | None = None):
+        """(score, page, plain readings) of the page hypothesis that reads best.
+
+        Hypotheses are compared on plain readings by the primary reader; only the one kept is read
+        again by the whole reader: a wrong outline can cut a page into dozens of long bands.
+        ``sample``: only that many of each hypothesis' widest lines are read (a quick look)."""
+        from ..page.layout import page_hypotheses
+        from ..reader.decode import ARITHMETIC
+        from ..reader.read import primary, read_lines
+
         best = None
-        for page in page_hypotheses(image, name=name, max_side=max_side):
+        for page in page_hypotheses(image, name=name, max_side=self.max_side):
             lines = _widest(page.lines, sample) if sample else page.lines
-            readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(model), profile=profile,
+            readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(self.reader), profile=self.profile,
                                   tta=False) if lines else []
-            score, settled = _readability(readings, correct_min, wrong_min, top_min)
+            score, settled = _readability(readings, self.calibration)
             # Column sums found (operands over a rule, right-aligned) show a page the right way up;
             # not in a quick look at a quarter turn, where a line's 1s lie down like rules.
             if not sample:
@@ -107,71 +168,75 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
                 settled = settled or (bool(page.columns) and not lines)
             # One line read clearly from the whole picture (no sheet outline to be wrong about, as a
             # crop of one sum has none): other outlines cannot explain it better.
-            settled = settled or (page.sheet is None and len(readings) == 1 and _clear(readings[0], correct_min,
-                                                                                       wrong_min, top_min))
+            settled = settled or (page.sheet is None and len(readings) == 1 and _clear(readings[0], self.calibration))
             if best is None or score > best[0]:
                 best = (score, page, readings)
             if settled:
                 break
         return best
 
-    first_error = None
-    try:
-        best, turns = hypotheses(rgb), 0
-    except NoDigitFound as exc:
-        best, turns, first_error = None, 0, exc
-    # A photo may arrive sideways or upside down (no EXIF tag, or one a scanner ignored): when the
-    # upright page reads poorly, a quick look at each quarter turn (its widest lines only) is
-    # compared with the same look at the upright page, and a turn that reads clearly better is read.
-    if best is None or (_weak(best[2]) and not best[1].columns):
-        # An image more than 2.5 times as wide as it is high is a line or a strip, never a page turned
-        # sideways (that would be tall): only upside down is tried, a third of the time.
-        h, w = rgb.shape[:2]
-        if best is not None:
-            kept = {id(l) for l in _widest(best[1].lines, ORIENTATION_SAMPLE)}
-            upright = sum(r.nbest[0][1] for l, r in zip(best[1].lines, best[2]) if id(l) in kept and r.nbest)
-        chosen, look = 0, None
-        for k in (2,) if w >= 2.5 * h else (1, 2, 3):
-            try:
-                other = hypotheses(np.ascontiguousarray(np.rot90(rgb, k)), sample=ORIENTATION_SAMPLE)
-            except NoDigitFound:
+    def upright(self, rgb: np.ndarray, name: str):
+        """(page, plain readings, quarter turns): the best hypothesis of the page the right way up.
+
+        A photo may arrive sideways or upside down (no EXIF tag, or one a scanner ignored): when the
+        upright page reads poorly, a quick look at each quarter turn (its widest lines only) is
+        compared with the same look at the upright page, and a turn that reads clearly better is read."""
+        first_error = None
+        try:
+            best, turns = self.hypotheses(rgb, name), 0
+        except NoDigitFound as exc:
+            best, turns, first_error = None, 0, exc
+        if best is None or (_weak(best[2]) and not best[1].columns):
+            # An image more than 2.5 times as wide as it is high is a line or a strip, never a page
+            # turned sideways (that would be tall): only upside down is tried, a third of the time.
+            h, w = rgb.shape[:2]
+            if best is not None:
+                kept = {id(l) for l in _widest(best[1].lines, ORIENTATION_SAMPLE)}
+                upright = sum(r.nbest[0][1] for l, r in zip(best[1].lines, best[2]) if id(l) in kept and r.nbest)
+            chosen, look = 0, None
+            for k in (2,) if w >= 2.5 * h else (1, 2, 3):
+                try:
+                    other = self.hypotheses(np.ascontiguousarray(np.rot90(rgb, k)), name, sample=ORIENTATION_SAMPLE)
+                except NoDigitFound:
+                    continue
+                if (best is None and (look is None or other[0] > look)) or \
+                        (best is not None and other[0] > max(upright * 1.2 + 0.05, look or 0.0)):
+                    chosen, look = k, other[0]
+            if chosen:
+                best, turns = self.hypotheses(np.ascontiguousarray(np.rot90(rgb, chosen)), name), chosen
+            if best is None:
+                raise first_error or NoDigitFound("no lines of writing found")
+        _, page, readings = best
+        return page, readings, turns
+
+    def lines(self, lines: list, readings: list) -> list[LineResult]:
+        """Each line's result: worked out (``_expressions``), unreadable, or its verdict."""
+        worked = _expressions(lines, readings, self.reader, self.profile)
+        results = []
+        for i, (line, reading) in enumerate(zip(lines, readings)):
+            if i in worked:
+                results.append(worked[i])
                 continue
-            if (best is None and (look is None or other[0] > look)) or \
-                    (best is not None and other[0] > max(upright * 1.2 + 0.05, look or 0.0)):
-                chosen, look = k, other[0]
-        if chosen:
-            best, turns = hypotheses(np.ascontiguousarray(np.rot90(rgb, chosen))), chosen
-        if best is None:
-            raise first_error or NoDigitFound("no lines of writing found")
-    _, page, readings = best
-    if turns:
-        page = _turned_back(page, turns, rgb)
-    if page.lines:
-        readings = read_for_verdicts([l.ink for l in page.lines], model, profile, limits,
-                                     rerank=lambda nbest: with_prior(nbest, prior, far), plain=[r.frames for r in readings])
-    worked = _expressions(page.lines, readings, model, profile)
-    results = []
-    for i, (line, reading) in enumerate(zip(page.lines, readings)):
-        if i in worked:
-            results.append(worked[i])
-            continue
-        if reading.text is None:
-            results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,
-                                      error="not an arithmetic line (a op b = c)"))
-            continue
-        status, support = verdict(reading.nbest, correct_min, wrong_min, top_min)
-        v = check_expression(reading.text)
-        results.append(LineResult(
-            expression=reading.text, value=v["value"], written_answer=v["written_answer"],
-            correct={"correct": True, "wrong": False}.get(status), status=status, confidence=round(support, 4),
-            bbox=line.bbox, polygon=line.polygon, column=line.column, error=v["error"],
-            low_confidence=[i for i, c in enumerate(reading.symbol_confidence) if c < low_confidence],
-            value_exact=v.get("value_exact"), alternatives=alternatives(reading.nbest, status)))
-    results += check_columns(page.columns, model, profile, limits, (correct_min, wrong_min, top_min), prior, far)
-    if not results:
-        raise NoDigitFound("no lines of writing found")
-    return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet, image=page.image,
-                      rotation=90 * turns)
+            if reading.text is None:
+                results.append(LineResult("", None, None, None, "unreadable", 0.0, line.bbox, line.polygon, line.column,
+                                          error="not an arithmetic line (a op b = c)"))
+                continue
+            status, support = self.calibration.verdict(reading.nbest)
+            v = check_expression(reading.text)
+            results.append(LineResult(
+                expression=reading.text, value=v["value"], written_answer=v["written_answer"],
+                correct={"correct": True, "wrong": False}.get(status), status=status, confidence=round(support, 4),
+                bbox=line.bbox, polygon=line.polygon, column=line.column, error=v["error"],
+                low_confidence=[i for i, c in enumerate(reading.symbol_confidence) if c < self.low_confidence],
+                value_exact=v.get("value_exact"), alternatives=alternatives(reading.nbest, status)))
+        return results
+
+
+def check_page(source, name: str = "image", max_side: int | None = None, model=None,
+               low_confidence: float = 0.7, profile=None) -> PageResult:
+    """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``):
+    a ``PageChecker`` built for one image. Build one ``PageChecker`` to check many."""
+    return PageChecker(model, profile, max_side, low_confidence)(source, name)
 
 
 def _expressions(lines: list, readings: list, model, profile) -> dict:
