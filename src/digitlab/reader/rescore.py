@@ -73,16 +73,12 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
     return out
 
 
-# The digit CNN's weight as a second opinion on each reading's digits, chosen on 1,500 validation lines
-# (validation writers, training generator; measured with the reader before the shipped one, 86.0% of
-# validation lines exact): exact reads 91.3% -> 92.3% at 0.5 (0.25: 92.2%, 1.0: 92.1%); with the
-# checker's near misses and prior, 0.5 also leaves fewest lines unsure (docs/arithmetic.md).
-# Off by default here: on its own it makes mistakes surer, so at the same false-cross bound more lines
-# were unsure (6,000 validation lines: 7.6% -> 9.3%). The checker turns it on with its near misses
-# and prior (``arithmetic.check.read_for_verdicts``), where it pays. With the CNN fine-tuned on line
-# slices (``slices.py``; 4,000 validation lines, seed 8, prior 5) 0.5 is still best: 6.6% of lines
-# unsure against 8.3% at 1.0 and 8.9% at 1.5. With the two shipped readers (same lines, best prior):
-# 5.2% at 0.5, 5.7% at 0.3, 6.1% at 0.75 (benchmarks/results/checker_val_cnn_weight_*.json).
+# The digit CNN's weight as a second opinion on each reading's digits, for the CRNN pair (the default
+# reader, PP-OCR fused with the pair, reads without it: its calibration says "digits": false). On 4,000
+# validation lines (validation writers, training generator, seed 8, 30% photo-degraded), the pair with
+# the CNN fine-tuned on line slices, each weight at its best prior: 6.0% of lines unsure at 0.5
+# (benchmarks/results/checker_val.json), 5.7% at 0.3 and 6.1% at 0.75 (checker_val_cnn_weight_*.json);
+# 0.3 and 0.5 are within the sample's noise, and 0.5 is what the pair was calibrated with.
 CNN_WEIGHT = 0.5
 
 
