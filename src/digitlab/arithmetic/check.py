@@ -76,16 +76,17 @@ class Calibration:
     def bounds(self) -> tuple[float, float, float]:
         return self.correct, self.wrong, self.top
 
-    def verdict(self, nbest) -> tuple[str, float]:
-        return verdict(nbest, *self.bounds)
+    def verdict(self, nbest, twins: bool = True) -> tuple[str, float]:
+        return verdict(nbest, *self.bounds, twins=twins)
 
     def rerank(self, nbest):
         return with_prior(nbest, self.prior, self.far)
 
 
 def _clear(r, cal: Calibration) -> bool:
-    """A line decided, with one reading standing out whose answer some working gives."""
-    return (r.text is not None and bool(r.nbest) and cal.verdict(r.nbest)[0] != "unsure"
+    """A line decided, with one reading standing out whose answer some working gives (a line left
+    unsure only for its look-alike 1s and 7s, ``shape_twin``, reads clearly all the same)."""
+    return (r.text is not None and bool(r.nbest) and cal.verdict(r.nbest, twins=False)[0] != "unsure"
             and r.nbest[0][1] >= SETTLED_TOP and answer_kind(r.nbest[0][0]) != "far")
 
 

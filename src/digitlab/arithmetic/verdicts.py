@@ -216,10 +216,12 @@ def alternatives(nbest: list[tuple[str, float]], status: str, n: int = 3) -> lis
 
 
 def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
-            wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN) -> tuple[str, float]:
+            wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN, twins: bool = True) -> tuple[str, float]:
     """(status, support) from N-best readings [(text, probability)], best first.
 
     ``support`` is the share of the grammatical readings' probability that backs the status.
+    ``twins=False``: a cross even where the line would add up with its 1s and 7s swapped (``shape_twin``);
+    how clearly a line reads, not what it may be told.
     """
     if not nbest:
         return "unreadable", 0.0
@@ -228,6 +230,6 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
         return "unreadable", 0.0
     if best is True and right >= correct_min:
         return "correct", right
-    if best is False and wrong >= wrong_min and nbest[0][1] >= top_min and shape_twin(nbest[0][0]) is None:
+    if best is False and wrong >= wrong_min and nbest[0][1] >= top_min and not (twins and shape_twin(nbest[0][0])):
         return "wrong", wrong
     return "unsure", max(right, wrong)
