@@ -361,6 +361,21 @@ def test_careless_answers_are_any_number_and_draw_nothing_without_a_share():
     assert careless.count("far") > 0.3 * careless.count("near") and "right" in careless
 
 
+def test_calibration_knows_a_look_alike_line_gets_no_cross():
+    """A right line read with its 1s as 7s is a confident false cross by its support alone; the verdict
+    gives it none (``shape_twin``), so calibration must not tighten the bounds for it, and must for
+    the same line without a twin."""
+    from digitlab.arithmetic.calibrate import choose
+
+    crosses = [(0.0, 1.0, False, 0.99, False)] * 300  # wrong answers, read surely
+    ticks = [(1.0, 0.0, True, 0.99, True)] * 300
+    misread = (0.0, 1.0, False, 0.99, True)  # a right answer, misread as surely
+    with_twin = choose(crosses + ticks + [misread + (True,)], target=0.99, max_false_cross=0.0)
+    assert with_twin is not None and with_twin["decided"] == 600 and with_twin["false_crosses"] == 0
+    without = choose(crosses + ticks + [misread], target=0.99, max_false_cross=0.0)
+    assert without is None or without["decided"] <= 300  # no cross can be given without giving that one
+
+
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), st.sampled_from([True, False]),
                           st.floats(0, 1), st.booleans()), min_size=1, max_size=60))
 def test_calibration_respects_its_bounds(rows):

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .check import DIGIT_OPINION, NEAR_MISSES, RULE, read_for_verdicts, verdict_support, with_prior
+from .check import DIGIT_OPINION, NEAR_MISSES, RULE, read_for_verdicts, shape_twin, verdict_support, with_prior
 
 PRIORS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
 FARS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # weights of readings whose answer no working gives (check.answer_kind)
@@ -32,19 +32,22 @@ CARELESS = 0.2
 
 
 def choose(support, target: float = 0.995, max_false_cross: float = 0.003) -> dict | None:
-    """The loosest thresholds on ``support`` rows (right, wrong, best, top, truth) meeting both bounds."""
-    grid = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999]
+    """The loosest thresholds on ``support`` rows (right, wrong, best, top, truth[, twin]) meeting both
+    bounds; ``twin``: the best reading would add up with its 1s and 7s swapped, so gets no cross
+    whatever the thresholds (``check.shape_twin``)."""
+    grid = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999]
     tops = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want) for r, w, b, top, want in support], float)
+    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, twin) for r, w, b, top, want, *rest in support
+                  for twin in [bool(rest and rest[0])]], float)
     if not len(s):
         return None
-    right, wrong, best, top, want = s.T
+    right, wrong, best, top, want, twin = s.T
     n, best_choice = len(s), None
     for tc in grid:
         correct = (best == 1) & (right >= tc)
         for tw in grid:
             for tt in tops:
-                crossed = (best == 0) & (wrong >= tw) & (top >= tt)
+                crossed = (best == 0) & (wrong >= tw) & (top >= tt) & (twin == 0)
                 decided = int(correct.sum() + crossed.sum())
                 if not decided:
                     continue
@@ -124,7 +127,8 @@ def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_f
             support = []
             for nbest, w in nbests:
                 nbest = with_prior(nbest, prior, far)
-                support.append(verdict_support(nbest) + (nbest[0][1] if nbest else 0.0, w))
+                support.append(verdict_support(nbest) + (nbest[0][1] if nbest else 0.0, w,
+                                                         bool(nbest) and shape_twin(nbest[0][0]) is not None))
             found = choose(support, target, max_false_cross)
             if found and (best is None or found["decided"] > best["decided"]):  # ties: the milder weights
                 best = dict(found, prior=prior, far=far)
