@@ -196,8 +196,8 @@ def register(sub) -> None:
 
 def cmd_benchmark(args) -> int:
     from .datasets.mnist import load_mnist
-    from .report import default_report_dir, write_report
-    from .study import DEFAULT_METHODS, benchmark
+    from .study.report import default_report_dir, write_report
+    from .study.run import DEFAULT_METHODS, benchmark
 
     methods = args.methods.split(",") if args.methods else DEFAULT_METHODS
     unknown = set(methods) - set(DEFAULT_METHODS)
@@ -221,8 +221,8 @@ def cmd_benchmark(args) -> int:
 
 def cmd_tune(args) -> int:
     from .io.files import atomic_write
-    from .report import default_report_dir, figures
-    from .study import tune, tuned_path
+    from .study.report import default_report_dir, figures
+    from .study.run import tune, tuned_path
 
     result = tune(args.method, args.data_dir, train_n=args.subset, progress=not args.quiet)
     out = (Path(args.out) if args.out else default_report_dir()) / "tuning"

@@ -996,7 +996,7 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
 
     @app.get("/report", include_in_schema=False)
     async def report():
-        from .report import default_report_dir
+        from .study.report import default_report_dir
 
         # The user's own `digitlab benchmark` run if there is one, else the report shipped with
         # the package (measured on the project's 2-core reference machine).

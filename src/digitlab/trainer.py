@@ -27,7 +27,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     """
     import torch.distributed as dist
 
-    from .study import tuned_params
+    from .study.run import tuned_params
 
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     model = create(method, **{**tuned_params(method), **params})  # `digitlab tune --apply`, then --param
