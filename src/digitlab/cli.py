@@ -114,8 +114,8 @@ def _share(text: str) -> float:
 
 
 def cmd_train(args) -> int:
-    from .training import init_distributed
-    from .trainer import train_model
+    from .training.cnn import init_distributed
+    from .training.registered import train_model
 
     if args.method == "line-reader":
         from .reader.train import train_line_reader

@@ -165,7 +165,7 @@ def _augment(x, y, gen):
     """Light affine jitter for every picture; non-digits may also be flipped or turned (still not digits)."""
     import torch
 
-    from ..training import augment_batch
+    from ..training.cnn import augment_batch
 
     x = augment_batch(x, "light", gen)
     nd = y > 0.5
@@ -180,7 +180,7 @@ def _train(X, y, p, X_val, y_val, progress):
     import torch.nn.functional as F
     from tqdm import tqdm
 
-    from ..training import one_cycle
+    from ..training.cnn import one_cycle
 
     torch.manual_seed(p["seed"])
     gen = torch.Generator().manual_seed(p["seed"])
