@@ -60,7 +60,7 @@ def _refuse_options(args, method: str, names: tuple[str, ...], takes: str) -> No
 
 def _train_reject(args) -> int:
     from ..models.files import models_dir
-    from ..digits.rejectnet import train_reject
+    from ..training.reject import train_reject
 
     _refuse_options(args, "reject", ("time_budget", "ensemble", "width", "augment", "batch_size", "lr", "device",
                                      "precision", "val_size", "optdigits", "styles", "init", "warp", "kern", "symbols"),
