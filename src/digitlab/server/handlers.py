@@ -34,6 +34,7 @@ def worded(errors) -> str:
 
 def add_handlers(app) -> None:
     """Every error as ``{"error": "..."}`` (on ``app``)."""
+
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
         return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)

@@ -159,6 +159,7 @@ async def image_input(request: Request) -> tuple[bytes | None, np.ndarray | None
         raise ApiError(422, "give 'image' (base64) or 'pixels' (28x28)")
     raise ApiError(415 if ctype else 422, "send multipart/form-data with a 'file', or JSON")
 
+
 def profile_field(request: Request, fields: dict) -> str | None:
     """The ``profile`` field, if any: a profile is a class's handwriting, so the teacher's rule applies."""
     profile = fields.get("profile")
@@ -174,6 +175,7 @@ def profile_field(request: Request, fields: dict) -> str | None:
         return check_name(profile)
     except DigitlabError as exc:
         raise ApiError(422, str(exc)) from None
+
 
 def flag(value) -> bool:
     return value is True or str(value).lower() in ("1", "true", "yes", "on")
