@@ -21,7 +21,7 @@ import torch
 
 from digitlab.datasets.mnist import load_mnist, train_val_split
 from digitlab.digits.cnn import CNNClassifier
-from digitlab.training import TrainConfig, evaluate_net, train_net
+from digitlab.training.cnn import TrainConfig, evaluate_net, train_net
 
 
 def _write(name: str, result: dict) -> None:

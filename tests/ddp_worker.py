@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from digitlab.datasets.mnist import load_mnist, subset
-from digitlab.training import TrainConfig, evaluate_net, init_distributed, train_net
+from digitlab.training.cnn import TrainConfig, evaluate_net, init_distributed, train_net
 
 out_dir = sys.argv[1]
 assert init_distributed()

@@ -250,7 +250,8 @@ def test_check_page_and_its_boxes_in_the_uploaded_pixels(client):
     """A worksheet photo is read; a large one is read downscaled, with boxes in the upload's pixels."""
     from pathlib import Path
 
-    from digitlab.server import PAGE_SIDE, CheckResponse
+    from digitlab.server.limits import PAGE_SIDE
+    from digitlab.server.schemas import CheckResponse
 
     page = Image.open(Path(__file__).resolve().parents[1] / "examples" / "homework.jpg")
     buf = io.BytesIO()

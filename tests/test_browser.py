@@ -323,7 +323,7 @@ def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_pat
 
     def unsure_with(threads: int | None, data: bytes) -> int:
         """Unsure answers when graded with ``threads`` threads for PyTorch, OpenCV and BLAS, as a heavy
-        worker of the server grades (``server._heavy_worker``: one); None: this process's defaults."""
+        worker of the server grades (``server.workers._heavy_worker``: one); None: this process's defaults."""
         if threads is None:
             return grade_photo(data, key=key, keep_crops=False).result["unsure"]
         before = torch.get_num_threads(), cv2.getNumThreads()

@@ -19,7 +19,7 @@ def _png(image28: np.ndarray) -> bytes:
 
 
 def test_tune_writes_its_trials_and_applies_the_best(tmp_path, monkeypatch, capsys, mnist_train):
-    from digitlab.study import GRIDS, tuned_params
+    from digitlab.study.run import GRIDS, tuned_params
 
     monkeypatch.setenv("DIGITLAB_TUNED", str(tmp_path / "tuned.json"))
     monkeypatch.setitem(GRIDS, "linear", {"C": [0.01, 0.3]})  # two fits on 300 digits, scored on 5,000

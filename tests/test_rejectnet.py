@@ -11,7 +11,8 @@ from digitlab.models import available
 from digitlab.digits.preprocess import NoDigitFound, preprocess_digit
 from digitlab.models import get_model
 from digitlab.digits.recognize import predict_images, predict_source
-from digitlab.digits.rejectnet import load_reject, varied_non_digit
+from digitlab.digits.rejectnet import load_reject
+from digitlab.training.reject import varied_non_digit
 from digitlab.synthetic.renders import non_digit_image, render_user_image
 
 

@@ -313,7 +313,8 @@ def test_heavy_work_past_its_deadline_is_killed_and_its_slot_freed():
     import signal
     import time
 
-    from digitlab.server import ApiError, HeavyPool
+    from digitlab.server.handlers import ApiError
+    from digitlab.server.workers import HeavyPool
 
     pool = HeavyPool(workers=1, queue_size=0, timeout=1.0, deadline=1.5, warm=False)
 
@@ -403,7 +404,8 @@ def test_exercise_book_photo_is_not_taken_for_dots(client):
     ruled exercise book on a table (rulings, table, specks: thousands of marks) is read, not refused."""
     from digitlab.synthetic import pagegen
     from digitlab.reader.glyphs import GlyphBank
-    from digitlab.server import MAX_MARKS, PAGE_SIDE, count_marks, load_grey
+    from digitlab.server.inputs import count_marks, load_grey
+    from digitlab.server.limits import MAX_MARKS, PAGE_SIDE
 
     rng = np.random.default_rng(3)
     raw, truth, _ = pagegen.notebook_photo(GlyphBank.load("heldout", max_per_digit=20), rng, out_side=4000)
@@ -507,7 +509,7 @@ def test_without_the_token_nothing_of_the_body_is_read(pupils_app, monkeypatch, 
 
 @pytest.mark.parametrize("method, path, ctype, head", ROUTES)
 def test_chunked_bodies_stop_at_their_route_limit(pupils_app, method, path, ctype, head):
-    from digitlab.limits import body_limit
+    from digitlab.server.limits import body_limit
 
     limit = body_limit(method, path)
     status, headers, body, taken = asgi(pupils_app, method, path, stream(2 * limit + 4 * CHUNK, head),
@@ -523,7 +525,7 @@ def test_chunked_bodies_stop_at_their_route_limit(pupils_app, method, path, ctyp
 
 
 def test_the_limits_are_one_table_quoted_in_the_docs():
-    from digitlab import limits
+    from digitlab.server import limits
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "reliability.md").read_text()
     assert limits.markdown_table() in doc
@@ -611,7 +613,7 @@ def test_serve_refuses_short_tokens_and_sets_uvicorn_limits(monkeypatch, tmp_pat
 
     import uvicorn
 
-    from digitlab import limits
+    from digitlab.server import limits
     from digitlab.cli import main
 
     calls = []
@@ -681,7 +683,8 @@ def test_a_worker_that_dies_mid_request_is_a_503():
     import asyncio
     import os
 
-    from digitlab.server import ApiError, HeavyPool
+    from digitlab.server.handlers import ApiError
+    from digitlab.server.workers import HeavyPool
 
     pool = HeavyPool(workers=1, queue_size=0, timeout=20, deadline=60, warm=False)
     try:
@@ -876,7 +879,7 @@ def test_grading_decodes_at_most_the_documented_pixels():
     import time
     import zlib
 
-    from digitlab.limits import MAX_PHOTO_PIXELS
+    from digitlab.server.limits import MAX_PHOTO_PIXELS
     from digitlab.worksheets.grade import grade_photo
 
     def chunk(t, d):

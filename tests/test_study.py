@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from digitlab.datasets import mnist as data
-from digitlab import study
-from digitlab.evaluation import clustering_accuracy
+from digitlab.study import run as study
+from digitlab.study.evaluation import clustering_accuracy
 
 
 def test_hungarian_clustering_accuracy_hand_made():
@@ -22,7 +22,7 @@ def test_hungarian_clustering_accuracy_hand_made():
 
 
 def test_benchmark_report_has_every_figure_and_row(tmp_path, mnist_test):
-    from digitlab.report import write_report
+    from digitlab.study.report import write_report
 
     methods = ["linear", "knn", "svm", "kmeans", "cnn"]
     res = study.benchmark(methods, subset_n=1500, progress=False, unsupervised=True, n_degraded=100)

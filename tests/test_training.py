@@ -63,7 +63,7 @@ def test_sigkill_keeps_previous_model_and_resume_works(tmp_path, mnist_train):
 
 def test_time_budget_stops_on_time(mnist_train):
     from digitlab.datasets.mnist import subset
-    from digitlab.training import TrainConfig, train_net
+    from digitlab.training.cnn import TrainConfig, train_net
 
     small = subset(mnist_train, 3000)
     t0 = time.perf_counter()
@@ -96,7 +96,7 @@ def test_bf16_training_and_strided_stem(tmp_path, mnist_train, mnist_test):
     from digitlab.errors import DigitlabError
     from digitlab.models import create
     from digitlab.digits.cnn import fused_for_inference
-    from digitlab.training import resolve_precision
+    from digitlab.training.cnn import resolve_precision
 
     with pytest.raises(DigitlabError, match="unknown precision"):
         resolve_precision("fp8", torch.device("cpu"))
@@ -122,7 +122,7 @@ def test_augmentation_levels(mnist_test):
     import torch
 
     from digitlab.errors import DigitlabError
-    from digitlab.training import augment_batch
+    from digitlab.training.cnn import augment_batch
 
     x = torch.as_tensor(mnist_test.images[:64].astype(np.float32) / 255).unsqueeze(1)
 

@@ -114,7 +114,7 @@ class CNNClassifier(DigitModel):
         self.nets: list[DigitNet] = []
 
     def _fit(self, X, y, X_val=None, y_val=None, checkpoint=None, resume=False, progress=True, **kw) -> None:
-        from ..training import TrainConfig, train_net
+        from ..training.cnn import TrainConfig, train_net
 
         p = self.params
         self._forget_int8()

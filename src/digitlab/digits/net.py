@@ -1,4 +1,4 @@
-"""The CNN's network (``DigitNet``) and its input (``to_tensor``): what ``digitlab.training`` trains and
+"""The CNN's network (``DigitNet``) and its input (``to_tensor``): what ``digitlab.training.cnn`` trains and
 ``models.cnn.CNNClassifier`` wraps behind the estimator interface."""
 
 from __future__ import annotations

@@ -7,7 +7,7 @@
 - ``POST /api/profiles/{name}/predict``: like ``/api/predict``, with the profile.
 
 Profiles and corrections are pupils' handwriting: the same rule as the worksheet endpoints applies
-(``digitlab.access``: the teacher token, or open on loopback to this machine's browser only). Errors are ``{"error": "..."}``.
+(``digitlab.server.auth``: the teacher token, or open on loopback to this machine's browser only). Errors are ``{"error": "..."}``.
 Building a profile is left to ``digitlab adapt`` (seconds of full CPU: not a web request's work).
 """
 
@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, WithJsonSchema
 
 from ..errors import DigitlabError, ModelError
-from ..limits import MAX_UPLOAD as MAX_IMAGE
+from ..server.limits import MAX_UPLOAD as MAX_IMAGE
 from ..worksheets.api import require_teacher
 
 _PIXELS = WithJsonSchema({"anyOf": [{"type": "array", "minItems": 28, "maxItems": 28,

@@ -63,7 +63,7 @@ def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: floa
     from ..errors import ModelError
     from ..digits.cnn import CNNClassifier
     from ..models import get_model
-    from ..training import TrainConfig, train_net
+    from ..training.cnn import TrainConfig, train_net
     from .glyphs import GlyphBank
     from .read import get_line_reader, primary
 

@@ -1,6 +1,6 @@
 """Web endpoints for printed worksheets (``/api/worksheets/...``), a FastAPI router included by the app.
 
-Pupils' results are personal data: who may use these routes is decided by ``digitlab.access``
+Pupils' results are personal data: who may use these routes is decided by ``digitlab.server.auth``
 (the teacher token; open on loopback to this machine's browser only; else closed), checked by the
 server's request guard before any body is read, and again here (``require_teacher``).
 
@@ -18,10 +18,10 @@ from fastapi import APIRouter, Depends, File, Form, Path, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from .. import access
-from ..access import TOKEN_HEADER, is_loopback  # noqa: F401  (re-exported: older imports)
+from ..server import auth
+from ..server.auth import TOKEN_HEADER, is_loopback  # noqa: F401  (re-exported: older imports)
 from ..errors import DigitlabError, ImageError
-from ..limits import MAX_PHOTO
+from ..server.limits import MAX_PHOTO
 
 _grading_lock = threading.Semaphore(1)  # one page read at a time: the reader uses every core
 MAX_ID = 2**63 - 1  # SQLite's integers: a larger id cannot name anything (422, not an overflow)
@@ -35,10 +35,10 @@ class WorksheetError(Exception):
 
 
 def require_teacher(request: Request) -> None:
-    """The ``access`` rule for this request (401, 403 or 429 as ``WorksheetError``)."""
+    """The ``auth`` rule for this request (401, 403 or 429 as ``WorksheetError``)."""
     try:
-        access.check(request.scope, getattr(request.app.state, "token_failures", None))
-    except access.Refusal as no:
+        auth.check(request.scope, getattr(request.app.state, "token_failures", None))
+    except auth.Refusal as no:
         raise WorksheetError(no.status, no.message, no.headers) from None
 
 
@@ -224,7 +224,7 @@ def grade_job(raw: bytes, filename: str, db_path: str) -> tuple[dict, bytes | No
 
 
 def _grade(raw: bytes, filename: str, name: str | None) -> dict:
-    """Grade in this process (no worker pool: an app built without ``digitlab.server``)."""
+    """Grade in this process (no worker pool: an app built without ``digitlab.server.create_app``)."""
     with _grading_lock:
         return _store_grading(*grade_job(raw, filename, str(_db().path)), name)
 

@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from ..errors import DigitlabError, ImageError
-from ..limits import MAX_PHOTO_PIXELS
+from ..server.limits import MAX_PHOTO_PIXELS
 from .layout import BOX_LINE_MM, NAME_BOX_MM, PNG_DPI, redraw, to_raster
 from .markers import NoSheetFound, find_markers, read_sheet_id, rectify
 

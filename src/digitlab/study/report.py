@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.files import atomic_write
+from ..io.files import atomic_write
 
 PARAM_NOTES = {
     "linear": "C is the inverse L2 penalty of logistic regression: small C = smoother weights. Deskewing "
@@ -26,7 +26,7 @@ PARAM_NOTES = {
 
 
 def default_report_dir() -> Path:
-    from .datasets.mnist import cache_dir
+    from ..datasets.mnist import cache_dir
 
     return Path(os.environ.get("DIGITLAB_REPORT", cache_dir() / "report"))
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets.mnist import SHA256, load_mnist, subset, train_val_split
-from .models import create
-from .models.files import models_dir
+from ..datasets.mnist import SHA256, load_mnist, subset, train_val_split
+from ..models import create
+from ..models.files import models_dir
 
 
 def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: int | None = None,
@@ -27,7 +27,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     """
     import torch.distributed as dist
 
-    from .study import tuned_params
+    from ..study.run import tuned_params
 
     rank = dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
     model = create(method, **{**tuned_params(method), **params})  # `digitlab tune --apply`, then --param
@@ -36,14 +36,14 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     val_n = min(int(model.params.get("val_size", val_size)), len(full) // 10) if method == "cnn" else 0
     train, val = train_val_split(full, val_n) if val_n else (full, None)
     if optdigits_repeat:
-        from .datasets.mnist import Split, optdigits_as_mnist
+        from ..datasets.mnist import Split, optdigits_as_mnist
 
         tra = optdigits_as_mnist("tra", data_dir)
         train = Split(np.concatenate([train.images, *[tra.images] * optdigits_repeat]),
                       np.concatenate([train.labels, *[tra.labels] * optdigits_repeat]))
     if styles > 0:
-        from .datasets.mnist import Split
-        from .synthetic.styles import stylised_mnist
+        from ..datasets.mnist import Split
+        from ..synthetic.styles import stylised_mnist
 
         sx, sy = stylised_mnist(train.images, train.labels, np.random.default_rng(1234), scale=styles)
         train = Split(np.concatenate([train.images, sx]), np.concatenate([train.labels, sy]))
@@ -65,7 +65,7 @@ def train_model(method: str, params: dict, data_dir=None, out=None, subset_n: in
     import torch
 
     if optdigits_repeat:
-        from .datasets.mnist import optdigits_as_mnist
+        from ..datasets.mnist import optdigits_as_mnist
 
         cv = optdigits_as_mnist("cv", data_dir)
         model.metadata.update({"optdigits_repeat": optdigits_repeat,

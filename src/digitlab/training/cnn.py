@@ -18,10 +18,10 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.utils.data.distributed import DistributedSampler
 
-from .datasets.mnist import MEAN, STD
-from .errors import DigitlabError
-from .io.files import atomic_write
-from .digits.net import DigitNet, to_tensor
+from ..datasets.mnist import MEAN, STD
+from ..errors import DigitlabError
+from ..io.files import atomic_write
+from ..digits.net import DigitNet, to_tensor
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """What a client may send the server: every size and time limit, in one place.
 
 ``docs/reliability.md`` quotes this table (a test keeps the two the same). The server's request guard
-(``digitlab.server``) enforces the body limits before any route runs, and before any token-dependent
+(``digitlab.server.guard``) enforces the body limits before any route runs, and before any token-dependent
 parsing: a Content-Length over the limit is refused unread, a body without one (chunked) is counted
 while it streams and refused the moment it passes the limit. The routes check the decoded file
 against the same numbers (``MAX_UPLOAD``, ``MAX_PHOTO``).
@@ -18,6 +18,16 @@ MAX_PHOTO = 12 * MB  # one photo of a filled-in worksheet
 ENVELOPE = 64 * 1024  # multipart part headers and form fields, or the JSON around a base64 image
 SMALL_BODY = 64 * 1024  # every other route takes a few JSON fields (GETs none)
 MAX_PHOTO_PIXELS = 50_000_000  # a worksheet photo is refused from its header beyond this (a 48 MP phone: 8000x6000)
+
+# Images, as the reading routes decode them (``inputs.open_image``, ``inputs.count_marks``).
+MAX_SIDE = 4096  # refused from the header above this (422)
+PREDICT_SIDE = 1024  # a single digit ends up 20x20: larger images are downscaled first
+PAGE_SIDE = 2048  # pages and numbers are read at most this large (longest side)
+# Separate ink marks (grey-level connected components at PAGE_SIDE) in a page or number: a cheap
+# backstop before any reading. Photos of squared or ruled exercise books count 500 to 5,000 (rulings,
+# the table, specks: the page reader removes those and has its own, finer limit); a page of dense
+# dots 62,500.
+MAX_MARKS = int(os.environ.get("DIGITLAB_MAX_MARKS", 20000))
 
 
 def base64_size(n: int) -> int:
@@ -54,7 +64,7 @@ def _env(name: str, default: float) -> float:
         return default
 
 
-# Connections (uvicorn, see ``server.serve``). Environment variables override them (tests use short ones).
+# Connections (uvicorn, see ``listen.serve``). Environment variables override them (tests use short ones).
 HEADER_TIMEOUT_S = _env("DIGITLAB_HEADER_TIMEOUT", 10)  # from connecting (or the last answer) to a whole request head
 BODY_TIMEOUT_S = _env("DIGITLAB_BODY_TIMEOUT", 10)  # the longest pause while a body arrives (then 408)
 KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this

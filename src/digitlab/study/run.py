@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .datasets.mnist import Split, load_mnist, subset, train_val_split
+from ..datasets.mnist import Split, load_mnist, subset, train_val_split
 from .evaluation import clustering_scores, evaluate
-from .models import create
-from .digits.preprocess import deskew_batch
+from ..models import create
+from ..digits.preprocess import deskew_batch
 
 CLASSIC = ["linear", "knn", "svm", "mlp", "kmeans"]
 DEFAULT_METHODS = CLASSIC + ["cnn"]
@@ -41,7 +41,7 @@ TUNE_TRAIN = {"linear": 20000, "knn": 20000, "svm": None, "mlp": 20000, "kmeans"
 
 
 def tuned_path() -> Path:
-    from .datasets.mnist import cache_dir
+    from ..datasets.mnist import cache_dir
 
     return Path(os.environ.get("DIGITLAB_TUNED", cache_dir() / "tuned.json"))
 
@@ -75,10 +75,10 @@ def other_test_sets(data_dir=None, n_degraded: int = 2000, seed: int = 0, progre
     degraded by ``renders.degrade`` (binarised by a cheap scanner, thicker or thinner pen, slanted),
     then preprocessed as a user image is. Missing optdigits data only drops that set.
     """
-    from .datasets.mnist import optdigits_as_mnist
-    from .errors import DataError
-    from .digits.preprocess import preprocess_digit
-    from .synthetic.renders import degrade
+    from ..datasets.mnist import optdigits_as_mnist
+    from ..errors import DataError
+    from ..digits.preprocess import preprocess_digit
+    from ..synthetic.renders import degrade
 
     sets: dict[str, Split] = {}
     try:
@@ -116,7 +116,7 @@ def benchmark(methods=None, subset_n: int | None = None, data_dir=None, unsuperv
     saved there with its measured accuracy, so the CLI (`--model svm`) and the web app's model picker
     can use it.
     """
-    from .models import get_model
+    from ..models import get_model
 
     methods = list(methods or DEFAULT_METHODS)
     train = subset(load_mnist("train", data_dir), subset_n)

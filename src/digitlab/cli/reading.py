@@ -1,0 +1,124 @@
+"""Numbers and arithmetic in images: ``digitlab read | calc | check``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ImageError, report_file_error
+from .options import profile_of
+
+
+def cmd_read(args) -> int:
+    from ..io.files import expand_paths
+    from ..reader.read import get_line_reader, read_number
+
+    model = get_line_reader(args.model)
+    profile = profile_of(args)
+    failures = 0
+    for path in expand_paths(args.paths):
+        try:
+            result = read_number(path, name=str(path), model=model, profile=profile)
+        except ImageError as exc:
+            failures += 1
+            report_file_error(path, exc, args.json)
+            continue
+        if args.json:
+            print(json.dumps({"file": str(path), **result}))
+        else:
+            print(f"{path}\t{result['text']}\tconfidence {result['confidence']:.4f}")
+    return 2 if failures else 0
+
+
+def cmd_calc(args) -> int:
+    from ..arithmetic.grammar import check_expression, work_out
+    from ..reader.read import get_line_reader, read_expression
+    from ..io.files import expand_paths
+
+    model = get_line_reader(args.model)
+    failures = 0
+    for path in expand_paths(args.paths):
+        try:
+            read = read_expression(path, name=str(path), model=model)
+        except ImageError as exc:
+            failures += 1
+            report_file_error(path, exc, args.json)
+            continue
+        text = read["text"]
+        v = check_expression(text) if "=" in text else work_out(text)  # an answer written: is it the value?
+        value, exact, answer = v["value"], v.get("value_exact"), v.get("written_answer")
+        if v["error"]:
+            status = f"unreadable: {v['error']}"  # e.g. a division by zero
+        else:
+            status = "computed" if "=" not in text else "correct" if v["correct"] else "wrong"
+        out = {"file": str(path), "expression": text, "value": value, "value_exact": exact,
+               "written_answer": answer, "status": status, **{k: read[k] for k in ("confidence", "alternatives", "bbox")}}
+        if args.json:
+            print(json.dumps(out))
+        else:
+            shown = exact or value
+            print(f"{path}\t{text}\tvalue {shown}\t{status}\tconfidence {read['confidence']:.4f}")
+    return 2 if failures else 0
+
+
+def cmd_check(args) -> int:
+    from ..arithmetic import annotate, check_page
+    from ..reader.read import get_line_reader
+    from ..io.files import expand_paths
+
+    model = get_line_reader(args.model)
+    profile = profile_of(args)
+    failures = 0
+    out_dir = Path(args.annotate) if args.annotate else None
+    marks = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?", "computed": "="}
+    for path in expand_paths(args.paths):
+        try:
+            result = check_page(path, name=str(path), model=model, profile=profile)
+        except ImageError as exc:
+            failures += 1
+            report_file_error(path, exc, args.json)
+            continue
+        if args.json:
+            print(json.dumps(result.as_dict()))
+        else:
+            sheet = ", sheet found" if result.sheet else ""
+            print(f"{path} (skew {result.skew_degrees:+.1f}°{sheet})")
+            for line in result.lines:
+                note = {"wrong": f"should be {line.value_exact or line.value}",
+                        "unsure": "unsure, please look" + (f" (or {', '.join(line.alternatives[:2])})"
+                                                           if line.alternatives else ""),
+                        "unreadable": line.error or "unreadable",
+                        "computed": f"= {line.value_exact or line.value}"}.get(line.status, "")
+                print(f"  {line.expression or '-':<20} {marks[line.status]}  {line.status:<10} {note}".rstrip())
+        if out_dir:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            annotate(result, out_dir / f"{Path(path).stem}_checked.png")
+    return 2 if failures else 0
+
+
+def add_read(sub) -> None:
+    p = sub.add_parser("read", help="read a written number (several digits) from each image")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--model", default=None, help="a line-reader model file (default: the shipped one)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--profile", help="a handwriting profile (`digitlab profiles`) that re-ranks the digits read")
+    p.set_defaults(func=cmd_read)
+
+
+def add_calc(sub) -> None:
+    p = sub.add_parser("calc", help="read a written expression (468x59+79, 7+5+3=15) from each image and work it out")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--model", default=None, help="line reader: ppocr (default), line_reader, or a file")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.set_defaults(func=cmd_calc)
+
+
+def add_check(sub) -> None:
+    p = sub.add_parser("check", help="check handwritten arithmetic lines (a + b = c) in images")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--json", action="store_true", help="one JSON object per image")
+    p.add_argument("--annotate", metavar="DIR", help="write each page with ticks, crosses and right answers")
+    p.add_argument("--model", default=None,
+                   help="line reader: ppocr (default: PP-OCRv6 fused with the CRNNs), line_reader (the CRNN pair), or a file")
+    p.add_argument("--profile", help="a handwriting profile (`digitlab profiles`) that re-ranks the digits read")
+    p.set_defaults(func=cmd_check)

@@ -1,0 +1,60 @@
+"""The reading routes: /api/predict, /api/read, /api/check, /api/visualize.
+
+Each takes a multipart upload or JSON (``inputs.image_input``). A digit is predicted in the bounded
+thread pool (``workers.run_bounded``); a number is read and a page checked in a heavy worker process
+(``request.app.state.heavy``, the app's ``workers.HeavyPool``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from ..handlers import ApiError
+from ..inputs import flag, image_input, profile_field
+from ..schemas import (ERRORS, CheckResponse, FileForm, ImageJSON, PredictForm, PredictJSON, PredictResponse,
+                       ReadResponse, VisualizeJSON, VisualizeResponse, two_bodies)
+from ..work import check_work, predict_work, read_work, visualize_work
+from ..workers import run_bounded
+
+router = APIRouter()
+
+
+@router.post("/api/predict", response_model=PredictResponse, responses=ERRORS,
+             openapi_extra=two_bodies(PredictForm, PredictJSON),
+             summary="Recognise one digit (multipart 'file', JSON base64 'image', or JSON 28x28 'pixels')")
+async def predict(request: Request,
+                  model: Annotated[str | None, Query(description="model name (also a body field)")] = None,
+                  compare: Annotated[bool | None, Query(description="also answer with every model")] = None):
+    raw, pixels, fields = await image_input(request)
+    name = str(fields.get("model") or model or "cnn")
+    return await run_bounded(predict_work, raw, pixels, name, flag(fields.get("compare") or compare),
+                             profile_field(request, fields))
+
+
+@router.post("/api/read", response_model=ReadResponse, responses=ERRORS, openapi_extra=two_bodies(FileForm, ImageJSON),
+             summary="Read a written number: digits left to right with boxes and confidences")
+async def read(request: Request):
+    raw, pixels, fields = await image_input(request)
+    if raw is None:
+        raise ApiError(422, "give an image, not 28x28 pixels, to read a number")
+    return await request.app.state.heavy.run(read_work, raw, profile_field(request, fields))
+
+
+@router.post("/api/check", response_model=CheckResponse, response_model_exclude_unset=True, responses=ERRORS,
+             openapi_extra=two_bodies(FileForm, ImageJSON),
+             summary="Check handwritten arithmetic lines (a op b = c) on a page")
+async def check(request: Request):
+    raw, _, fields = await image_input(request)
+    if raw is None:
+        raise ApiError(422, "give an image of arithmetic lines")
+    return await request.app.state.heavy.run(check_work, raw, profile_field(request, fields))
+
+
+@router.post("/api/visualize", response_model=VisualizeResponse, responses=ERRORS,
+             openapi_extra=two_bodies(FileForm, VisualizeJSON),
+             summary="Inside the CNN: feature maps, saliency, layers")
+async def visualize(request: Request):
+    raw, pixels, _ = await image_input(request)
+    return await run_bounded(visualize_work, raw, pixels)
