@@ -207,7 +207,7 @@ def test_page_and_docs_served(client):
 
 
 # -- Issue 16: a typed contract, fuzzed --------------------------------------------------------------
-MINE = r"^/api/(predict|read|check|visualize|models|health)$"
+MINE = r"^/api/(predict|read|calc|check|visualize|models|health)$"
 
 
 def test_every_post_declares_its_bodies_and_answers(client):
@@ -220,7 +220,7 @@ def test_every_post_declares_its_bodies_and_answers(client):
     posts = {path: ops["post"] for path, ops in doc["paths"].items() if "post" in ops}
     assert all("requestBody" in op for op in posts.values()), [p for p, op in posts.items() if "requestBody" not in op]
     mine = {path: op for path, op in posts.items() if re.match(MINE, path)}
-    assert set(mine) == {"/api/predict", "/api/read", "/api/check", "/api/visualize"}
+    assert set(mine) == {"/api/predict", "/api/read", "/api/calc", "/api/check", "/api/visualize"}
     for path, op in mine.items():
         content = op["requestBody"]["content"]
         form = resolve(content["multipart/form-data"]["schema"])
@@ -274,6 +274,25 @@ def test_check_page_and_its_boxes_in_the_uploaded_pixels(client):
         assert 0 <= x0 < x1 <= big_img.width and 0 <= y0 < y1 <= big_img.height
     # In the upload's pixels, not the working copy's: the lines reach well past PAGE_SIDE.
     assert max(line["bbox"][2] for line in lines) > 1.2 * PAGE_SIDE
+
+
+def test_calc_works_out_a_photographed_expression(client):
+    from pathlib import Path
+
+    from digitlab.server.schemas import CalcResponse
+
+    photo = (Path(__file__).resolve().parents[1] / "examples" / "expression.png").read_bytes()
+    r = client.post("/api/calc", files={"file": ("e.png", photo, "image/png")})
+    assert r.status_code == 200, r.text
+    got = CalcResponse.model_validate(r.json())
+    assert (got.expression, got.value, got.status) == ("21*3+41*7-61", 289, "computed")
+    w, h = Image.open(io.BytesIO(photo)).size
+    x0, y0, x1, y1 = got.bbox
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+    blank = io.BytesIO()
+    Image.new("L", (200, 80), 255).save(blank, "PNG")
+    r = client.post("/api/calc", files={"file": ("blank.png", blank.getvalue(), "image/png")})
+    assert r.status_code == 422 and "error" in r.json()
 
 
 @pytest.fixture(scope="module")

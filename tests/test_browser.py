@@ -186,7 +186,7 @@ def test_homework_photo_upload_shows_statuses(page, artifacts, tmp_path):
 
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), os.pardir, "examples")
-TABS = ("draw", "number", "check", "network", "study", "worksheets")
+TABS = ("draw", "number", "check", "calc", "network", "study", "worksheets")
 
 
 def test_every_empty_tab_says_what_to_do(page):
@@ -423,3 +423,58 @@ def test_api_docs_load_with_no_request_leaving_the_machine(page, artifacts):
     finally:
         context.close()
     assert urls and all(urlsplit(u).hostname in ("127.0.0.1", "localhost") for u in urls if not u.startswith("data:")), urls
+
+
+def test_a_column_sum_photo_in_the_homework_tab(page, artifacts):
+    """A column sum (operands over a rule, a carry mark above) is one entry, as its line would be."""
+    page.errors.clear(), page.refused.clear()  # what earlier tests expected is theirs
+    page.click("#tab-check")
+    page.click("#check-clear")
+    page.set_input_files("#check-upload", os.path.join(EXAMPLES, "column_sum.png"))
+    page.wait_for_selector("#check-result li", timeout=60000)
+    lines = page.evaluate("checked.lines")
+    columns = [l for l in lines if l.get("layout") == "column"]
+    assert [l["expression"] for l in columns] == ["478+99=577"], lines
+    assert page.locator("#check-result li").first.get_attribute("data-status") == "correct"
+    inked = page.evaluate("""() => { const c = document.querySelector('#check-photo canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }""")
+    assert inked > 500, inked  # the tick is drawn over the photo
+    page.screenshot(path=str(artifacts / "browser_column_sum.png"), full_page=True)
+    assert not problems(page), problems(page)
+
+
+def test_the_calculator_works_out_a_photographed_and_a_drawn_expression(page, artifacts):
+    page.errors.clear(), page.refused.clear()
+    page.click("#tab-calc")
+    page.click("#calc-clear")
+    assert page.locator("#calc-hint").is_visible()
+    page.set_input_files("#calc-upload", os.path.join(EXAMPLES, "expression.png"))
+    page.wait_for_function("document.getElementById('calc-expression').textContent !== '–'", timeout=30000)
+    assert page.text_content("#calc-expression") == "21×3+41×7-61"
+    assert page.text_content("#calc-value") == "= 289" and page.locator("#calc-hint").is_hidden()
+    assert page.locator("#calc-photo img").is_visible() and page.locator("#calc-canvas").is_hidden()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1000  # a long expression wraps
+    page.screenshot(path=str(artifacts / "browser_calculator.png"), full_page=True)
+    # drawn: "4+4" ("+" a cross, two fours), worked out; Clear brings the pad back
+    page.click("#calc-clear")
+    assert page.locator("#calc-photo").is_hidden() and page.locator("#calc-canvas").is_visible()
+    box = page.locator("#calc-canvas").bounding_box()
+    s = box["width"] / 640  # canvas units -> page pixels
+
+    def pen(points):
+        page.mouse.move(box["x"] + points[0][0] * s, box["y"] + points[0][1] * s)
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(box["x"] + x * s, box["y"] + y * s, steps=6)
+        page.mouse.up()
+
+    for dx in (0, 260):
+        pen([(120 + dx, 40), (70 + dx, 130), (170 + dx, 130)])
+        pen([(140 + dx, 80), (140 + dx, 170)])
+    pen([(200, 100), (260, 100)])
+    pen([(230, 70), (230, 130)])
+    page.click("#calc-run")
+    page.wait_for_function("document.getElementById('calc-expression').textContent !== '–'", timeout=30000)
+    assert page.text_content("#calc-expression") == "4+4" and page.text_content("#calc-value") == "= 8"
+    assert not problems(page), problems(page)

@@ -31,33 +31,24 @@ def cmd_read(args) -> int:
 
 
 def cmd_calc(args) -> int:
-    from ..arithmetic.grammar import check_expression, work_out
-    from ..reader.read import get_line_reader, read_expression
+    from ..arithmetic.calc import calculate
+    from ..reader.read import get_line_reader
     from ..io.files import expand_paths
 
     model = get_line_reader(args.model)
     failures = 0
     for path in expand_paths(args.paths):
         try:
-            read = read_expression(path, name=str(path), model=model)
+            out = {"file": str(path), **calculate(path, name=str(path), model=model)}
         except ImageError as exc:
             failures += 1
             report_file_error(path, exc, args.json)
             continue
-        text = read["text"]
-        v = check_expression(text) if "=" in text else work_out(text)  # an answer written: is it the value?
-        value, exact, answer = v["value"], v.get("value_exact"), v.get("written_answer")
-        if v["error"]:
-            status = f"unreadable: {v['error']}"  # e.g. a division by zero
-        else:
-            status = "computed" if "=" not in text else "correct" if v["correct"] else "wrong"
-        out = {"file": str(path), "expression": text, "value": value, "value_exact": exact,
-               "written_answer": answer, "status": status, **{k: read[k] for k in ("confidence", "alternatives", "bbox")}}
         if args.json:
             print(json.dumps(out))
         else:
-            shown = exact or value
-            print(f"{path}\t{text}\tvalue {shown}\t{status}\tconfidence {read['confidence']:.4f}")
+            shown = out["value_exact"] or out["value"]
+            print(f"{path}\t{out['expression']}\tvalue {shown}\t{out['status']}\tconfidence {out['confidence']:.4f}")
     return 2 if failures else 0
 
 

@@ -65,7 +65,7 @@ def create_app(heavy_workers: int | None = None, heavy_queue: int | None = None,
     app.add_middleware(Guard, failures=app.state.token_failures)
 
     add_handlers(app)
-    app.include_router(reading.router)  # /api/predict, /api/read, /api/check, /api/visualize
+    app.include_router(reading.router)  # /api/predict, /api/read, /api/calc, /api/check, /api/visualize
     app.include_router(status.router)  # /api/models, /api/health
     app.include_router(pages.router)  # /report, /, /docs
     install_worksheets(app)  # worksheets: /api/worksheets

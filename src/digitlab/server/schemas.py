@@ -86,6 +86,17 @@ class ReadResponse(BaseModel):
     bbox: list[int] | None = Field(None, description="the number's box in the uploaded image's pixels")
 
 
+class CalcResponse(BaseModel):
+    expression: str = Field(description='the expression as read, e.g. "21*3+41*7-61" or "7+5+3=15"')
+    value: int | float | None = Field(description="its value (of the left side when an answer is written)")
+    value_exact: str | None = Field(None, description='the value as an exact fraction ("3/2") when it is not whole')
+    written_answer: int | float | None = Field(None, description="the answer written after '=', if any")
+    status: str = Field(description="computed (no answer written), correct, wrong, or 'unreadable: <why>'")
+    confidence: float = Field(description="probability of this reading")
+    alternatives: list[str] = Field(default_factory=list, description="the next most likely readings")
+    bbox: list[int] | None = Field(None, description="the expression's box in the uploaded image's pixels")
+
+
 class CheckLine(BaseModel):
     """One arithmetic line. Tolerant: fields may be added by newer page readers."""
 
@@ -193,7 +204,7 @@ def request_examples() -> dict[str, dict]:
                        [(82, 34), (104, 34)], [(82, 46), (104, 46)], [(122, 20), (146, 20), (146, 40), (122, 40),
                                                                      (122, 60), (146, 60)]], (160, 80))
     return {"/api/predict": {"image": seven, "model": "cnn"}, "/api/visualize": {"image": seven},
-            "/api/read": {"image": number}, "/api/check": {"image": line}}
+            "/api/read": {"image": number}, "/api/check": {"image": line}, "/api/calc": {"image": line}}
 
 
 def two_bodies(form: type[BaseModel], js: type[BaseModel]) -> dict:

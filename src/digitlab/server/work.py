@@ -99,6 +99,16 @@ def read_work(raw: bytes, profile: str | None = None) -> dict:
     return result
 
 
+def calc_work(raw: bytes) -> dict:
+    from ..arithmetic.calc import calculate
+
+    source, grey, scale = load_grey(raw, PAGE_SIDE)
+    count_marks(grey, MAX_MARKS)
+    result = calculate(source, name="image", max_side=MAX_SIDE)
+    result["bbox"] = unscale(result["bbox"], scale)
+    return result
+
+
 def check_work(raw: bytes, profile: str | None = None) -> dict:
     from ..arithmetic import check_page
 

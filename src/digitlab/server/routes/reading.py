@@ -1,4 +1,4 @@
-"""The reading routes: /api/predict, /api/read, /api/check, /api/visualize.
+"""The reading routes: /api/predict, /api/read, /api/calc, /api/check, /api/visualize.
 
 Each takes a multipart upload or JSON (``inputs.image_input``). A digit is predicted in the bounded
 thread pool (``workers.run_bounded``); a number is read and a page checked in a heavy worker process
@@ -13,9 +13,9 @@ from fastapi import APIRouter, Query, Request
 
 from ..handlers import ApiError
 from ..inputs import flag, image_input, profile_field
-from ..schemas import (ERRORS, CheckResponse, FileForm, ImageJSON, PredictForm, PredictJSON, PredictResponse,
-                       ReadResponse, VisualizeJSON, VisualizeResponse, two_bodies)
-from ..work import check_work, predict_work, read_work, visualize_work
+from ..schemas import (ERRORS, CalcResponse, CheckResponse, FileForm, ImageJSON, PredictForm, PredictJSON,
+                       PredictResponse, ReadResponse, VisualizeJSON, VisualizeResponse, two_bodies)
+from ..work import calc_work, check_work, predict_work, read_work, visualize_work
 from ..workers import run_bounded
 
 router = APIRouter()
@@ -40,6 +40,15 @@ async def read(request: Request):
     if raw is None:
         raise ApiError(422, "give an image, not 28x28 pixels, to read a number")
     return await request.app.state.heavy.run(read_work, raw, profile_field(request, fields))
+
+
+@router.post("/api/calc", response_model=CalcResponse, responses=ERRORS, openapi_extra=two_bodies(FileForm, ImageJSON),
+             summary="Read a written expression (468x59+79, 7+5+3=15) and work it out exactly")
+async def calc(request: Request):
+    raw, _, _ = await image_input(request)
+    if raw is None:
+        raise ApiError(422, "give an image of a written expression")
+    return await request.app.state.heavy.run(calc_work, raw)
 
 
 @router.post("/api/check", response_model=CheckResponse, response_model_exclude_unset=True, responses=ERRORS,
