@@ -87,6 +87,15 @@ def test_verdicts_on_column_sums_match_the_truth(problems):
     assert right >= 10
 
 
+def test_a_column_sum_turned_a_quarter_or_upside_down_reads_as_upright(problems):
+    """A photo sideways or upside down (no EXIF tag): the column sum read from it is the upright one's."""
+    for k, (img, _) in zip((1, 2, 3), problems[1:4]):
+        upright = [l.expression for l in check_page(img).lines if l.layout == "column"]
+        turned = check_page(np.ascontiguousarray(np.rot90(img, k)))
+        assert turned.rotation == (360 - 90 * k) % 360, k
+        assert [l.expression for l in turned.lines if l.layout == "column"] == upright and upright, k
+
+
 def test_a_broken_marker_is_caught(problems, monkeypatch):
     """A grader that crosses every problem (or ticks every one) fails the truth comparison."""
     monkeypatch.setattr(col, "verdict", lambda nbest, *a: ("wrong", 1.0))

@@ -162,10 +162,11 @@ class PageChecker:
             readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(self.reader), profile=self.profile,
                                   tta=False) if lines else []
             score, settled = _readability(readings, self.calibration)
-            # Column sums found (operands over a rule, right-aligned) show a page the right way up;
-            # not in a quick look at a quarter turn, where a line's 1s lie down like rules.
+            # Column sums found (operands over a rule, right-aligned) show a page the right way up, in a
+            # quick look at a quarter turn too (a column sum turned sideways has no rule and reads as
+            # nothing); only the full look stops at them.
+            score += 0.9 * len(page.columns)
             if not sample:
-                score += 0.9 * len(page.columns)
                 settled = settled or (bool(page.columns) and not lines)
             # One line read clearly from the whole picture (no sheet outline to be wrong about, as a
             # crop of one sum has none): other outlines cannot explain it better.
