@@ -96,6 +96,19 @@ def test_a_column_sum_turned_a_quarter_or_upside_down_reads_as_upright(problems)
         assert [l.expression for l in turned.lines if l.layout == "column"] == upright and upright, k
 
 
+def test_a_line_read_poorly_is_not_turned_into_a_column_sum():
+    """A line written unruled that reads poorly upright is looked at upside down too, where its minus
+    can pass for a rule: it must stay one line (a validation writer's, "55+54=109")."""
+    from digitlab.datasets.pens import pen_lines
+
+    inks, texts, _ = pen_lines(load_pendigits("tra"), 400, seed=12, messy=0.4)
+    i, rng = texts.index("55+54=109"), np.random.default_rng(12)
+    for ink in inks[:i]:  # the paper as the benchmark draws it (benchmarks/real_pens.py, images)
+        as_paper(np.pad(ink, 24), rng)
+    page = check_page(as_paper(np.pad(inks[i], 24), rng))
+    assert [(l.layout, l.expression) for l in page.lines] == [("line", "55+54=109")] and page.rotation == 0
+
+
 def test_a_broken_marker_is_caught(problems, monkeypatch):
     """A grader that crosses every problem (or ticks every one) fails the truth comparison."""
     monkeypatch.setattr(col, "verdict", lambda nbest, *a: ("wrong", 1.0))

@@ -162,10 +162,12 @@ class PageChecker:
             readings = read_lines([l.ink for l in lines], ARITHMETIC, model=primary(self.reader), profile=self.profile,
                                   tta=False) if lines else []
             score, settled = _readability(readings, self.calibration)
-            # Column sums found (operands over a rule, right-aligned) show a page the right way up, in a
-            # quick look at a quarter turn too (a column sum turned sideways has no rule and reads as
-            # nothing); only the full look stops at them.
-            score += 0.9 * len(page.columns)
+            # Column sums found (operands over a rule, right-aligned) show a page the right way up; in a
+            # quick look at a quarter turn only on a page of nothing else (a column sum turned sideways
+            # has no rule and reads as nothing, but a line turned over can pass for one, its minus a
+            # rule, and leave the rest of its ink as lines). Only the full look stops at them.
+            if not sample or not page.lines:
+                score += 0.9 * len(page.columns)
             if not sample:
                 settled = settled or (bool(page.columns) and not lines)
             # One line read clearly from the whole picture (no sheet outline to be wrong about, as a
