@@ -109,6 +109,20 @@ def test_a_line_read_poorly_is_not_turned_into_a_column_sum():
     assert [(l.layout, l.expression) for l in page.lines] == [("line", "55+54=109")] and page.rotation == 0
 
 
+def test_exercises_in_two_columns_are_not_taken_for_a_column_sum():
+    """A notebook page of twelve exercises in two columns (held-out glyphs) where a column sum is found
+    that is none: the page read as lines only reads better, and every exercise is a line."""
+    from digitlab.reader.glyphs import GlyphBank
+    from digitlab.synthetic import pagegen
+
+    bank, rng = GlyphBank.load("heldout"), np.random.default_rng([0, sum(map(ord, "notebook"))])
+    for _ in range(9):  # the ninth page of benchmarks/worksheets.py's notebook photos, seed 0
+        data, truths, _ = pagegen.notebook_photo(bank, rng, careless=0.0)
+    page = check_page(data)
+    assert [l.layout for l in page.lines] == ["line"] * len(truths) == ["line"] * 12
+    assert sum(l.expression == t.text for l, t in zip(page.lines, truths)) >= 9
+
+
 def test_a_broken_marker_is_caught(problems, monkeypatch):
     """A grader that crosses every problem (or ticks every one) fails the truth comparison."""
     monkeypatch.setattr(col, "verdict", lambda nbest, *a: ("wrong", 1.0))

@@ -173,6 +173,8 @@ def page_hypotheses(source, name: str = "image", max_side: int | None = None, ru
                     columns: bool = True) -> Iterator[Page]:
     """``analyse_page``'s page first, then the same page read with each other plausible outline of
     the sheet (``sheet.sheet_outlines``) and with none, for a caller that can tell which reads best.
+    A page on which column sums were found is followed by the same page read as lines only: exercises
+    set in two columns can pass for one (a minus for its rule), and would take the lines with them.
 
     Hypotheses that find no writing are skipped; if none finds any, the first one's error is raised.
     """
@@ -197,12 +199,17 @@ def page_hypotheses(source, name: str = "image", max_side: int | None = None, ru
             continue
         found = True
         yield page
+        if page.columns:
+            try:
+                yield _analyse(rgb, small, s, corners, rulings, columns, sums=False)
+            except (NoDigitFound, ImageError):
+                pass
     if not found and error is not None:
         raise error
 
 
 def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray | None, rulings: bool,
-             columns: bool) -> Page:
+             columns: bool, sums: bool = True) -> Page:
     H0, W0 = rgb.shape[:2]
     S = np.diag([s, s, 1.0])
     if corners is not None:
@@ -241,7 +248,7 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
     to_work = np.r_[R, [[0, 0, 1]]] @ M @ S
     to_user = np.linalg.inv(to_work)
     lines: list[Line] = []
-    problems, mask = _column_problems(ink, raw, mask, symbol_h, to_user, (W0, H0)) if columns else ([], mask)
+    problems, mask = _column_problems(ink, raw, mask, symbol_h, to_user, (W0, H0)) if columns and sums else ([], mask)
     spans = find_columns(mask, symbol_h) if columns else [(0, mask.shape[1])]
     for ci, (x0, x1) in enumerate(spans):
         col = mask[:, x0:x1]
