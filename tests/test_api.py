@@ -206,7 +206,7 @@ def test_page_and_docs_served(client):
     assert report.status_code == 200 and "comparative study" in report.text
 
 
-# -- Issue 16: a typed contract, fuzzed --------------------------------------------------------------
+# -- a typed contract, fuzzed ------------------------------------------------------------------------
 MINE = r"^/api/(predict|read|calc|check|visualize|models|health)$"
 
 

@@ -1,6 +1,6 @@
-"""Issue 7: hostile and odd input everywhere, property tests, and safe model/cache files.
+"""Hostile and odd input everywhere, property tests, and safe model/cache files.
 
-Issue 16: no request can starve the service (bounded work, killable heavy workers, fairness)."""
+No request can starve the service (bounded work, killable heavy workers, fairness)."""
 
 import io
 import json
@@ -275,7 +275,7 @@ def test_server_binds_loopback_and_shuts_down_gracefully_on_sigterm():
     assert "Traceback" not in out
 
 
-# -- Issue 16: no request can starve the service --------------------------------------------------
+# -- no request can starve the service --------------------------------------------------------
 def dot_page(side=4000, step=16, dot=3) -> bytes:
     """A page covered in small dots (squared paper looks much like it): a 28 KB PNG, 62,500 marks."""
     yy, xx = np.ogrid[:side, :side]

@@ -1,5 +1,5 @@
 "use strict";
-// Profiles (issue 15): under a prediction in the Digit tab, "that's wrong, it is: [0-9]" stores a
+// Profiles: under a prediction in the Digit tab, "that's wrong, it is: [0-9]" stores a
 // correction for the current profile; a built profile's own answer is shown beside the base model's.
 // Under a number read in the Number tab, the right number stores each misread digit the same way.
 // app.js announces each prediction with a "digitlab:prediction" event (detail: the answer, or null).

@@ -60,7 +60,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX corrections_profile ON corrections(profile);
         ALTER TABLE answers ADD COLUMN corrected INTEGER NOT NULL DEFAULT 0;
     """),
-    (3, "corrections from the Digit tab: the 28x28 input the model saw (profiles, issue 15)", """
+    (3, "corrections from the Digit tab: the 28x28 input the model saw (profiles)", """
         ALTER TABLE corrections ADD COLUMN pixels BLOB;     -- 784 bytes, 28x28 uint8, 255 = ink; NULL for crops
         ALTER TABLE corrections ADD COLUMN source TEXT;     -- 'digit' (the Digit tab / API); NULL = worksheets
     """),
