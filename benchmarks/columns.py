@@ -1,6 +1,6 @@
 """Column sums written with real pen strokes, checked through the whole product.
 
-    python benchmarks/columns.py [--split tes] [--problems 300] [--pages 40] [--seed 5] [--json PATH]
+    python benchmarks/columns.py [--split tes] [--problems 300] [--pages 40] [--seed 5] [--row-sure 0,0.9,0.98] [--json PATH]
 
 Each problem is a column addition (two or three operands) or subtraction of 2-4 digit numbers, half
 of the results a pupil's slip (``digitlab.datasets.pens.column_problem``), written by one real writer
@@ -99,7 +99,12 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/columns.json")
+    ap.add_argument("--row-sure", help="comma-separated values of arithmetic.columns.ROW_SURE to compare "
+                    "(default: the shipped one); choose on --split tra")
     args = ap.parse_args(argv)
+    from digitlab.arithmetic import columns as checker
+
+    sweep = [float(v) for v in args.row_sure.split(",")] if args.row_sure else [checker.ROW_SURE]
     pens = load_pendigits(args.split)
     sets = {"single": make(pens, args.problems, 1, args.seed), "row": make(pens, args.pages, 3, args.seed + 1)}
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
@@ -107,13 +112,17 @@ def main(argv=None) -> dict:
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):
         reader = readers[name]()
-        report["results"][name] = {}
-        for variant, (imgs, truths) in sets.items():
-            r = run(reader, imgs, truths)
-            report["results"][name][variant] = r
-            print(f"{name:4s} {variant:7s} found {r['found']:.1%}, exact {r['exact']:.1%}, right verdicts "
-                  f"{r['right_verdicts']:.1%}, unsure {r['unsure']:.1%}, false ticks {r['false_ticks']}, "
-                  f"false crosses {r['false_crosses']} of {r['problems']}, {r['seconds_per_image']:.3f} s/image", flush=True)
+        for row_sure in sweep:
+            checker.ROW_SURE = row_sure
+            key = name if not args.row_sure else f"{name}, ROW_SURE {row_sure}"
+            report["results"][key] = {}
+            for variant, (imgs, truths) in sets.items():
+                r = run(reader, imgs, truths)
+                report["results"][key][variant] = r
+                print(f"{key:4s} {variant:7s} found {r['found']:.1%}, exact {r['exact']:.1%}, right verdicts "
+                      f"{r['right_verdicts']:.1%}, unsure {r['unsure']:.1%}, false ticks {r['false_ticks']}, "
+                      f"false crosses {r['false_crosses']} of {r['problems']}, {r['seconds_per_image']:.3f} s/image",
+                      flush=True)
     if args.json:
         atomic_write(args.json, (json.dumps(report, indent=1) + "\n").encode())
     return report
