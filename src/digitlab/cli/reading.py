@@ -9,66 +9,64 @@ from ..errors import ImageError, report_file_error
 from .options import profile_of
 
 
-def cmd_read(args) -> int:
+def each_image(args, work, show) -> int:
+    """``show(path, work(path))`` for every image of ``args.paths``; a file that cannot be read is one
+    error line (``report_file_error``) and the others go on. Exit status 2 if any failed."""
     from ..io.files import expand_paths
-    from ..reader.read import get_line_reader, read_number
 
-    model = get_line_reader(args.model)
-    profile = profile_of(args)
     failures = 0
     for path in expand_paths(args.paths):
         try:
-            result = read_number(path, name=str(path), model=model, profile=profile)
+            result = work(path)
         except ImageError as exc:
             failures += 1
             report_file_error(path, exc, args.json)
             continue
+        show(path, result)
+    return 2 if failures else 0
+
+
+def cmd_read(args) -> int:
+    from ..reader.read import get_line_reader, read_number
+
+    model, profile = get_line_reader(args.model), profile_of(args)
+
+    def show(path, result):
         if args.json:
             print(json.dumps({"file": str(path), **result}))
         else:
             print(f"{path}\t{result['text']}\tconfidence {result['confidence']:.4f}")
-    return 2 if failures else 0
+
+    return each_image(args, lambda path: read_number(path, name=str(path), model=model, profile=profile), show)
 
 
 def cmd_calc(args) -> int:
     from ..arithmetic.calc import calculate
     from ..reader.read import get_line_reader
-    from ..io.files import expand_paths
 
     model = get_line_reader(args.model)
-    failures = 0
-    for path in expand_paths(args.paths):
-        try:
-            out = {"file": str(path), **calculate(path, name=str(path), model=model)}
-        except ImageError as exc:
-            failures += 1
-            report_file_error(path, exc, args.json)
-            continue
+
+    def show(path, out):
         if args.json:
-            print(json.dumps(out))
+            print(json.dumps({"file": str(path), **out}))
         else:
             shown = out["value_exact"] or out["value"]
             print(f"{path}\t{out['expression']}\tvalue {shown}\t{out['status']}\tconfidence {out['confidence']:.4f}")
-    return 2 if failures else 0
+
+    return each_image(args, lambda path: calculate(path, name=str(path), model=model), show)
+
+
+MARKS = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?", "computed": "="}
 
 
 def cmd_check(args) -> int:
     from ..arithmetic import annotate, check_page
     from ..reader.read import get_line_reader
-    from ..io.files import expand_paths
 
-    model = get_line_reader(args.model)
-    profile = profile_of(args)
-    failures = 0
+    model, profile = get_line_reader(args.model), profile_of(args)
     out_dir = Path(args.annotate) if args.annotate else None
-    marks = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?", "computed": "="}
-    for path in expand_paths(args.paths):
-        try:
-            result = check_page(path, name=str(path), model=model, profile=profile)
-        except ImageError as exc:
-            failures += 1
-            report_file_error(path, exc, args.json)
-            continue
+
+    def show(path, result):
         if args.json:
             print(json.dumps(result.as_dict()))
         else:
@@ -80,11 +78,12 @@ def cmd_check(args) -> int:
                                                            if line.alternatives else ""),
                         "unreadable": line.error or "unreadable",
                         "computed": f"= {line.value_exact or line.value}"}.get(line.status, "")
-                print(f"  {line.expression or '-':<20} {marks[line.status]}  {line.status:<10} {note}".rstrip())
+                print(f"  {line.expression or '-':<20} {MARKS[line.status]}  {line.status:<10} {note}".rstrip())
         if out_dir:
             out_dir.mkdir(parents=True, exist_ok=True)
             annotate(result, out_dir / f"{Path(path).stem}_checked.png")
-    return 2 if failures else 0
+
+    return each_image(args, lambda path: check_page(path, name=str(path), model=model, profile=profile), show)
 
 
 def add_read(sub) -> None:
