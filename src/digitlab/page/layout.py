@@ -166,7 +166,7 @@ def analyse_page(source, name: str = "image", max_side: int | None = None, rulin
     """
     rgb, small, s = _load(source, name, max_side)
     corners = find_sheet(small) if min(small.shape[:2]) >= 64 else None
-    return _analyse(rgb, small, s, corners, rulings, columns)
+    return _analyse(rgb, small, s, corners, rulings, columns)[0]
 
 
 def page_hypotheses(source, name: str = "image", max_side: int | None = None, rulings: bool = True,
@@ -193,23 +193,20 @@ def page_hypotheses(source, name: str = "image", max_side: int | None = None, ru
             continue
         tried.append(corners)
         try:
-            page = _analyse(rgb, small, s, corners, rulings, columns)
+            pages = _analyse(rgb, small, s, corners, rulings, columns, lines_only=True)
         except (NoDigitFound, ImageError) as exc:
             error = error or exc
             continue
         found = True
-        yield page
-        if page.columns:
-            try:
-                yield _analyse(rgb, small, s, corners, rulings, columns, sums=False)
-            except (NoDigitFound, ImageError):
-                pass
+        yield from pages
     if not found and error is not None:
         raise error
 
 
 def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray | None, rulings: bool,
-             columns: bool, sums: bool = True) -> Page:
+             columns: bool, lines_only: bool = False) -> list[Page]:
+    """The page with this outline: [its lines and column sums], and, with ``lines_only`` when column
+    sums were found, the same page cut into lines only (flattening and cleaning done once)."""
     H0, W0 = rgb.shape[:2]
     S = np.diag([s, s, 1.0])
     if corners is not None:
@@ -247,8 +244,27 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
         skew += fine
     to_work = np.r_[R, [[0, 0, 1]]] @ M @ S
     to_user = np.linalg.inv(to_work)
+    problems, rest = _column_problems(ink, raw, mask, symbol_h, to_user, (W0, H0)) if columns else ([], mask)
+    sheet = None if corners is None else (corners / s).round(1).tolist()
+
+    def page(mask: np.ndarray, problems: list) -> Page:
+        lines = _cut_lines(ink, mask, symbol_h, to_user, (W0, H0), columns)
+        return Page(lines, round(skew, 2), sheet, (W0, H0), rgb, to_user, problems)
+
+    pages = [page(rest, problems)]
+    if problems and lines_only:
+        try:
+            pages.append(page(mask, []))
+        except ImageError:  # too many lines without the column sums: the first page stands
+            pass
+    return pages
+
+
+def _cut_lines(ink: np.ndarray, mask: np.ndarray, symbol_h: float, to_user: np.ndarray, size: tuple[int, int],
+               columns: bool) -> list[Line]:
+    """The lines of writing in ``mask`` (column by column when ``columns``), each with its ink."""
+    W0, H0 = size
     lines: list[Line] = []
-    problems, mask = _column_problems(ink, raw, mask, symbol_h, to_user, (W0, H0)) if columns and sums else ([], mask)
     spans = find_columns(mask, symbol_h) if columns else [(0, mask.shape[1])]
     for ci, (x0, x1) in enumerate(spans):
         col = mask[:, x0:x1]
@@ -270,8 +286,7 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
             lines.append(Line(band_ink, (lx0, y0, lx1, y1), poly, ci, (left, top)))
             if len(lines) > MAX_LINES:
                 raise ImageError(f"too many lines to read as homework (more than {MAX_LINES})")
-    sheet = None if corners is None else (corners / s).round(1).tolist()
-    return Page(lines, round(skew, 2), sheet, (W0, H0), rgb, to_user, problems)
+    return lines
 
 
 def _column_problems(ink: np.ndarray, raw: np.ndarray, mask: np.ndarray, symbol_h: float, to_user: np.ndarray,
