@@ -8,8 +8,6 @@ the lines read under the arithmetic grammar (``read_for_verdicts``), lines with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 
 from ..digits.preprocess import NoDigitFound
@@ -26,6 +24,7 @@ from .verdicts import (  # noqa: F401  (re-exported: the checker's public names)
     NEAR_MISSES,
     RULE,
     STATUSES,
+    Calibration,
     LineResult,
     PageResult,
     adds_up,
@@ -49,38 +48,6 @@ def read_for_verdicts(inks: list, model=None, profile=None, limits: dict | None 
     limits = {"digits": DIGIT_OPINION, "near_misses": NEAR_MISSES} if limits is None else limits
     return read_lines(inks, ARITHMETIC, model=model, profile=profile, digits=limits.get("digits", False),
                       propose=near_misses if limits.get("near_misses", False) else None, rerank=rerank, plain=plain)
-
-
-@dataclass(frozen=True)
-class Calibration:
-    """How a reader's readings become verdicts: the bounds, the arithmetic prior and which steps the
-    reading takes, as chosen on validation lines for that reader and stored with it
-    (``metadata["verdict_thresholds"]``, ``calibrate.py``); the module's constants where it has none."""
-
-    correct: float = CORRECT_MIN
-    wrong: float = WRONG_MIN
-    top: float = TOP_MIN
-    prior: float = PRIOR
-    far: float = FAR
-    limits: dict = field(default_factory=dict)  # the stored calibration: its "digits", "near_misses"
-
-    @classmethod
-    def of(cls, reader) -> "Calibration":
-        limits = reader.metadata.get("verdict_thresholds", {})
-        if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
-            limits = {}
-        return cls(limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN), limits.get("top", TOP_MIN),
-                   limits.get("prior", PRIOR), limits.get("far", FAR), limits)
-
-    @property
-    def bounds(self) -> tuple[float, float, float]:
-        return self.correct, self.wrong, self.top
-
-    def verdict(self, nbest, twins: bool = True) -> tuple[str, float]:
-        return verdict(nbest, *self.bounds, twins=twins)
-
-    def rerank(self, nbest):
-        return with_prior(nbest, self.prior, self.far)
 
 
 def _clear(r, cal: Calibration) -> bool:
@@ -139,8 +106,7 @@ class PageChecker:
                                          self.calibration.limits, rerank=self.calibration.rerank,
                                          plain=[r.frames for r in readings])
         results = self.lines(page.lines, readings)
-        results += check_columns(page.columns, self.reader, self.profile, self.calibration.limits,
-                                 self.calibration.bounds, self.calibration.prior, self.calibration.far)
+        results += check_columns(page.columns, self.reader, self.profile, self.calibration)
         if not results:
             raise NoDigitFound("no lines of writing found")
         return PageResult(file=name, skew_degrees=page.skew_degrees, lines=results, sheet=page.sheet,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 
 from .grammar import check_expression
-from .verdicts import LineResult, alternatives, verdict, verdict_support, with_prior
+from .verdicts import Calibration, LineResult, alternatives, verdict, verdict_support
 
 KEEP = 12  # combined readings kept per problem
 PER_ROW = 4  # each row's readings combined
@@ -93,15 +93,14 @@ def completions(text: str, kinds: list[str]) -> dict[int, str]:
     return out
 
 
-def check_columns(columns: list, model, profile, limits: dict, thresholds: tuple[float, float, float],
-                  prior: float, far: float) -> list[LineResult]:
+def check_columns(columns: list, model, profile, cal: Calibration) -> list[LineResult]:
     """A ``LineResult`` (``layout="column"``) for each of a page's column problems."""
     from ..reader.decode import NUMBER, ROW
     from ..reader.read import read_lines
 
     if not columns:
         return []
-    digits = limits.get("digits", False)
+    digits = cal.limits.get("digits", False)
     rows = [(r, ROW if k != "result" else NUMBER) for c in columns for r, k in zip(c.rows, c.kinds)]
     reads = {}
     for grammar in (ROW, NUMBER):
@@ -109,7 +108,6 @@ def check_columns(columns: list, model, profile, limits: dict, thresholds: tuple
         got = read_lines([rows[j][0].ink for j in todo], grammar, model=model, profile=profile, digits=digits)
         reads.update(zip(todo, got))
     out = []
-    correct_min, wrong_min, top_min = thresholds
     at = 0
     for c in columns:
         rs = [reads[at + i] for i in range(len(c.rows))]
@@ -132,12 +130,12 @@ def check_columns(columns: list, model, profile, limits: dict, thresholds: tuple
                         r.nbest = r.nbest[: PER_ROW - 1] + mine + [tp for tp in r.nbest[PER_ROW - 1 :] if tp[0] != want]
                     rs[i] = r
             nbest = problem_texts([_given_row(r.nbest) for r in rs], c.kinds)
-        nbest = with_prior(nbest, prior, far)
+        nbest = cal.rerank(nbest)
         if not nbest:
             out.append(LineResult("", None, None, None, "unreadable", 0.0, c.bbox, c.polygon, c.column,
                                   error="no operator found beside the numbers", layout="column"))
             continue
-        status, support = verdict(nbest, correct_min, wrong_min, top_min)
+        status, support = verdict(nbest, *cal.bounds)
         # A cross needs every row read clearly: a problem's rows are read one by one, so its chances
         # of a misread digit add up, and a misread operand looks just like a pupil's slip.
         if status == "wrong" and min(_given_row(r.nbest)[0][1] for r in rs) < ROW_SURE:

@@ -233,3 +233,35 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
     if best is False and wrong >= wrong_min and nbest[0][1] >= top_min and not (twins and shape_twin(nbest[0][0])):
         return "wrong", wrong
     return "unsure", max(right, wrong)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """How a reader's readings become verdicts: the bounds, the arithmetic prior and which steps the
+    reading takes, as chosen on validation lines for that reader and stored with it
+    (``metadata["verdict_thresholds"]``, ``calibrate.py``); the module's constants where it has none."""
+
+    correct: float = CORRECT_MIN
+    wrong: float = WRONG_MIN
+    top: float = TOP_MIN
+    prior: float = PRIOR
+    far: float = FAR
+    limits: dict = field(default_factory=dict)  # the stored calibration: its "digits", "near_misses"
+
+    @classmethod
+    def of(cls, reader) -> "Calibration":
+        limits = reader.metadata.get("verdict_thresholds", {})
+        if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
+            limits = {}
+        return cls(limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN), limits.get("top", TOP_MIN),
+                   limits.get("prior", PRIOR), limits.get("far", FAR), limits)
+
+    @property
+    def bounds(self) -> tuple[float, float, float]:
+        return self.correct, self.wrong, self.top
+
+    def verdict(self, nbest, twins: bool = True) -> tuple[str, float]:
+        return verdict(nbest, *self.bounds, twins=twins)
+
+    def rerank(self, nbest):
+        return with_prior(nbest, self.prior, self.far)
