@@ -10,7 +10,8 @@ answers, a share photo-degraded; what a choice may use, never a held-out figure.
 ``check`` reads a page's lines (test-time augmentation, near misses, the digit model's second
 opinion), and for each arithmetic prior the calibration's thresholds are chosen on them: the table
 gives exact reads of the best reading, the truth among the readings, and the unsure share left at
-the calibration's bounds (for each prior and far-answer weight, ``check.with_prior``) (confident verdicts >= 99.5% right, <= 0.3% of lines a false cross).
+the calibration's bounds (for each prior and far-answer weight, ``check.with_prior``: confident verdicts
+>= 99.5% right, at most ``calibrate.MAX_FALSE_CROSS`` of the lines a false cross).
 """
 
 from __future__ import annotations

@@ -74,11 +74,10 @@ def symbol_images(ink: np.ndarray, logp: np.ndarray, text: str, cache: dict | No
 
 
 # The digit CNN's weight as a second opinion on each reading's digits, for the CRNN pair (the default
-# reader, PP-OCR fused with the pair, reads without it: its calibration says "digits": false). On 4,000
-# validation lines (validation writers, training generator, seed 8, 30% photo-degraded), the pair with
-# the CNN fine-tuned on line slices, each weight at its best prior: 6.0% of lines unsure at 0.5
-# (benchmarks/results/checker_val.json), 5.7% at 0.3 and 6.1% at 0.75 (checker_val_cnn_weight_*.json);
-# 0.3 and 0.5 are within the sample's noise, and 0.5 is what the pair was calibrated with.
+# reader, PP-OCR fused with the pair, reads without it: its calibration says "digits": false). The pair
+# was calibrated with 0.5; read so, 4.1% of 4,000 validation lines are unsure at the best prior
+# (benchmarks/results/checker_val.json). Other weights were tried with an earlier pair and gave no
+# clear difference; that comparison is not kept.
 CNN_WEIGHT = 0.5
 
 
