@@ -95,3 +95,40 @@ def test_quantize_writes_an_int8_model_calibrated_on_validation_digits(tmp_path,
     assert (p8.argmax(1) == p32.argmax(1)).mean() >= 0.99 and np.abs(p8 - p32).max() < 0.2
     assert main(["quantize", "--model", "linear", "--out", str(tmp_path / "x.dlm")]) == 2  # only the CNN
     assert "only the CNN" in capsys.readouterr().err
+
+
+def test_line_readers_read_with_their_onnx_twins_and_export_writes_one(tmp_path, monkeypatch, capsys):
+    """The shipped CRNNs run on their ONNX twins (the same frames as PyTorch, within 1e-4); `export`
+    writes the twin of a line reader where it is found, and one trained further reads with PyTorch."""
+    from digitlab.datasets.pens import load_pendigits, pen_lines
+    from digitlab.models import get_model, load
+    from digitlab.reader.crnn import LineReader, prepare_line
+
+    inks, texts, _ = pen_lines(load_pendigits("tra"), 6, seed=2)
+    lines = [prepare_line(i) for i in inks]
+    for name in ("line_reader", "line_reader_warp"):
+        model = get_model(name)
+        assert model.onnx_session() is not None, f"{name} has no ONNX twin: run `digitlab export --onnx --model {name} --out src/digitlab/weights`"
+        fast = model.frame_log_probs(lines)
+        slow = LineReader.load(model_path_of(name))
+        slow._session = None
+        assert all(np.abs(a - b).max() < 1e-4 and a.shape == b.shape for a, b in zip(fast, slow.frame_log_probs(lines)))
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("DIGITLAB_MODELS", str(models))
+    src = load(model_path_of("line_reader"))
+    src.metadata["note"] = "a user's copy"  # the same weights under another name
+    src.save(models / "mine.dlm")
+    assert main(["export", "--onnx", "--model", "mine"]) == 0
+    written = capsys.readouterr().out.split()[-1]
+    assert written.startswith(str(models / "mine.")) and written.endswith(".onnx")
+    mine = load(models / "mine.dlm")
+    assert mine.onnx_session() is not None
+    mine.fit(inks[:2], texts[:2], epochs=1)  # its weights change: the twin no longer stands for them
+    assert mine.onnx_session() is None and mine.payload_sha256 is None
+
+
+def model_path_of(name):
+    from digitlab.models import model_path
+
+    return model_path(name)

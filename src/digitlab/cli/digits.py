@@ -104,12 +104,17 @@ def cmd_visualize(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from ..digits.export import export_onnx
-    from ..models import get_model
+    from ..digits.export import export_line_reader, export_onnx
+    from ..models import get_model, model_path, models_dir
+    from ..reader.crnn import LineReader
 
     if not args.onnx:
         raise DigitlabError("choose a format: --onnx")
-    path = export_onnx(get_model(args.model), args.out)
+    model = get_model(args.model)
+    if isinstance(model, LineReader):  # its twin, where the reader finds it (a folder)
+        path = export_line_reader(model, args.out or models_dir(), model_path(args.model).stem)
+    else:
+        path = export_onnx(model, args.out or "digitlab.onnx")
     print(f"wrote {path}")
     return 0
 
@@ -167,9 +172,10 @@ def add_visualize(sub) -> None:
 
 
 def add_export(sub) -> None:
-    p = sub.add_parser("export", help="export the CNN (ONNX)")
+    p = sub.add_parser("export", help="export the CNN or a line reader (ONNX)")
     p.add_argument("--onnx", action="store_true", help="write an ONNX model")
-    p.add_argument("--out", default="digitlab.onnx")
+    p.add_argument("--out", default=None, help="the CNN: a file (default digitlab.onnx); a line reader: the folder "
+                                               "its twin goes to, which it then reads with (default: the models folder)")
     p.add_argument("--model", default=None)
     p.set_defaults(func=cmd_export)
 

@@ -86,6 +86,7 @@ def train_line_reader(out=None, seconds: float = 1200, batch_size: int = 32, lr:
     for key in ("ensemble", "verdict_thresholds", "role"):  # the new reader's own: it is calibrated alone below
         model.metadata.pop(key, None)
     model.params["seed"] = seed
+    model.drop_export()
     net = model.net
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     val_x, val_y = validation_lines(data_dir, photo=photo, kern=kern)
