@@ -171,6 +171,21 @@ def test_text_probabilities_are_the_sum_over_all_alignments(text, noise, seed):
     assert np.exp(exact).sum() <= 1 + 1e-6
     assert text_log_probs(logp, ["1" * (3 * len(text) + 1)])[0] == -np.inf
     assert len(text_log_probs(logp, [])) == 0
+    # the same as PyTorch's CTC loss (float32 there), the empty text and repeated symbols included
+    import torch
+    import torch.nn.functional as F
+
+    from digitlab.reader import CHARSET
+
+    texts += ["", text[0] * 2, text + text[-1]]
+    T, n = logp.shape[0], len(texts)
+    want = -F.ctc_loss(torch.from_numpy(logp.astype(np.float32)).unsqueeze(1).expand(T, n, -1),
+                       torch.tensor([CHARSET.index(c) + 1 for t in texts for c in t], dtype=torch.long),
+                       torch.full((n,), T, dtype=torch.long), torch.tensor([len(t) for t in texts]),
+                       reduction="none").double().numpy()
+    got = text_log_probs(logp, texts)
+    assert (np.isinf(got) == np.isinf(want)).all()
+    assert np.allclose(got[np.isfinite(got)], want[np.isfinite(want)], atol=1e-3)
 
 
 @given(st.integers(0, 99), st.sampled_from("+-*"), st.integers(0, 99), st.integers(-3, 3))

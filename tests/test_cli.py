@@ -128,3 +128,16 @@ def test_train_refuses_a_bad_photo_or_warp_share(option, value):
     proc = run("train", "line-reader", option, value)
     assert proc.returncode == 2
     assert f"{option}: must be" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_check_reads_without_pytorch_or_scikit_learn():
+    """`digitlab check` with the shipped readers runs on onnxruntime alone: importing PyTorch and
+    scikit-learn would add a second or two to every run's start-up (the speed target counts it)."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "homework.jpg"
+    code = ("import sys; from digitlab.cli import main; rc = main(['check', sys.argv[1]]); "
+            "print('heavy:', sorted(m for m in ('torch', 'sklearn') if m in sys.modules)); sys.exit(rc)")
+    run = subprocess.run([sys.executable, "-c", code, str(example)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "62-34=28" in run.stdout and "heavy: []" in run.stdout, run.stdout

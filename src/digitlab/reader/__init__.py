@@ -2,7 +2,9 @@
 
 - ``glyphs``: handwritten symbol images by source (training, validation and held-out writers);
 - ``linegen``: synthetic training lines composed from training glyphs (touching, slanted, noisy);
-- ``crnn``: the line recogniser (convolutions + BiLSTM, trained with CTC) behind the model interface;
+- ``crnn``: the line recogniser (convolutions + BiLSTM, trained with CTC) behind the model interface,
+  read with onnxruntime from its ONNX twin; ``crnn_io`` its input and output, ``linenet`` its PyTorch
+  network (training, and reading without a twin);
 - ``decode``: CTC prefix beam search constrained by a grammar (arithmetic lines, written numbers).
 """
 

@@ -140,18 +140,35 @@ def beam_search(logp: np.ndarray, grammar: Grammar = ARITHMETIC, beam: int = 12,
 
 def text_log_probs(logp: np.ndarray, texts: list[str]) -> np.ndarray:
     """log P(text | line) for each of ``texts``, summed over all CTC alignments of the (T, classes)
-    frame log-probabilities ``logp`` (what the beam search approximates for the texts it keeps)."""
-    import torch
-    import torch.nn.functional as F
+    frame log-probabilities ``logp`` (what the beam search approximates for the texts it keeps).
 
+    The CTC forward recursion, all texts at once (``align`` is its Viterbi twin); a text longer than
+    the line can hold gets -inf."""
     if not texts:
         return np.zeros(0)
+    logp = np.asarray(logp, np.float64)
     T, n = logp.shape[0], len(texts)
-    frames = torch.from_numpy(np.ascontiguousarray(logp, dtype=np.float32)).unsqueeze(1).expand(T, n, -1)
-    targets = torch.tensor([CHARSET.index(c) + 1 for t in texts for c in t], dtype=torch.long)
-    loss = F.ctc_loss(frames, targets, torch.full((n,), T, dtype=torch.long),
-                      torch.tensor([len(t) for t in texts], dtype=torch.long), blank=0, reduction="none")
-    return -loss.double().numpy()  # a text longer than the line can hold gets -inf
+    S = 2 * max(len(t) for t in texts) + 1
+    ext = np.zeros((n, S), np.int64)  # blank, symbol, blank, ...; states past a text's end stay -inf
+    for i, t in enumerate(texts):
+        ext[i, 1 : 2 * len(t) : 2] = [CHARSET.index(c) + 1 for c in t]
+    ends = np.array([2 * len(t) for t in texts])
+    live = np.arange(S)[None, :] <= ends[:, None]
+    skip = np.zeros((n, S), bool)
+    skip[:, 2:] = (ext[:, 2:] != 0) & (ext[:, 2:] != ext[:, :-2])
+    emit = np.where(live[None], logp[:, ext], -np.inf)  # (T, n, S)
+    alpha = np.full((n, S), -np.inf)
+    alpha[:, 0] = emit[0, :, 0]
+    alpha[:, 1] = np.where(ends >= 1, emit[0, :, 1], -np.inf)
+    one, two = np.full((n, S), -np.inf), np.full((n, S), -np.inf)
+    for t in range(1, T):
+        one[:, 1:] = alpha[:, :-1]
+        two[:, 2:] = np.where(skip[:, 2:], alpha[:, :-2], -np.inf)
+        alpha = np.logaddexp(np.logaddexp(alpha, one), two) + emit[t]
+    rows = np.arange(n)
+    last = alpha[rows, ends]
+    before = np.where(ends >= 1, alpha[rows, np.maximum(ends - 1, 0)], -np.inf)
+    return np.logaddexp(last, before)
 
 
 def align(logp: np.ndarray, text: str) -> list[tuple[int, int, float]]:

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from ..digits.preprocess import NoDigitFound
-from .crnn import LineReader, ctc_step, greedy, prepare_line
+from .crnn import LineReader, greedy, prepare_line
+from .linenet import ctc_step
 
 class _SyntheticLines(torch.utils.data.IterableDataset):
     """Endless batches of (prepared line, text) from the training glyphs, generated in a worker."""
