@@ -1,6 +1,6 @@
 """How long `digitlab check` takes, the default reader against the CRNN pair before it, in one run.
 
-    python benchmarks/check_speed.py [--lines 40] [--pages 5] [--seed 3] [--json PATH]
+    python benchmarks/check_speed.py [--lines 40] [--pages 5] [--seed 3] [--baseline-src DIR] [--json PATH]
 
 Two measures, each for both readers on the same files, one after the other on the same machine:
 
@@ -13,7 +13,9 @@ Two measures, each for both readers on the same files, one after the other on th
   median and worst seconds per page.
 
 ``old`` is the CRNN pair (``line_reader`` and its partner, test-time augmentation, the second
-opinion) as `digitlab check` read before PP-OCR; ``new`` the default reader.
+opinion) as `digitlab check` read before PP-OCR; ``new`` the default reader. ``--baseline-src DIR``
+(the ``src`` folder of another checkout, e.g. ``git worktree add /tmp/base <commit>``) also times that
+code's `digitlab check` with its default reader on the same files, in the same run (``baseline``).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ RUN_OLD = ("import sys, digitlab.reader.read as r; r.DEFAULT_READER = 'line_read
 RUN_NEW = "import sys; from digitlab.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def timed_cli(code: str, args: list[str]) -> float:
+def timed_cli(code: str, args: list[str], src: Path | None = None) -> float:
+    env = {**os.environ, "TQDM_DISABLE": "1", **({"PYTHONPATH": str(src)} if src else {})}
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, "check", *args], check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "TQDM_DISABLE": "1"})
+    subprocess.run([sys.executable, "-c", code, "check", *args], check=True, stdout=subprocess.DEVNULL, env=env)
     return time.perf_counter() - t0
 
 
@@ -47,6 +49,7 @@ def main() -> None:
     ap.add_argument("--lines", type=int, default=40)
     ap.add_argument("--pages", type=int, default=5)
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--baseline-src", type=Path, help="the src folder of other code to time the same way")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -72,6 +75,13 @@ def main() -> None:
             cv2.imwrite(files[-1], img)
         photo = Path(tmp) / "notebook.jpg"
         photo.write_bytes(photos[0])
+        if args.baseline_src:
+            results["baseline"] = {"src": str(args.baseline_src),
+                                   "cli_seconds_per_line": timed_cli(RUN_NEW, files, args.baseline_src) / args.lines,
+                                   "cli_lines": args.lines,
+                                   "cli_one_notebook_photo_seconds": timed_cli(RUN_NEW, [str(photo)], args.baseline_src)}
+            print(f"baseline ({args.baseline_src}) digitlab check: {results['baseline']['cli_seconds_per_line']:.3f} s "
+                  f"per line, one notebook photo {results['baseline']['cli_one_notebook_photo_seconds']:.2f} s")
         for name, code in (("old", RUN_OLD), ("new", RUN_NEW)):
             cli = timed_cli(code, files)
             one = timed_cli(code, [str(photo)])

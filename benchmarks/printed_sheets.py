@@ -1,6 +1,7 @@
 """Printed-worksheet grading benchmark: held-out handwriting in the boxes, phone photos, graded end to end.
 
-    python benchmarks/printed_sheets.py [--pages 20] [--seed 0] [--bank heldout] [--calibrate] [--alone]
+    python benchmarks/printed_sheets.py [--pages 20] [--seed 0] [--bank heldout] [--overflow 0.3] [--inside-only]
+                                        [--calibrate] [--alone] [--out PATH]
 
 Each page is a 40-problem sheet made by ``digitlab.worksheets.layout`` (the options vary by page:
 all four operations, +/- up to 100 with missing operands, x and ÷ with remainders), filled in by one
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--overflow", type=float, default=0.0,
                     help="share of answers written at full size over the box's edge (simulate.fill)")
+    ap.add_argument("--inside-only", action="store_true",
+                    help="read each box's inside alone, not the writing that runs over its edge (for comparison)")
     ap.add_argument("--alone", action="store_true", help="the shipped line reader without its partner")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "printed_sheets.json"))
     ap.add_argument("--save-photos", metavar="DIR", help="keep the photos (and annotated pages) here")
@@ -80,7 +83,8 @@ def main() -> None:
             Path(args.save_photos, f"page{i:03d}.jpg").write_bytes(photo)
         t0 = time.perf_counter()
         try:
-            g = G.grade_photo(photo, name=f"page{i}", key=key, model=model, keep_crops=bool(args.save_photos))
+            g = G.grade_photo(photo, name=f"page{i}", key=key, model=model, keep_crops=bool(args.save_photos),
+                              overflow=not args.inside_only)
         except Exception as exc:  # a page the grader could not find counts against it
             print(f"page {i}: {exc}")
             failed += 1
@@ -110,6 +114,7 @@ def main() -> None:
     right = sum(t == s for t, s in marked)
     result = {
         "pages": args.pages, "problems_per_page": args.problems, "answers": n, "bank": args.bank, "seed": args.seed, "overflow": args.overflow,
+        "read": "box's inside alone" if args.inside_only else "whole, past the box's edge",
         "pages_not_found": failed,
         "graded_right_rate": round(right / max(1, len(marked)), 4),
         "graded_right_of_all": round(right / max(1, n), 4),

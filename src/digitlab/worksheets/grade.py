@@ -231,8 +231,10 @@ def _check_pixels(source, label: str) -> None:
 
 
 def grade_photo(source, name: str | None = None, key: dict | None = None, lookup=None, model=None,
-                keep_crops: bool = True) -> Graded:
+                keep_crops: bool = True, overflow: bool = True) -> Graded:
     """Grade one photo. ``key``: the answer key to use; else ``lookup(sheet_id)`` gives it (the database).
+    ``overflow=False`` reads each box's inside alone, not the writing that runs over its edge
+    (``_with_overflow``): what the grader did before, kept so that the two can be compared.
 
     Raises ``NoSheetFound`` (an ``ImageError``) when the photo shows no readable worksheet.
     """
@@ -283,7 +285,7 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
     crops = {}
     for p in key["problems"]:
         for k, box in enumerate(p["boxes_mm"]):
-            ink, has = box_ink(dark, box, printed=printed)
+            ink, has = box_ink(dark, box, printed=printed if overflow else None)
             parts.append((p, k, has))
             if has:
                 inks.append(ink)
