@@ -93,3 +93,29 @@ def test_homework_lines_keep_their_verdicts():
     # "22*14=311" is a wrong answer read exactly, but its reading holds 0.36 of the reader's probability,
     # under the 0.6 the calibration asks of a cross.
     assert [l.status for l in page.lines] == ["unsure", "correct", "unsure", "correct"]
+
+
+@pytest.mark.parametrize("nbest, status", [
+    ([("48-19=27", 0.999)], "wrong"),  # a clear wrong answer
+    ([("48-19=29", 0.999)], "correct"),
+    # read as wrong, but a reading that adds up is not far behind (even after the arithmetic prior
+    # of 20 that the calibration chose): the teacher looks, no cross
+    ([("48-19=28", 0.90), ("48-19=29", 0.05)], "unsure"),
+    # a flagged "1" read as a "7" in a right answer: never a cross, and the reading that adds up offered
+    ([("72+5=17", 0.999)], "unsure"),
+    # two wrong readings of the answer compete: no cross on either
+    ([("48-19=28", 0.50), ("48-19=20", 0.48), ("48-19=29", 0.02)], "unsure"),
+])
+def test_calc_judges_a_written_answer_as_check_does(monkeypatch, nbest, status):
+    """With an answer written, `calc` gives the calibrated verdict of `check`, not the best reading's
+    arithmetic: a right answer misread at low confidence must not be crossed."""
+    import digitlab.reader.read as read
+    from digitlab.arithmetic.calc import calculate
+
+    monkeypatch.setattr(read, "read_expression", lambda *a, **k: {
+        "text": nbest[0][0], "confidence": nbest[0][1], "alternatives": [t for t, _ in nbest[1:]],
+        "bbox": [0, 0, 10, 10], "nbest": nbest})
+    out = calculate("unused.png", model=read.get_line_reader())
+    assert out["status"] == status, out
+    if nbest[0][0] == "72+5=17":
+        assert out["alternatives"][0] == "12+5=17"

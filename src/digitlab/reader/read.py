@@ -320,7 +320,8 @@ def _whole_image(source, name: str, max_side: int | None):
     return line, Page([line], 0.0, None, (w, h), rgb, np.eye(3))
 
 
-def _one_line(source, name: str, model, max_side: int | None, profile, grammar: Grammar, digits) -> tuple:
+def _one_line(source, name: str, model, max_side: int | None, profile, grammar: Grammar, digits,
+              propose=None) -> tuple:
     """(line, page, reading): the likeliest reading under ``grammar`` of the band with the most
     writing, or of the whole image when it is small (a tight crop) or shows no band."""
     from ..page import analyse_page
@@ -338,22 +339,24 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
         # A small image may be the line itself, cropped tightly: read it whole too, keep the likelier.
         found.append(_whole_image(source, name, max_side))
     model = model or get_line_reader()
-    readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits)
+    readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits,
+                          propose=propose)
     k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
     return (*found[k], readings[k])
 
 
-def read_expression(source, name: str = "image", model=None, max_side: int | None = None) -> dict:
+def read_expression(source, name: str = "image", model=None, max_side: int | None = None, propose=None) -> dict:
     """One written expression ("468*59+79", "7+5+3=15") in any image: text, confidence, alternatives,
-    box. Working it out is the checker's (``arithmetic.grammar``)."""
+    box, and the N-best readings (``propose``: see ``read_lines``). Working it out and judging a written
+    answer are the checker's (``arithmetic.calc``)."""
     from ..digits.preprocess import NoDigitFound
     from .decode import EXPRESSION
 
-    line, _, reading = _one_line(source, name, model, max_side, None, EXPRESSION, False)
+    line, _, reading = _one_line(source, name, model, max_side, None, EXPRESSION, False, propose)
     if reading.text is None:
         raise NoDigitFound(f"{name}: no expression found")
     return {"text": reading.text, "confidence": round(reading.probability, 4),
-            "alternatives": [t for t, _ in reading.nbest[1:4]], "bbox": line.bbox}
+            "alternatives": [t for t, _ in reading.nbest[1:4]], "bbox": line.bbox, "nbest": reading.nbest}
 
 
 def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,

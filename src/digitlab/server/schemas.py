@@ -91,8 +91,10 @@ class CalcResponse(BaseModel):
     value: int | float | None = Field(description="its value (of the left side when an answer is written)")
     value_exact: str | None = Field(None, description='the value as an exact fraction ("3/2") when it is not whole')
     written_answer: int | float | None = Field(None, description="the answer written after '=', if any")
-    status: str = Field(description="computed (no answer written), correct, wrong, or 'unreadable: <why>'")
-    confidence: float = Field(description="probability of this reading")
+    status: str = Field(description="computed (no answer written); correct, wrong or unsure (an answer written, "
+                                     "judged as /api/check judges a line); or 'unreadable: <why>'")
+    confidence: float = Field(description="computed: the probability of this reading; otherwise the share of the "
+                                          "readings that back the verdict")
     alternatives: list[str] = Field(default_factory=list, description="the next most likely readings")
     bbox: list[int] | None = Field(None, description="the expression's box in the uploaded image's pixels")
 

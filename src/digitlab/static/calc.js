@@ -19,6 +19,7 @@ function calcResult(r) {
   if (r.status === "computed") { out.textContent = `= ${value}`; out.className = "calc-value ok"; }
   else if (r.status === "correct") { out.textContent = `✓ right: the value is ${value}`; out.className = "calc-value ok"; }
   else if (r.status === "wrong") { out.textContent = `✗ the value is ${value}, not ${r.written_answer}`; out.className = "calc-value bad"; }
+  else if (r.status === "unsure") { out.textContent = `? unsure: the value is ${value}; please look at the answer`; out.className = "calc-value unreadable"; }
   else { out.textContent = r.status; out.className = "calc-value unreadable"; }
   const alts = (r.alternatives || []).filter((a) => a !== r.expression);
   $("calc-alts").hidden = !alts.length;
