@@ -132,3 +132,18 @@ def model_path_of(name):
     from digitlab.models import model_path
 
     return model_path(name)
+
+
+def test_models_lists_every_registered_model_and_its_file(capsys):
+    from digitlab.models import REGISTRY, available
+    from digitlab.models.files import WEIGHTS_DIR
+
+    assert main(["models", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == set(available()) == set(REGISTRY) and {"cnn", "line-reader", "svm"} <= set(rows)
+    assert rows["cnn"]["trained"] == str(WEIGHTS_DIR / "cnn.dlm") and rows["cnn"]["test_accuracy"] > 0.99
+    assert rows["line-reader"]["trained"] == str(WEIGHTS_DIR / "line_reader.dlm")  # shipped, under its file name
+    assert all(r["description"] for r in rows.values())
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in rows) and f"{rows['cnn']['test_accuracy']:.2%}" in text

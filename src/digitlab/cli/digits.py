@@ -75,11 +75,14 @@ def cmd_models(args) -> int:
     available()
     rows = []
     for name in sorted(REGISTRY):
-        try:
-            path = model_path(name)
-            acc = read_header(path)[0].get("metadata", {}).get("test_accuracy")
-        except ModelError:
-            path, acc = None, None
+        path, acc = None, None
+        for file_name in dict.fromkeys((name, name.replace("-", "_"))):  # "line-reader": line_reader.dlm
+            try:
+                path = model_path(file_name)
+                acc = read_header(path)[0].get("metadata", {}).get("test_accuracy")
+                break
+            except ModelError:
+                path = None
         rows.append({"name": name, "description": REGISTRY[name].description,
                      "trained": str(path) if path else None, "test_accuracy": acc})
     if args.json:
@@ -87,7 +90,7 @@ def cmd_models(args) -> int:
     else:
         for r in rows:
             acc = f"{r['test_accuracy']:.2%}" if r["test_accuracy"] else "-"
-            print(f"{r['name']:8} {acc:>7}  {r['description']}" + ("" if r["trained"] else "  (not trained)"))
+            print(f"{r['name']:12} {acc:>7}  {r['description']}" + ("" if r["trained"] else "  (not trained)"))
     return 0
 
 

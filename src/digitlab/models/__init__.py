@@ -44,6 +44,7 @@ def _ensure_loaded(name: str | None = None) -> None:
         from ..digits import adapted, cnn  # noqa: F401
         return
     from ..digits import adapted, classic, cnn  # noqa: F401
+    from ..reader import crnn  # noqa: F401
 
 
 def load(path, expect: type[DigitModel] | None = None) -> DigitModel:
