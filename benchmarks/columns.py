@@ -1,12 +1,16 @@
 """Column sums written with real pen strokes, checked through the whole product.
 
-    python benchmarks/columns.py [--split tes] [--problems 300] [--pages 40] [--seed 5] [--row-sure 0,0.9,0.98] [--json PATH]
+    python benchmarks/columns.py [--split tes] [--problems 300] [--pages 40] [--seed 5] [--times 0] [--row-sure 0,0.9,0.98]
+                                 [--json PATH]
 
 Each problem is a column addition (two or three operands) or subtraction of 2-4 digit numbers, half
 of the results a pupil's slip (``digitlab.datasets.pens.column_problem``), written by one real writer
 (UCI pendigits pen trajectories; the operator and the rule drawn in the same pen) with the carry or
 borrow marks a pupil writes above the top number on 70% of them (``compose_column``), rendered on
-paper. ``single``: one problem per image, as a photo of one exercise; ``row``: three problems side
+paper. ``--times P``: that share are long multiplications instead (a 2-3 digit number times a 1-2
+digit one, the partial products written between two rules, ``partial_products``; half of a wrong
+result's slips are in a partial product). ``single``: one
+problem per image, as a photo of one exercise; ``row``: three problems side
 by side on one image. Read by ``check_page``, the CLI's and the API's checker, with the default reader
 and with the CRNN pair. ``--split tes`` (default) draws pendigits' 14 test writers; ``--split tra``
 its 30 training writers, on which the column finder was tuned.
@@ -25,7 +29,7 @@ import time
 import numpy as np
 
 from digitlab.arithmetic.check import adds_up, check_page
-from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits
+from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits, partial_products
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
 from digitlab.reader.read import get_line_reader
@@ -52,7 +56,7 @@ def score_columns(found: list[list[tuple[str, str, str]]], truths: list[list[str
             "false_ticks": false_tick, "false_crosses": false_cross}
 
 
-def make(pens, n_images: int, per_image: int, seed: int) -> tuple[list[np.ndarray], list[list[str]]]:
+def make(pens, n_images: int, per_image: int, seed: int, times: float = 0.0) -> tuple[list[np.ndarray], list[list[str]]]:
     rng = np.random.default_rng(seed)
     writers = sorted(pens.by_writer)
     imgs, truths = [], []
@@ -60,10 +64,12 @@ def make(pens, n_images: int, per_image: int, seed: int) -> tuple[list[np.ndarra
         wid = writers[int(rng.integers(len(writers)))]
         inks, texts = [], []
         while len(inks) < per_image:
-            operands, op, result = column_problem(rng)
-            if any(ch not in pens.by_writer[wid] for ch in "".join(operands) + result):
+            operands, op, result = column_problem(rng, times=times)
+            partials = partial_products(operands, result, rng) if op == "*" else []
+            if any(ch not in pens.by_writer[wid] for ch in "".join(operands + partials) + result):
                 continue
-            inks.append(compose_column(operands, op, result, pens, wid, rng, carries=rng.random() < 0.7))
+            inks.append(compose_column(operands, op, result, pens, wid, rng, carries=rng.random() < 0.7,
+                                       partials=partials))
             texts.append(op.join(operands) + "=" + result)
         h = max(i.shape[0] for i in inks)
         gap = int(rng.uniform(60, 140))
@@ -97,24 +103,33 @@ def main(argv=None) -> dict:
     ap.add_argument("--problems", type=int, default=300, help="images of one problem")
     ap.add_argument("--pages", type=int, default=40, help="images of three problems side by side")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--times", type=float, default=0.0, help="share of long multiplications (partial products)")
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/columns.json")
     ap.add_argument("--row-sure", help="comma-separated values of arithmetic.columns.ROW_SURE to compare "
                     "(default: the shipped one); choose on --split tra")
+    ap.add_argument("--partial-slip", help="comma-separated values of arithmetic.columns.PARTIAL_SLIP to compare "
+                    "(1: partial products ignored); choose on --split tra")
     args = ap.parse_args(argv)
     from digitlab.arithmetic import columns as checker
 
-    sweep = [float(v) for v in args.row_sure.split(",")] if args.row_sure else [checker.ROW_SURE]
+    sweep = [("ROW_SURE", checker.ROW_SURE)]
+    for setting, values in (("ROW_SURE", args.row_sure), ("PARTIAL_SLIP", args.partial_slip)):
+        sweep = [(setting, float(v)) for v in values.split(",")] if values else sweep
     pens = load_pendigits(args.split)
-    sets = {"single": make(pens, args.problems, 1, args.seed), "row": make(pens, args.pages, 3, args.seed + 1)}
+    sets = {"single": make(pens, args.problems, 1, args.seed, args.times),
+            "row": make(pens, args.pages, 3, args.seed + 1, args.times)}
+    sets = {k: v for k, v in sets.items() if v[0]}
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
-    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed column sums, seed {args.seed}",
+    kind = f", {args.times:.0%} long multiplications" if args.times else ""
+    report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed column sums{kind}, seed {args.seed}",
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):
         reader = readers[name]()
-        for row_sure in sweep:
-            checker.ROW_SURE = row_sure
-            key = name if not args.row_sure else f"{name}, ROW_SURE {row_sure}"
+        for setting, value in sweep:
+            shipped = getattr(checker, setting)
+            setattr(checker, setting, value)
+            key = name if not (args.row_sure or args.partial_slip) else f"{name}, {setting} {value}"
             report["results"][key] = {}
             for variant, (imgs, truths) in sets.items():
                 r = run(reader, imgs, truths)
@@ -123,6 +138,7 @@ def main(argv=None) -> dict:
                       f"{r['right_verdicts']:.1%}, unsure {r['unsure']:.1%}, false ticks {r['false_ticks']}, "
                       f"false crosses {r['false_crosses']} of {r['problems']}, {r['seconds_per_image']:.3f} s/image",
                       flush=True)
+            setattr(checker, setting, shipped)
     if args.json:
         atomic_write(args.json, (json.dumps(report, indent=1) + "\n").encode())
     return report

@@ -30,6 +30,76 @@ def test_problem_texts_join_rows_into_one_line():
                              ["operand"] * 3 + ["result"]) == []
 
 
+def test_partial_products_tell_which_operand_was_written():
+    """A long multiplication whose bottom number reads "37" (0.95) or "31" (0.05): the partial
+    products written, "979" and "29370", are 979 x 1 and 979 x 30, so it is 31, and the result is
+    right. Without them the problem would read "979*37=30349", a cross on a right answer."""
+    kinds = ["operand", "operand", "partial", "partial", "result"]
+    rows = [[("979", 1.0)], [("*37", 0.95), ("*31", 0.05)], [("979", 0.99)], [("29370", 0.99)], [("30349", 1.0)]]
+    got = col.problem_texts(rows, kinds)
+    assert got[0][0] == "979*31=30349" and adds_up(got[0][0])
+    assert sum(p for _, p in got) == pytest.approx(1.0)  # the readings keep their mass
+    # partial products written without their zeros count the same; rows that cannot be them, not at all
+    assert col.partial_evidence("979", "31", [[("979", 1.0)], [("2937", 1.0)]]) == pytest.approx(1.0)
+    assert col.partial_evidence("979", "37", [[("979", 1.0)], [("2937", 1.0)]]) == pytest.approx(col.PARTIAL_SLIP)
+    assert col.partial_evidence("979", "31", [[("979", 1.0)]]) == 1.0  # one row for two digits: no evidence
+    ignored = col.problem_texts(rows[:2] + rows[4:], ["operand", "operand", "result"])
+    assert ignored[0][0] == "979*37=30349"
+
+
+def test_long_multiplication_with_partial_products_is_drawn_as_a_pupil_writes_it():
+    from digitlab.datasets.pens import partial_products
+
+    assert partial_products(["979", "31"]) == ["979", "29370"]
+    assert partial_products(["979", "3"]) == []
+    rng = np.random.default_rng(0)
+    slipped = [partial_products(["979", "31"], "30359", rng) for _ in range(40)]
+    assert ["979", "29370"] in slipped  # the slip in the sum of the partial products
+    assert any(r != ["979", "29370"] and sum(map(int, r)) == 30359 for r in slipped)  # or in one of them
+
+
+def _checked(monkeypatch, rows: list[list[tuple[str, float]]], kinds: list[str]):
+    """check_columns on one problem whose rows read as given (each row's N-best), the reader stubbed."""
+    import digitlab.reader.read as read
+    from digitlab.arithmetic.verdicts import Calibration
+    from digitlab.page.layout import Column, Line
+    from digitlab.reader.read import Reading
+
+    lines = [Line(np.full((8, 8), float(i)), (0, 0, 8, 8), [[0, 0], [8, 0], [8, 8], [0, 8]], 0, (0, 0))
+             for i in range(len(rows))]
+    by_ink = {float(l.ink[0, 0]): nb for l, nb in zip(lines, rows)}
+
+    def stub(inks, grammar, propose=None, **_):
+        out = []
+        for ink in inks:
+            nb = list(by_ink[float(ink[0, 0])])
+            if propose:
+                nb += [(t, 1e-9) for t in propose(nb) if t not in dict(nb)]
+            out.append(Reading(nb[0][0], nb[0][1], nb, frames=np.zeros((4, 16))))
+        return out
+
+    monkeypatch.setattr(read, "read_lines", stub)
+    column = Column(lines, kinds, [[0, 0], [8, 0], [8, 8], [0, 8]])
+    return col.check_columns([column], None, None, Calibration(0.6, 0.99, 0.6, 20.0, 0.1))[0]
+
+
+def test_a_column_sum_is_crossed_only_when_every_row_is_read_clearly(monkeypatch):
+    kinds = ["operand", "operand", "result"]
+    clear = _checked(monkeypatch, [[("78", 1.0)], [("+99", 1.0)], [("176", 1.0)]], kinds)
+    assert (clear.expression, clear.status, clear.layout) == ("78+99=176", "wrong", "column")
+    # the same reading, but the top row only 90% sure of its "78": a misread operand looks just like
+    # a pupil's slip, so the teacher looks
+    doubt = _checked(monkeypatch, [[("78", 0.9), ("73", 0.1)], [("+99", 1.0)], [("176", 1.0)]], kinds)
+    assert (doubt.expression, doubt.status) == ("78+99=176", "unsure")
+    right = _checked(monkeypatch, [[("78", 1.0)], [("+99", 1.0)], [("177", 1.0)]], kinds)
+    assert right.status == "correct" and right.value == 177
+    # a partial product read unsure does not stop a cross on a long multiplication's result
+    kinds = ["operand", "operand", "partial", "partial", "result"]
+    times = _checked(monkeypatch, [[("979", 1.0)], [("*31", 1.0)], [("979", 1.0)], [("29370", 0.5), ("29570", 0.5)],
+                                   [("30359", 1.0)]], kinds)
+    assert (times.expression, times.status) == ("979*31=30359", "wrong")
+
+
 def test_completions_make_each_row_right_in_turn():
     kinds = ["operand", "operand", "result"]
     assert col.completions("78+99=176", kinds) == {0: "77", 1: "+98", 2: "177"}
