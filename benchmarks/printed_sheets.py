@@ -1,7 +1,7 @@
 """Printed-worksheet grading benchmark: held-out handwriting in the boxes, phone photos, graded end to end.
 
     python benchmarks/printed_sheets.py [--pages 20] [--seed 0] [--bank heldout] [--overflow 0.3] [--inside-only]
-                                        [--calibrate] [--alone] [--out PATH]
+                                        [--columns] [--calibrate] [--alone] [--out PATH]
 
 Each page is a 40-problem sheet made by ``digitlab.worksheets.layout`` (the options vary by page:
 all four operations, +/- up to 100 with missing operands, x and ÷ with remainders), filled in by one
@@ -46,6 +46,7 @@ VARIANTS = [
     {"ops": ["x", "/"], "max_value": 12, "remainder": True},
     {"ops": ["+", "-", "x", "/"], "max_value": 50, "remainder": True, "missing": True},
 ]
+COLUMNS = [{"ops": ["+", "-", "x"], "max_value": 999, "columns": True}]  # --columns: sheets of column sums
 
 
 def main() -> None:
@@ -57,6 +58,7 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--overflow", type=float, default=0.0,
                     help="share of answers written at full size over the box's edge (simulate.fill)")
+    ap.add_argument("--columns", action="store_true", help="sheets of column sums (+ - x, up to 999; --problems 24 at most)")
     ap.add_argument("--inside-only", action="store_true",
                     help="read each box's inside alone, not the writing that runs over its edge (for comparison)")
     ap.add_argument("--alone", action="store_true", help="the shipped line reader without its partner")
@@ -71,7 +73,8 @@ def main() -> None:
     conf, misgraded = {}, []
     failed = 0
     for i in range(args.pages):
-        v = VARIANTS[i % len(VARIANTS)]
+        variants = COLUMNS if args.columns else VARIANTS
+        v = variants[i % len(variants)]
         problems = make_problems(args.problems, seed=int(rng.integers(1 << 31)), **v)
         sheet = layout(problems, new_sheet_id(), f"Benchmark {i + 1}")
         key = key_of(sheet)
@@ -115,6 +118,7 @@ def main() -> None:
     result = {
         "pages": args.pages, "problems_per_page": args.problems, "answers": n, "bank": args.bank, "seed": args.seed, "overflow": args.overflow,
         "read": "box's inside alone" if args.inside_only else "whole, past the box's edge",
+        "layout": "column sums" if args.columns else "lines",
         "pages_not_found": failed,
         "graded_right_rate": round(right / max(1, len(marked)), 4),
         "graded_right_of_all": round(right / max(1, n), 4),

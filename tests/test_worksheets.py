@@ -183,6 +183,43 @@ def test_grade_cli_end_to_end(tmp_path, bank, capsys):
     assert "not in the database" in capsys.readouterr().err
 
 
+def test_column_sheets_print_columns_and_are_graded_from_the_box_under_the_rule(tmp_path, bank, capsys):
+    """`worksheet create --columns`: each exercise printed as a column sum (the operands right-aligned,
+    a rule, the answer box under it), graded from a phone photo like any sheet: every confident mark
+    is the truth's, and most answers get one."""
+    from digitlab.worksheets.simulate import fill, pupil_answers
+
+    assert main(["worksheet", "create", "--columns", "--problems", "12", "--ops", "+", "-", "x", "--max", "999",
+                 "--seed", "5", "--out", str(tmp_path / "cols.pdf"), "--no-db"]) == 0
+    key = load_key(tmp_path / "cols.json")
+    assert {p["layout"] for p in key["problems"]} == {"column"} and len(key["problems"]) == 12
+    for p in key["problems"]:
+        a, op, b = p["question"].split()[:3]
+        (x0, y0, x1, y1), = p["boxes_mm"]
+        assert 12 <= x1 - x0 <= 40 and y1 - y0 == 12.0  # one box, under the numbers
+        assert _value(p["question"], p["answer"]) and (op != "\u00d7" or int(b) < 10)
+    sheet = redraw(key)
+    rules = [d for d in sheet["draw"] if d[0] == "fill" and d[4] - d[2] < 1 and d[3] - d[1] > 10]
+    assert len(rules) == 12 and all(r[4] < p["boxes_mm"][0][1] for r, p in zip(rules, key["problems"]))
+    assert main(["worksheet", "create", "--columns", "--problems", "30", "--out", str(tmp_path / "x.pdf"),
+                 "--no-db"]) == 2  # 24 at most in columns
+    assert main(["worksheet", "create", "--columns", "--ops", "/", "--out", str(tmp_path / "x.pdf"), "--no-db"]) == 2
+    assert not (tmp_path / "x.pdf").exists()
+    rng = np.random.default_rng(6)
+    answers = pupil_answers(key, rng, p_blank=0.15, p_wrong=0.3)
+    (tmp_path / "photo.jpg").write_bytes(phone_photo(fill(sheet, answers, bank, rng), rng, out_side=1800))
+    capsys.readouterr()
+    assert main(["worksheet", "grade", str(tmp_path / "photo.jpg"), "--key", str(tmp_path / "cols.json"), "--json",
+                 "--db", str(tmp_path / "c.db")]) == 0
+    r = json.loads(capsys.readouterr().out)
+    truth = {w.problem_id: w.truth for w in answers}
+    assert all((q["status"] == "blank") == (truth[q["id"]] == "blank") for q in r["problems"])
+    decided = [q for q in r["problems"] if q["status"] in ("correct", "wrong")]
+    assert all(q["status"] == truth[q["id"]] for q in decided), [(q, truth[q["id"]]) for q in decided]
+    written = [q for q in r["problems"] if truth[q["id"]] != "blank"]
+    assert len(decided) >= len(written) - 2, (len(decided), len(written))
+
+
 # -- database ------------------------------------------------------------------------------------------------
 def _result(sheet_id="WS-1", n=3):
     return {"file": "p.jpg", "sheet_id": sheet_id, "score": 1, "total": n,
@@ -278,6 +315,10 @@ def test_api_create_list_and_errors(client):
     assert [s["sheet_id"] for s in client.get("/api/worksheets").json()] == [sid]
     bad = client.post("/api/worksheets", json={"problems": 8, "ops": ["%"]})
     assert bad.status_code == 400 and "unknown operation" in bad.json()["error"]
+    cols = client.post("/api/worksheets", json={"problems": 4, "ops": ["+", "x"], "max": 99, "columns": True})
+    assert cols.status_code == 200 and {p["layout"] for p in cols.json()["key"]["problems"]} == {"column"}
+    bad = client.post("/api/worksheets", json={"problems": 4, "ops": ["/"], "columns": True})
+    assert bad.status_code == 400 and "column sums are" in bad.json()["error"]
     missing = client.get("/api/worksheets/WS-NOPE/key")
     assert missing.status_code == 404 and "error" in missing.json()
     junk = client.post("/api/worksheets/grade", files={"file": ("a.png", b"not an image", "image/png")})

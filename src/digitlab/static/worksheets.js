@@ -24,7 +24,8 @@
     ev.preventDefault();
     const f = new FormData(ev.target);
     const body = { problems: +f.get("problems"), max: +f.get("max"), ops: f.getAll("op"), title: f.get("title"),
-                   remainder: f.get("remainder") === "on", missing: f.get("missing") === "on" };
+                   remainder: f.get("remainder") === "on", missing: f.get("missing") === "on",
+                   columns: f.get("columns") === "on" };
     const out = el("ws-created"); out.textContent = "creating the sheet…"; out.classList.add("working");
     try {
       const s = await (await call(api, { method: "POST", headers: { "Content-Type": "application/json" },

@@ -59,6 +59,7 @@ class CreateSheet(BaseModel):
     max: int = Field(20, ge=2, le=10000)
     remainder: bool = False
     missing: bool = False
+    columns: bool = Field(False, description="column sums (+ -, x by one digit; at most 24 problems)")
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     title: str = Field("Worksheet", max_length=60, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
                        description="printed at the top; no control characters")
@@ -151,7 +152,7 @@ async def create(body: CreateSheet):
 
     def make() -> dict:
         problems = make_problems(body.problems, ops=body.ops, max_value=body.max, remainder=body.remainder,
-                                 missing=body.missing, seed=body.seed)
+                                 missing=body.missing, seed=body.seed, columns=body.columns)
         return layout(problems, new_sheet_id(), body.title)
 
     try:

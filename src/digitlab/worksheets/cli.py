@@ -22,11 +22,11 @@ def cmd_create(args) -> int:
 
     check_title(args.title)
     problems = make_problems(args.problems, ops=args.ops, max_value=args.max, remainder=args.remainder,
-                             missing=args.missing, seed=args.seed)
+                             missing=args.missing, seed=args.seed, columns=args.columns)
     sheet = layout(problems, new_sheet_id(), args.title)
     paths = write_sheet(sheet, args.out)
     params = {"problems": args.problems, "ops": args.ops, "max": args.max, "remainder": args.remainder,
-              "missing": args.missing, "seed": args.seed}
+              "missing": args.missing, "seed": args.seed, "columns": args.columns}
     if not args.no_db:
         _db(args).add_sheet(key_of(sheet), params)
     print(f"sheet {sheet['sheet_id']}: {paths['pdf']} (print it), {paths['png']}, {paths['json']} (answer key)")
@@ -158,6 +158,8 @@ def register(sub) -> None:
     q.add_argument("--max", type=int, default=20, help="largest operand (default 20)")
     q.add_argument("--remainder", action="store_true", help="divisions with remainder: 17 ÷ 5 = [3] R [2]")
     q.add_argument("--missing", action="store_true", help="some exercises ask for an operand: [ ] + 5 = 12")
+    q.add_argument("--columns", action="store_true",
+                   help="column sums (+ -, x by one digit; at most 24): the answer in a box under a printed rule")
     q.add_argument("--seed", type=int, help="random seed (the same seed makes the same exercises)")
     q.add_argument("--title", default="Worksheet")
     q.add_argument("--out", required=True, help="the PDF to write (the .png and .json go next to it)")

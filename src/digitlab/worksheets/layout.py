@@ -38,6 +38,7 @@ QR_MM = (160.0, 6.0, 182.0, 28.0)  # x0, y0, x1, y1 (module size follows from th
 NAME_BOX_MM = (44.0, 21.0, 150.0, 33.0)
 AREA_MM = (12.0, 40.0, 198.0, 271.0)  # where the exercises go (clear of the markers)
 MAX_PROBLEMS = 40
+MAX_COLUMN_PROBLEMS = 24  # printed as columns: 4 across, 6 down
 OPS = ("+", "-", "x", "/")
 OP_PRINT = {"+": "+", "-": "\u2212", "x": "\u00d7", "/": "\u00f7"}
 OP_TEXT = {"+": "+", "-": "-", "x": "\u00d7", "/": "\u00f7"}
@@ -72,6 +73,7 @@ class Problem:
     op: str  # "+", "-", "x", "/"
     parts: list  # printed tokens: str for text, int k for the k-th answer box
     answer: list[str]
+    layout: str = "line"  # or "column": the operands stacked by place value, the answer box under a rule
 
     @property
     def question(self) -> str:
@@ -79,19 +81,23 @@ class Problem:
 
 
 def make_problems(n: int, ops=OPS, max_value: int = 20, remainder: bool = False, missing: bool = False,
-                  seed: int | None = None) -> list[Problem]:
+                  seed: int | None = None, columns: bool = False) -> list[Problem]:
     """``n`` distinct exercises with operands up to ``max_value`` (results of + and x may exceed it).
 
     - subtraction never goes below zero; division without ``remainder`` always comes out exact;
     - ``remainder``: divisions are ``a ÷ b = [q] R [r]``;
-    - ``missing``: about a third of the exercises ask for an operand instead: ``[ ] + 5 = 12``.
+    - ``missing``: about a third of the exercises ask for an operand instead: ``[ ] + 5 = 12``;
+    - ``columns``: written as column sums (+ and -, and x by one digit), the answer under a rule.
     """
-    if not 1 <= n <= MAX_PROBLEMS:
-        raise DigitlabError(f"--problems must be between 1 and {MAX_PROBLEMS} (one page), not {n}")
+    limit = MAX_COLUMN_PROBLEMS if columns else MAX_PROBLEMS
+    if not 1 <= n <= limit:
+        raise DigitlabError(f"--problems must be between 1 and {limit} (one page{', in columns' if columns else ''}), not {n}")
     ops = [o.lower().replace("*", "x").replace("\u00d7", "x").replace("\u00f7", "/").replace(":", "/") for o in ops]
     bad = [o for o in ops if o not in OPS]
     if bad or not ops:
         raise DigitlabError(f"unknown operation(s) {' '.join(bad) or '(none)'}; choose from + - x /")
+    if columns and ("/" in ops or remainder or missing):
+        raise DigitlabError("column sums are + - x only, with no remainders or missing operands")
     if not 2 <= max_value <= 10_000:
         raise DigitlabError(f"--max must be between 2 and 10000, not {max_value}")
     rng = np.random.default_rng(seed)
@@ -108,7 +114,7 @@ def make_problems(n: int, ops=OPS, max_value: int = 20, remainder: bool = False,
             a, b = sorted(int(v) for v in rng.integers(0, m + 1, 2))[::-1]
             tokens, ans, vals = [a, "-", b], [str(a - b)], (a, b, a - b)
         elif op == "x":
-            a, b = int(rng.integers(0, m + 1)), int(rng.integers(0, m + 1))
+            a, b = int(rng.integers(0, m + 1)), int(rng.integers(0, m + 1) if not columns else rng.integers(2, 10))
             tokens, ans, vals = [a, "x", b], [str(a * b)], (a, b, a * b)
         else:
             b = int(rng.integers(2 if m >= 4 else 1, max(3, min(m, 12)) + 1))
@@ -138,7 +144,7 @@ def make_problems(n: int, ops=OPS, max_value: int = 20, remainder: bool = False,
         if key in seen:
             continue
         seen.add(key)
-        out.append(Problem(len(out) + 1, op, parts, ans))
+        out.append(Problem(len(out) + 1, op, parts, ans, "column" if columns else "line"))
     if len(out) < n:
         raise DigitlabError(f"only {len(out)} different exercises exist with these options; raise --max or add operations")
     return out
@@ -199,6 +205,8 @@ def layout(problems: list[Problem], sheet_id: str, title: str = "Worksheet") -> 
     draw.append(["text", 27.0, NAME_BOX_MM[3] - 3.2, 11.0, "Name", 0.0])
     draw.append(["rect", *NAME_BOX_MM])
 
+    if any(p.layout == "column" for p in problems):
+        return _sheet(problems, sheet_id, title, draw, _column_cells(problems))
     n = len(problems)
     cols = 1 if n <= 6 else 2
     rows = math.ceil(n / cols)
@@ -238,11 +246,47 @@ def layout(problems: list[Problem], sheet_id: str, title: str = "Worksheet") -> 
             break
     else:
         raise DigitlabError("the exercises do not fit the page; lower --max or --problems")
+    return _sheet(problems, sheet_id, title, draw, placed)
+
+
+def _column_cells(problems: list[Problem]) -> list:
+    """Column problems in a grid of 4 across: the top number right-aligned, the operator and the bottom
+    number under it, a printed rule, the answer box under the rule (the tick or cross goes beside it)."""
+    ax0, ay0, ax1, ay1 = AREA_MM
+    cols, rows = 4, math.ceil(len(problems) / 4)
+    cell_w, cell_h = (ax1 - ax0) / cols, min(38.0, (ay1 - ay0) / max(rows, 1))
+    size_pt = 16.0
+    digits = max(max(len(a) for a in p.answer) for p in problems)
+    width = max(len(t) for p in problems for t in p.parts if isinstance(t, str) and t.isdigit())
+    box_w = max(15.0, 6.0 + 3.8 * digits)
+    placed = []
+    for i, p in enumerate(problems):
+        row, col = divmod(i, cols)
+        x0, top = ax0 + col * cell_w, ay0 + row * cell_h
+        right = x0 + cell_w - 10.0  # the numbers' right edge; the mark goes right of the box
+        a, sym, b = (str(t) for t in p.parts[:3])
+        line_h = size_pt * 25.4 / 72 * 1.05
+        items = [["text", x0 + 1.0, top + line_h, size_pt * 0.7, f"{p.id}.", 0.45],
+                 ["text", right - text_width_mm(a, size_pt), top + line_h, size_pt, a, 0.0],
+                 ["text", right - text_width_mm(b, size_pt), top + 2 * line_h, size_pt, b, 0.0],
+                 ["text", right - text_width_mm("0" * width, size_pt) - text_width_mm(sym, size_pt) - 2.0,
+                  top + 2 * line_h, size_pt, sym, 0.0]]
+        rule_y = top + 2 * line_h + 2.2
+        rule_x0 = right - text_width_mm("0" * width, size_pt) - text_width_mm(sym, size_pt) - 3.0
+        items.append(["fill", round(rule_x0, 2), round(rule_y, 2), round(right + 1.5, 2), round(rule_y + 0.5, 2)])
+        # clear of the rule by more than the grader's search for the border (grade.SEARCH_MM), which would take it for one
+        box = [round(right + 1.5 - box_w, 2), round(rule_y + 3.5, 2), round(right + 1.5, 2), round(rule_y + 15.5, 2)]
+        items.append(["rect", *box])
+        placed.append((p, items, [box], [round(x0 + 1.0, 2), round(top, 2), box[2], box[3]]))
+    return placed
+
+
+def _sheet(problems: list[Problem], sheet_id: str, title: str, draw: list, placed: list) -> dict:
     key_problems = []
     for p, items, boxes, line in placed:
         draw.extend(items)
         key_problems.append({"id": p.id, "op": p.op, "question": p.question, "answer": p.answer, "boxes_mm": boxes,
-                             "line_mm": line})
+                             "line_mm": line, **({"layout": "column"} if p.layout == "column" else {})})
     return {"format": FORMAT, "sheet_id": sheet_id, "title": title, "page_mm": list(PAGE_MM), "png_dpi": PNG_DPI,
             "markers_mm": [[x, y, x + MARKER_MM, y + MARKER_MM] for x, y in MARKER_ORIGINS_MM],
             "qr_mm": list(QR_MM), "name_box_mm": list(NAME_BOX_MM), "problems": key_problems, "draw": draw}
@@ -255,7 +299,7 @@ def key_of(sheet: dict) -> dict:
 
 def redraw(key: dict) -> dict:
     """The drawing again from a key (the key keeps everything the drawing needs)."""
-    problems = [Problem(p["id"], p["op"], _parts(p), p["answer"]) for p in key["problems"]]
+    problems = [Problem(p["id"], p["op"], _parts(p), p["answer"], p.get("layout", "line")) for p in key["problems"]]
     return layout(problems, key["sheet_id"], key.get("title", "Worksheet"))
 
 
