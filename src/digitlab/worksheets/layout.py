@@ -254,26 +254,22 @@ def _column_cells(problems: list[Problem]) -> list:
     number under it, a printed rule, the answer box under the rule (the tick or cross goes beside it)."""
     ax0, ay0, ax1, ay1 = AREA_MM
     cols, rows = 4, math.ceil(len(problems) / 4)
-    cell_w, cell_h = (ax1 - ax0) / cols, min(38.0, (ay1 - ay0) / max(rows, 1))
-    size_pt = 16.0
-    digits = max(max(len(a) for a in p.answer) for p in problems)
+    cell_w, cell_h, size_pt = (ax1 - ax0) / cols, min(38.0, (ay1 - ay0) / max(rows, 1)), 16.0
+    box_w = max(15.0, 6.0 + 3.8 * max(len(a) for p in problems for a in p.answer))
     width = max(len(t) for p in problems for t in p.parts if isinstance(t, str) and t.isdigit())
-    box_w = max(15.0, 6.0 + 3.8 * digits)
     placed = []
     for i, p in enumerate(problems):
         row, col = divmod(i, cols)
         x0, top = ax0 + col * cell_w, ay0 + row * cell_h
         right = x0 + cell_w - 10.0  # the numbers' right edge; the mark goes right of the box
         a, sym, b = (str(t) for t in p.parts[:3])
-        line_h = size_pt * 25.4 / 72 * 1.05
+        line_h, op_x = size_pt * 25.4 / 72 * 1.05, right - text_width_mm("0" * width + sym, size_pt) - 2.0
+        rule_y = top + 2 * line_h + 2.2
         items = [["text", x0 + 1.0, top + line_h, size_pt * 0.7, f"{p.id}.", 0.45],
                  ["text", right - text_width_mm(a, size_pt), top + line_h, size_pt, a, 0.0],
                  ["text", right - text_width_mm(b, size_pt), top + 2 * line_h, size_pt, b, 0.0],
-                 ["text", right - text_width_mm("0" * width, size_pt) - text_width_mm(sym, size_pt) - 2.0,
-                  top + 2 * line_h, size_pt, sym, 0.0]]
-        rule_y = top + 2 * line_h + 2.2
-        rule_x0 = right - text_width_mm("0" * width, size_pt) - text_width_mm(sym, size_pt) - 3.0
-        items.append(["fill", round(rule_x0, 2), round(rule_y, 2), round(right + 1.5, 2), round(rule_y + 0.5, 2)])
+                 ["text", op_x, top + 2 * line_h, size_pt, sym, 0.0],
+                 ["fill", round(op_x - 1.0, 2), round(rule_y, 2), round(right + 1.5, 2), round(rule_y + 0.5, 2)]]
         # clear of the rule by more than the grader's search for the border (grade.SEARCH_MM), which would take it for one
         box = [round(right + 1.5 - box_w, 2), round(rule_y + 3.5, 2), round(right + 1.5, 2), round(rule_y + 15.5, 2)]
         items.append(["rect", *box])
