@@ -1,6 +1,6 @@
 """Written expressions (`digitlab calc`) in real pen strokes: read exactly, and worked out right.
 
-    python benchmarks/expressions.py [--split tes] [--n 200] [--seed 99] [--json PATH]
+    python benchmarks/expressions.py [--split tes] [--n 200] [--seed 99] [--parens 0.3] [--json PATH]
 
 Each image is one writer's expression of 2 to 4 operations on numbers of 1 or 2 digits ("21*3+41*7-61"),
 a third of them with an answer written after "=" (right or a slip), composed from the pen
@@ -31,12 +31,19 @@ sys.path.insert(0, str(Path(__file__).parent))
 from real_pens import images  # noqa: E402
 
 
-def expression(rng: np.random.Generator) -> str:
-    """2-4 operations on numbers of 1-2 digits; a third with an answer (right, or off by one)."""
+def expression(rng: np.random.Generator, parens: float = 0.0) -> str:
+    """2-4 operations on numbers of 1-2 digits; a third with an answer (right, or off by one); with
+    ``parens``, that share with a run of two or more numbers in parentheses ("(7+9*3)/2")."""
     while True:
         n = int(rng.integers(2, 5))
         parts = [str(int(rng.integers(1, 100 if rng.random() < 0.6 else 10))) for _ in range(n + 1)]
-        text = parts[0] + "".join(str(rng.choice(list("+-*/"))) + p for p in parts[1:])
+        ops = [str(rng.choice(list("+-*/"))) for _ in parts[1:]]
+        if parens and rng.random() < parens:
+            i = int(rng.integers(0, n))
+            j = int(rng.integers(i + 1, n + 1))
+            j = n - 1 if (i, j) == (0, n) else j  # not the whole expression
+            parts[i], parts[j] = "(" + parts[i], parts[j] + ")"
+        text = parts[0] + "".join(o + p for o, p in zip(ops, parts[1:]))
         try:
             value = evaluate(text)
         except ParseError:
@@ -53,14 +60,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--split", choices=["tes", "tra"], default="tes")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=99)
+    ap.add_argument("--parens", type=float, default=0.0, help="share of expressions with parentheses")
     ap.add_argument("--json", default="benchmarks/results/expressions.json")
     args = ap.parse_args(argv)
     pens = load_pendigits(args.split)
     writers = sorted(pens.by_writer)
-    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, make_text=expression)
+    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, make_text=lambda rng: expression(rng, args.parens))
     reader = get_line_reader()
     exact = value_right = none = 0
-    misread = []
+    misread, with_parens = [], []  # (read exactly) for the expressions with parentheses
     t0 = time.perf_counter()
     for img, text in zip(images(inks, args.seed), texts):
         try:
@@ -69,6 +77,8 @@ def main(argv=None) -> dict:
             none += 1
             continue
         exact += got == text
+        if "(" in text:
+            with_parens.append(got == text)
         try:
             value_right += evaluate(got.split("=")[0]) == evaluate(text.split("=")[0])
         except ParseError:
@@ -79,9 +89,12 @@ def main(argv=None) -> dict:
     report = {"data": f"pendigits-orig.{args.split} ({len(writers)} writers), {args.n} expressions, seed {args.seed}",
               "machine": f"{platform.machine()}, {platform.system()}", "exact": exact / len(texts),
               "value_right": value_right / len(texts), "none_found": none, "seconds_per_image": seconds,
+              **({"parentheses": {"expressions": len(with_parens), "exact": sum(with_parens) / len(with_parens)}}
+                 if with_parens else {}),
               "misread": misread}
     print(f"expressions: exact {report['exact']:.1%}, value right {report['value_right']:.1%}, none found {none}, "
-          f"{seconds:.3f} s/image")
+          f"{seconds:.3f} s/image" + (f"; with parentheses {len(with_parens)}, exact {sum(with_parens) / len(with_parens):.1%}"
+                                      if with_parens else ""))
     if args.json:
         atomic_write(args.json, (json.dumps(report, indent=1) + "\n").encode())
     return report

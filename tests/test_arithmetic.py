@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from digitlab.reader import CHARSET
 from digitlab.arithmetic import ParseError, check_expression, evaluate, parse_line
 
 
@@ -142,7 +143,7 @@ def test_beam_search_equals_the_textbook_search(text, noise, seed):
     from digitlab.reader.decode import ARITHMETIC, NUMBER, beam_search
 
     rng = np.random.default_rng(seed)
-    logp = _frames(text, noise=noise) + rng.normal(0, 2 * noise, (3 * len(text), 16))  # noise: no exact ties
+    logp = _frames(text, noise=noise) + rng.normal(0, 2 * noise, (3 * len(text), len(CHARSET) + 1))  # noise: no exact ties
     logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
     for grammar in (ARITHMETIC, NUMBER):
         fast = [(t, p) for t, p in beam_search(logp, grammar) if p > -np.inf]
@@ -161,7 +162,7 @@ def test_text_probabilities_are_the_sum_over_all_alignments(text, noise, seed):
     from digitlab.reader.decode import ARITHMETIC, NUMBER, beam_search, text_log_probs
 
     rng = np.random.default_rng(seed)
-    logp = _frames(text, noise=noise) + rng.normal(0, noise, (3 * len(text), 16))
+    logp = _frames(text, noise=noise) + rng.normal(0, noise, (3 * len(text), len(CHARSET) + 1))
     logp -= np.log(np.exp(logp).sum(axis=1, keepdims=True))
     kept = beam_search(logp, NUMBER) + beam_search(logp, ARITHMETIC)
     texts = list(dict.fromkeys(t for t, _ in kept))
@@ -174,8 +175,6 @@ def test_text_probabilities_are_the_sum_over_all_alignments(text, noise, seed):
     # the same as PyTorch's CTC loss (float32 there), the empty text and repeated symbols included
     import torch
     import torch.nn.functional as F
-
-    from digitlab.reader import CHARSET
 
     texts += ["", text[0] * 2, text + text[-1]]
     T, n = logp.shape[0], len(texts)

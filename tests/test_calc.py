@@ -12,17 +12,24 @@ from digitlab.reader.decode import EXPRESSION
 
 
 def test_the_expression_grammar():
-    for ok in ("468*59+79", "7+5+3=15", "21*3+41*7-61", "9/6", "5-9=-4"):
+    for ok in ("468*59+79", "7+5+3=15", "21*3+41*7-61", "9/6", "5-9=-4", "(7+9*3)/2", "2*(3+4)=14",
+               "((1+2)*3-4)/5", "(12)+3"):
         assert EXPRESSION.accepts(ok), ok
-    for bad in ("12", "+3", "12+", "12+3=", "1=2", "3+4=5=6"):
+    for bad in ("12", "+3", "12+", "12+3=", "1=2", "3+4=5=6", "(7+9", "7+9)", "()+1", "(((1+2)))*3", "(12)",
+                "(1+2=3)", "1+(2)=3)"):
         assert not EXPRESSION.accepts(bad), bad
+    # without parentheses, what the line's automaton accepts (and where the answer would begin)
+    from digitlab.reader.decode import ARITHMETIC
+
+    for text in ("12+3=15", "1*2-3=-1", "12+3", "1=2", "12", "7+5+3=15", "1+2=+3"):
+        assert EXPRESSION.accepts(text) == (ARITHMETIC.accepts(text) or ARITHMETIC.accepts(text + "=0")), text
 
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     pens, rng = load_pendigits("tes"), np.random.default_rng(5)
     folder, out = tmp_path_factory.mktemp("calc"), {}
-    for i, text in enumerate(["12+7*3", "7+5+3=15", "9/6", "48-19=27"]):
+    for i, text in enumerate(["12+7*3", "7+5+3=15", "9/6", "48-19=27", "3*(12-5)"]):
         path = folder / f"e{i}.png"
         writer = sorted(pens.by_writer)[i]
         cv2.imwrite(str(path), as_paper(np.pad(compose_line(text, pens, writer, rng), 24), rng))
@@ -38,7 +45,7 @@ def test_calc_works_out_what_it_reads(images, capsys):
     assert got["9/6"]["value_exact"] == "3/2" and got["9/6"]["status"] == "computed"  # exact fractions
     assert got["7+5+3=15"]["status"] == "correct" and got["48-19=27"]["status"] == "wrong"
     assert got["48-19=27"]["value"] == 29
-
+    assert got["3*(12-5)"]["value"] == 21 and got["3*(12-5)"]["status"] == "computed"  # parentheses
 
 def test_calc_text_output_and_a_bad_file(images, tmp_path, capsys):
     bad = tmp_path / "not_an_image.png"

@@ -87,7 +87,7 @@ def test_operator_slices_keep_every_stroke_of_the_symbol():
 
 
 def test_line_slices_of_every_symbol(val_bank):
-    from digitlab.reader import CHARSET
+    from digitlab.reader import CRNN_CHARSET as CHARSET  # the symbols the CRNN reads, and its slices
 
     X, y = line_slices(val_bank, 30, get_line_reader("line_reader", ensemble=False), np.random.default_rng(6), progress=False,
                        chars=CHARSET)
@@ -112,7 +112,7 @@ def test_a_grown_head_keeps_the_digits_outputs():
 
 def test_train_a_symbol_slice_cnn_and_read_with_it(tmp_path, capsys, val_bank):
     from digitlab.cli import main
-    from digitlab.reader import CHARSET
+    from digitlab.reader import CRNN_CHARSET as CHARSET  # the symbols the CRNN reads, and its slices
     from digitlab.reader.linegen import problem_tokens, render_tokens
     from digitlab.reader.rescore import symbol_classes
 

@@ -96,7 +96,7 @@ def add_read(sub) -> None:
 
 
 def add_calc(sub) -> None:
-    p = sub.add_parser("calc", help="read a written expression (468x59+79, 7+5+3=15) from each image and work it out")
+    p = sub.add_parser("calc", help="read a written expression (468x59+79, (7+9x3)/2, 7+5+3=15) from each image and work it out")
     p.add_argument("paths", nargs="+", help="images or folders")
     p.add_argument("--model", default=None, help="line reader: ppocr (default), line_reader, or a file")
     p.add_argument("--json", action="store_true", help="one JSON object per image")

@@ -149,7 +149,7 @@ def operator_strokes(op: str, rng: np.random.Generator) -> Strokes:
     if op == "(" or op == ")":
         t = np.linspace(-1, 1, 16)
         bow = rng.uniform(0.12, 0.2) * (1 - t ** 2)
-        x = bow if op == "(" else -bow
+        x = -bow if op == "(" else bow  # "(" bows out to the left
         return [np.c_[x - x.min(), 0.5 + 0.55 * t].astype(np.float32)]
     raise ValueError(f"no strokes for operator {op!r}")
 

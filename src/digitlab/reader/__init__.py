@@ -8,6 +8,7 @@
 - ``decode``: CTC prefix beam search constrained by a grammar (arithmetic lines, written numbers).
 """
 
-CHARSET = "0123456789+-*/="  # CTC classes 1..15; 0 is the blank
+CHARSET = "0123456789+-*/=()"  # CTC classes 1..17; 0 is the blank
+CRNN_CHARSET = CHARSET[:15]  # what the CRNNs were trained on (no parentheses): their classes 1..15
 DIGITS = CHARSET[:10]
 LINE_HEIGHT = 32

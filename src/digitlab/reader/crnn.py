@@ -17,10 +17,19 @@ from typing import ClassVar
 import numpy as np
 
 from ..models.base import DigitModel, register
-from . import CHARSET, LINE_HEIGHT
+from . import CHARSET, CRNN_CHARSET, LINE_HEIGHT
 from .crnn_io import MAX_WIDTH, STRIDE, batch_array, encode, greedy, line_crop, prepare_line  # noqa: F401 (re-exported)
 
 _UNSET = object()
+UNSEEN = -30.0  # log-probability of the classes the CRNN never learnt (parentheses): never read
+
+
+def _all_classes(logp: np.ndarray) -> np.ndarray:
+    """A CRNN's (T, 1 + len(CRNN_CHARSET)) frames widened to every class of ``CHARSET``."""
+    extra = 1 + len(CHARSET) - logp.shape[1]
+    return np.pad(logp, ((0, 0), (0, extra)), constant_values=UNSEEN) if extra > 0 else logp
+
+
 def onnx_twin_name(name: str, sha256: str) -> str:
     """The file name of the ONNX export of a line reader's weights (``digitlab export --onnx``): the
     payload's SHA-256 in the name, so retrained weights never run with a stale export."""
@@ -51,6 +60,7 @@ class LineReader(DigitModel):
     """Whole-line recogniser. ``X``: a list of line ink maps (any size, 1 = ink); ``y``: their texts."""
 
     name: ClassVar[str] = "line-reader"
+    charset: ClassVar[str] = CRNN_CHARSET  # the symbols it can read
     description: ClassVar[str] = "CRNN + CTC line recogniser for numbers and arithmetic lines"
 
     def __init__(self, width: int = 24, hidden: int = 96, seed: int = 0) -> None:
@@ -76,8 +86,8 @@ class LineReader(DigitModel):
     def fit(self, X, y, **kwargs) -> "LineReader":
         if len(X) != len(y) or not len(X):
             raise ValueError("X and y must be non-empty and of the same length")
-        if any(set(t) - set(CHARSET) for t in y):
-            raise ValueError(f"texts may only use {CHARSET!r}")
+        if any(set(t) - set(CRNN_CHARSET) for t in y):
+            raise ValueError(f"texts may only use {CRNN_CHARSET!r}")
         self.drop_export()
         self._fit(X, y, **kwargs)
         self.fitted_ = True
@@ -124,7 +134,7 @@ class LineReader(DigitModel):
             x, lengths = batch_array([prepared[j] for j in idx])
             logp = session.run(None, {"x": x})[0] if session is not None else run(self.net, x)
             for k, j in enumerate(idx):
-                res[int(j)] = logp[k, : lengths[k]]
+                res[int(j)] = _all_classes(logp[k, : lengths[k]])
         return [res[i] for i in range(len(prepared))]
 
     def predict_proba(self, X) -> list[np.ndarray]:

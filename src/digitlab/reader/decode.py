@@ -60,9 +60,56 @@ ARITHMETIC = Grammar("arithmetic", {
     5: {_D: 6},
     6: {_D: 6},
 }, frozenset({6}))
-# expression := NUMBER (OP NUMBER)+ ['=' ['-'] NUMBER]: a sum to work out ("468*59+79") or checked;
-# the line's automaton, also accepting where the answer would begin
-EXPRESSION = Grammar("expression", ARITHMETIC.moves, ARITHMETIC.final | {3})
+
+
+def _expression(depth: int = 2) -> Grammar:
+    """expression := operand (OP operand)+ ['=' ['-'] NUMBER], operand := NUMBER | '(' expression ')',
+    parentheses at most ``depth`` deep: a sum to work out ("468*59+79", "(7+9*3)/2") or checked
+    ("7+5+3=15"). Without parentheses it accepts what the line's automaton accepts, and where the
+    answer would begin."""
+    states: dict[tuple, int] = {}
+
+    def sid(key: tuple) -> int:
+        return states.setdefault(key, len(states))
+
+    moves: dict[int, dict[str, int]] = {}
+    final: set[int] = set()
+    todo = [("operand", 0, False)]
+    sid(todo[0])
+    seen = set(todo)
+    while todo:
+        key = todo.pop()
+        phase, d, op = key
+        out: dict[str, tuple] = {}
+        if phase == "operand":  # a number or an opening parenthesis
+            out[_D] = ("number", d, op)
+            if d < depth:
+                out["("] = ("operand", d + 1, op)
+        elif phase in ("number", "closed"):
+            if phase == "number":
+                out[_D] = ("number", d, op)
+            out[_O] = ("operand", d, True)
+            if d > 0:
+                out[")"] = ("closed", d - 1, op)
+            elif op:
+                out["="] = ("answer", 0, True)
+                final.add(sid(key))
+        elif phase == "answer":
+            out[_D], out["-"] = ("result", 0, True), ("sign", 0, True)
+        elif phase == "sign":
+            out[_D] = ("result", 0, True)
+        else:  # result
+            out[_D] = key
+            final.add(sid(key))
+        moves[sid(key)] = {chars: sid(nxt) for chars, nxt in out.items()}
+        for nxt in out.values():
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return Grammar("expression", moves, frozenset(final))
+
+
+EXPRESSION = _expression()
 NUMBER = Grammar("number", {0: {_D: 1}, 1: {_D: 1}}, frozenset({1}))
 # row := [OP] NUMBER: an operand of a column sum, the operator written at its left ("+99")
 ROW = Grammar("row", {0: {_O: 1, _D: 2}, 1: {_D: 2}, 2: {_D: 2}}, frozenset({2}))

@@ -11,7 +11,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..errors import ModelError
-from . import CHARSET
+from . import CRNN_CHARSET
 from .crnn_io import batch_array, encode
 
 
@@ -20,9 +20,9 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 
 class LineNet(nn.Module):
-    """32xW line -> (W/4) frames of log-probabilities over blank + CHARSET."""
+    """32xW line -> (W/4) frames of log-probabilities over blank + CRNN_CHARSET."""
 
-    def __init__(self, width: int = 32, hidden: int = 96, num_classes: int = len(CHARSET) + 1) -> None:
+    def __init__(self, width: int = 32, hidden: int = 96, num_classes: int = len(CRNN_CHARSET) + 1) -> None:
         super().__init__()
         c = [width, 2 * width, 3 * width, 3 * width, 4 * width]
         self.cnn = nn.Sequential(

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..digits.preprocess import NoDigitFound
-from . import CHARSET
+from . import CHARSET, CRNN_CHARSET
 
 SETTINGS = Path(__file__).resolve().parent.parent / "weights" / "ppocr.json"
 HEIGHT = 48  # the model's input height
@@ -81,6 +81,7 @@ class PPOCRReader:
     ``frame_log_probs`` gives (T, 1 + len(CHARSET)) log-probabilities per line."""
 
     name = "ppocr"
+    charset = CHARSET  # the symbols it can read
 
     def __init__(self, cfg: dict | None = None) -> None:
         import onnxruntime as ort
@@ -147,7 +148,13 @@ class PPOCRReader:
         out = []
         for p in self.raw_probs(prepared):
             q = p @ self.matrix + FLOOR
-            out.append(np.log(q / q.sum(1, keepdims=True)).astype(np.float32))
+            # The classes read before parentheses were are normalised among themselves, so that readings
+            # without a parenthesis score exactly as they were calibrated; a parenthesis gets its share of
+            # the whole frame (never above 1). A frame's probabilities then add up to a little over 1.
+            base = 1 + len(CRNN_CHARSET)
+            norm = np.concatenate([np.repeat(q[:, :base].sum(1, keepdims=True), base, 1),
+                                   np.repeat(q.sum(1, keepdims=True), q.shape[1] - base, 1)], 1)
+            out.append(np.log(q / norm).astype(np.float32))
         return out
 
     def predict(self, inks) -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from . import CHARSET, DIGITS
+from . import CRNN_CHARSET, DIGITS
 from .crnn import LINE_HEIGHT, STRIDE, line_crop
 from .decode import align
 
@@ -131,6 +131,6 @@ def rescore(lines: list[tuple], digits=None, profile=None,
 
 def symbol_classes(model) -> str:
     """The symbols a second-opinion model tells apart: the digits, or every symbol of a line (a model
-    with one class per ``CHARSET`` symbol, ``digitlab train slice-cnn --symbols``)."""
+    with one class per ``CRNN_CHARSET`` symbol, ``digitlab train slice-cnn --symbols``)."""
     params = getattr(model, "params", None) or {}
-    return CHARSET if params.get("num_classes") == len(CHARSET) else DIGITS
+    return CRNN_CHARSET if params.get("num_classes") == len(CRNN_CHARSET) else DIGITS

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..digits.preprocess import NoDigitFound
-from . import CHARSET, DIGITS
+from . import CRNN_CHARSET, DIGITS
 
 
 def line_slices(bank, n_lines: int, reader, rng: np.random.Generator, photo: float = 0.0, batch: int = 64,
@@ -71,7 +71,7 @@ def train_slice_cnn(out, lines: int = 30000, val_lines: int = 3000, epochs: floa
     base = base or get_model()
     if not isinstance(base, CNNClassifier) or len(base.nets) != 1:
         raise ModelError("the base model of a slice CNN must be a single-net CNN")
-    chars = CHARSET if symbols else DIGITS
+    chars = CRNN_CHARSET if symbols else DIGITS
     rng = np.random.default_rng(seed)
     X, y = line_slices(GlyphBank.load("train", data_dir, seed=seed, styles=styles, max_per_digit=max_per_digit),
                        lines, reader, rng, photo, progress=progress, desc="training slices", chars=chars)

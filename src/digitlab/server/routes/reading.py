@@ -43,7 +43,7 @@ async def read(request: Request):
 
 
 @router.post("/api/calc", response_model=CalcResponse, responses=ERRORS, openapi_extra=two_bodies(FileForm, ImageJSON),
-             summary="Read a written expression (468x59+79, 7+5+3=15) and work it out exactly")
+             summary="Read a written expression (468x59+79, (7+9x3)/2, 7+5+3=15) and work it out exactly")
 async def calc(request: Request):
     raw, _, _ = await image_input(request)
     if raw is None:
