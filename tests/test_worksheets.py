@@ -220,6 +220,17 @@ def test_column_sheets_print_columns_and_are_graded_from_the_box_under_the_rule(
     assert len(decided) >= len(written) - 2, (len(decided), len(written))
 
 
+def test_a_problem_is_marked_from_its_boxes():
+    from digitlab.worksheets.grade import mark_problem
+
+    assert mark_problem([("correct", 0.9), ("correct", 0.8)]) == ("correct", 0.8)
+    assert mark_problem([("correct", 0.9), ("wrong", 0.97)]) == ("wrong", 0.97)
+    assert mark_problem([("blank", 1.0), ("blank", 1.0)])[0] == "blank"
+    assert mark_problem([("correct", 0.9), ("unsure", 0.4)])[0] == "unsure"
+    # a box read as blank beside a written one: a faint "1" on the border, or "R 0" left out; no cross
+    assert mark_problem([("blank", 1.0), ("correct", 0.99)])[0] == "unsure"
+
+
 # -- database ------------------------------------------------------------------------------------------------
 def _result(sheet_id="WS-1", n=3):
     return {"file": "p.jpg", "sheet_id": sheet_id, "score": 1, "total": n,
