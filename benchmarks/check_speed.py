@@ -55,7 +55,7 @@ def main() -> None:
 
     import cv2
 
-    from digitlab.arithmetic.check import check_page
+    from digitlab.predictor import check_page
     from digitlab.datasets.pens import load_pendigits, pen_lines
     from digitlab.reader.glyphs import GlyphBank
     from digitlab.reader.read import get_line_reader

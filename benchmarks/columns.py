@@ -28,7 +28,8 @@ import time
 
 import numpy as np
 
-from digitlab.arithmetic.check import adds_up, check_page
+from digitlab.arithmetic.check import adds_up
+from digitlab.predictor import check_page
 from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits, partial_products
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write

@@ -6,7 +6,7 @@ Each image is one writer's expression of 2 to 4 operations on numbers of 1 or 2 
 a third of them with an answer written after "=" (right or a slip), composed from the pen
 trajectories of UCI pendigits' writers (``--split tes``: the 14 test writers, never used to choose
 anything; ``tra``: the 30 training writers) as ``benchmarks/real_pens.py`` composes lines, and read
-by ``arithmetic.calc.calculate`` (what `digitlab calc` prints) with the default reader: with an answer
+by ``predictor.calculate`` (what `digitlab calc` prints) with the default reader: with an answer
 written, the reading is the one its verdict stands on (the arithmetic prior, as ``check``). Reported:
 expressions read exactly, values right (the reading may differ and still give the value), and
 seconds per image.
@@ -27,7 +27,7 @@ from digitlab.arithmetic.grammar import ParseError, evaluate
 from digitlab.datasets.pens import load_pendigits, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
-from digitlab.arithmetic.calc import calculate
+from digitlab.predictor import calculate
 from digitlab.reader.read import get_line_reader
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from digitlab.predictor import grade_photo
 from digitlab.reader.glyphs import GlyphBank
 from digitlab.reader.read import get_line_reader
 from digitlab.worksheets import grade as G
@@ -86,7 +87,7 @@ def main() -> None:
             Path(args.save_photos, f"page{i:03d}.jpg").write_bytes(photo)
         t0 = time.perf_counter()
         try:
-            g = G.grade_photo(photo, name=f"page{i}", key=key, model=model, keep_crops=bool(args.save_photos),
+            g = grade_photo(photo, name=f"page{i}", key=key, model=model, keep_crops=bool(args.save_photos),
                               overflow=not args.inside_only)
         except Exception as exc:  # a page the grader could not find counts against it
             print(f"page {i}: {exc}")

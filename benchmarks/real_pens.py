@@ -28,11 +28,13 @@ import time
 
 import numpy as np
 
-from digitlab.arithmetic.check import adds_up, check_page
+from digitlab.arithmetic.check import adds_up
+from digitlab.predictor import check_page
 from digitlab.datasets.pens import as_paper, load_pendigits, load_uji, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
-from digitlab.reader.read import get_line_reader, read_number
+from digitlab.predictor import read_number
+from digitlab.reader.read import get_line_reader
 
 
 def score_lines(results: list[tuple[list[str], list[str]]], texts: list[str]) -> dict:

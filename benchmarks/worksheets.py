@@ -37,7 +37,8 @@ from tqdm import tqdm
 from digitlab.synthetic import pagegen, phonegen
 from digitlab.arithmetic import check_page
 from digitlab.reader.glyphs import GlyphBank
-from digitlab.reader.read import get_line_reader, read_number
+from digitlab.predictor import read_number
+from digitlab.reader.read import get_line_reader
 
 
 def score_page(result, truths) -> list[dict]:

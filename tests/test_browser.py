@@ -315,7 +315,7 @@ def test_worksheets_create_grade_review_and_class_table(page, artifacts, tmp_pat
     key = page.request.get(f"{page.url.rstrip('/')}/api/worksheets/{sheet_id}/key").json()
     assert key["sheet_id"] == sheet_id and len(key["problems"]) == 12
 
-    from digitlab.worksheets.grade import grade_photo
+    from digitlab.predictor import grade_photo
 
     import cv2
     import torch

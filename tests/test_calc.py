@@ -83,7 +83,7 @@ def test_check_works_out_an_expression_with_no_answer():
     """A line with no "=" is not forced into "a op b = c" ("21*3+41*7=61", unsure): it is computed."""
     from pathlib import Path
 
-    from digitlab.arithmetic.check import check_page
+    from digitlab.predictor import check_page
 
     page = check_page(Path(__file__).resolve().parents[1] / "examples" / "expression.png")
     [line] = page.lines
@@ -93,7 +93,7 @@ def test_check_works_out_an_expression_with_no_answer():
 def test_homework_lines_keep_their_verdicts():
     from pathlib import Path
 
-    from digitlab.arithmetic.check import check_page
+    from digitlab.predictor import check_page
 
     page = check_page(Path(__file__).resolve().parents[1] / "examples" / "homework.jpg")
     assert [l.expression for l in page.lines] == ["22*14=311", "6/6=1", "12/1=14", "62-34=28"]
@@ -113,16 +113,16 @@ def test_homework_lines_keep_their_verdicts():
     # two wrong readings of the answer compete: no cross on either
     ([("48-19=28", 0.50), ("48-19=20", 0.48), ("48-19=29", 0.02)], "unsure"),
 ])
-def test_calc_judges_a_written_answer_as_check_does(monkeypatch, nbest, status):
+def test_calc_judges_a_written_answer_as_check_does(nbest, status):
     """With an answer written, `calc` gives the calibrated verdict of `check`, not the best reading's
     arithmetic: a right answer misread at low confidence must not be crossed."""
-    import digitlab.reader.read as read
-    from digitlab.arithmetic.calc import calculate
+    from digitlab.arithmetic.calc import calculate_reading
+    from digitlab.arithmetic.verdicts import Calibration
+    from digitlab.reader.read import get_line_reader
 
-    monkeypatch.setattr(read, "read_expression", lambda *a, **k: {
-        "text": nbest[0][0], "confidence": nbest[0][1], "alternatives": [t for t, _ in nbest[1:]],
-        "bbox": [0, 0, 10, 10], "nbest": nbest})
-    out = calculate("unused.png", model=read.get_line_reader())
+    read = {"text": nbest[0][0], "confidence": nbest[0][1], "alternatives": [t for t, _ in nbest[1:]],
+            "bbox": [0, 0, 10, 10], "nbest": nbest}
+    out = calculate_reading(read, Calibration.of(get_line_reader()))  # the shipped reader's calibration
     assert out["status"] == status, out
     if nbest[0][0] == "72+5=17":
         assert out["alternatives"][0] == "12+5=17"

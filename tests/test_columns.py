@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from digitlab.arithmetic import columns as col
-from digitlab.arithmetic.check import adds_up, check_page
+from digitlab.arithmetic.check import adds_up
+from digitlab.predictor import check_page
 from digitlab.datasets.pens import as_paper, carries_of, column_problem, compose_column, load_pendigits
 from digitlab.page.layout import analyse_page
 

@@ -100,7 +100,7 @@ def test_a_missing_data_folder_is_one_clear_error(tmp_path):
 
 def test_messy_lines_stay_one_line():
     """Symbols off the baseline, a lower "=", a climbing answer: still one line of writing."""
-    from digitlab.arithmetic.check import check_page
+    from digitlab.predictor import check_page
     from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
 
     pens = load_pendigits("tra")

@@ -10,7 +10,8 @@ import pytest
 from digitlab.errors import ModelError
 from digitlab.reader import CHARSET
 from digitlab.reader.ppocr import PPOCRReader, get_ppocr, mapping_matrix, model_file, settings
-from digitlab.reader.read import FusedReader, get_line_reader, read_lines, read_number
+from digitlab.predictor import read_number
+from digitlab.reader.read import FusedReader, get_line_reader, read_lines
 
 
 def test_model_is_found_in_the_installed_wheel_and_checked():
@@ -122,7 +123,7 @@ def test_settings_carry_the_verdict_calibration():
 
 
 def test_a_page_turned_a_quarter_or_upside_down_reads_as_upright():
-    from digitlab.arithmetic.check import check_page
+    from digitlab.predictor import check_page
     from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
 
     inks, texts, _ = pen_lines(load_pendigits("tes"), 2, seed=31)
@@ -148,7 +149,7 @@ def test_a_page_turned_a_quarter_or_upside_down_reads_as_upright():
 
 
 def test_one_written_line_upside_down_or_sideways_reads_as_upright():
-    from digitlab.arithmetic.check import check_page
+    from digitlab.predictor import check_page
     from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
 
     inks, texts, _ = pen_lines(load_pendigits("tes"), 1, seed=32)

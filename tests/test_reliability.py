@@ -880,7 +880,7 @@ def test_grading_decodes_at_most_the_documented_pixels():
     import zlib
 
     from digitlab.server.limits import MAX_PHOTO_PIXELS
-    from digitlab.worksheets.grade import grade_photo
+    from digitlab.predictor import grade_photo
 
     def chunk(t, d):
         return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)

@@ -352,6 +352,7 @@ def test_answers_written_over_the_box_edge_are_read_whole(sheet, bank, monkeypat
     """A pupil's "36" whose "6" runs over the box's right edge, or a "14" begun left of it, is read
     whole, not as "3" or "4": a cross on a right answer. Every answer right, half of them over an edge."""
     import digitlab.worksheets.grade as G
+    from digitlab.predictor import grade_photo
     from digitlab.worksheets.simulate import Written, fill
 
     key = key_of(sheet)
@@ -362,7 +363,7 @@ def test_answers_written_over_the_box_edge_are_read_whole(sheet, bank, monkeypat
         photos.append(phone_photo(fill(sheet, answers, bank, rng, overflow=0.5), rng, out_side=2000))
 
     def crosses():
-        return sum(q["status"] == "wrong" for ph in photos for q in G.grade_photo(ph, key=key).result["problems"])
+        return sum(q["status"] == "wrong" for ph in photos for q in grade_photo(ph, key=key).result["problems"])
 
     whole = crosses()
     monkeypatch.setattr(G, "_with_overflow", lambda dark, d, *a: d)  # the box's inside alone

@@ -6,6 +6,6 @@ A pixel's way from upload to verdict: ``page.analyse_page`` (sheet, light, rulin
 """
 
 from .annotate import annotate  # noqa: F401
-from .check import check_page  # noqa: F401
+from ..predictor import check_page  # noqa: F401  (a Predictor built for one image)
 from .verdicts import LineResult, PageResult, verdict  # noqa: F401
 from .grammar import ParseError, check_expression, evaluate, parse_line, tokenize  # noqa: F401

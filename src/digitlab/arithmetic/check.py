@@ -202,13 +202,6 @@ class PageChecker:
         return results
 
 
-def check_page(source, name: str = "image", max_side: int | None = None, model=None,
-               low_confidence: float = 0.7, profile=None) -> PageResult:
-    """Read and check every arithmetic line of a photo, scan or drawing (``profile``: see ``read_lines``):
-    a ``PageChecker`` built for one image. Build one ``PageChecker`` to check many."""
-    return PageChecker(model, profile, max_side, low_confidence)(source, name)
-
-
 def _expressions(lines: list, readings: list, model, profile) -> dict:
     """Lines that are no "a op b = c" (none read, or their "=" doubtful) read again as expressions to
     work out ("468*59+79", no answer written): {line index: a ``computed`` result with the value},

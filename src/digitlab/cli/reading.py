@@ -27,9 +27,10 @@ def each_image(args, work, show) -> int:
 
 
 def cmd_read(args) -> int:
-    from ..reader.read import get_line_reader, read_number
+    from ..predictor import Predictor
+    from ..reader.read import get_line_reader
 
-    model, profile = get_line_reader(args.model), profile_of(args)
+    predictor = Predictor(get_line_reader(args.model), profile_of(args))
 
     def show(path, result):
         if args.json:
@@ -37,14 +38,14 @@ def cmd_read(args) -> int:
         else:
             print(f"{path}\t{result['text']}\tconfidence {result['confidence']:.4f}")
 
-    return each_image(args, lambda path: read_number(path, name=str(path), model=model, profile=profile), show)
+    return each_image(args, lambda path: predictor.number(path, name=str(path)), show)
 
 
 def cmd_calc(args) -> int:
-    from ..arithmetic.calc import calculate
+    from ..predictor import Predictor
     from ..reader.read import get_line_reader
 
-    model = get_line_reader(args.model)
+    predictor = Predictor(get_line_reader(args.model))
 
     def show(path, out):
         if args.json:
@@ -53,17 +54,18 @@ def cmd_calc(args) -> int:
             shown = out["value_exact"] or out["value"]
             print(f"{path}\t{out['expression']}\tvalue {shown}\t{out['status']}\tconfidence {out['confidence']:.4f}")
 
-    return each_image(args, lambda path: calculate(path, name=str(path), model=model), show)
+    return each_image(args, lambda path: predictor.calc(path, name=str(path)), show)
 
 
 MARKS = {"correct": "✔", "wrong": "✘", "unsure": "?", "unreadable": "?", "computed": "="}
 
 
 def cmd_check(args) -> int:
-    from ..arithmetic import annotate, check_page
+    from ..arithmetic import annotate
+    from ..predictor import Predictor
     from ..reader.read import get_line_reader
 
-    model, profile = get_line_reader(args.model), profile_of(args)
+    predictor = Predictor(get_line_reader(args.model), profile_of(args))
     out_dir = Path(args.annotate) if args.annotate else None
 
     def show(path, result):
@@ -83,7 +85,7 @@ def cmd_check(args) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
             annotate(result, out_dir / f"{Path(path).stem}_checked.png")
 
-    return each_image(args, lambda path: check_page(path, name=str(path), model=model, profile=profile), show)
+    return each_image(args, lambda path: predictor.check(path, name=str(path)), show)
 
 
 def add_read(sub) -> None:

@@ -345,17 +345,16 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
     if page is None or not page.lines or max(page.size) <= WHOLE_IMAGE_SIDE:
         # A small image may be the line itself, cropped tightly: read it whole too, keep the likelier.
         found.append(_whole_image(source, name, max_side))
-    model = model or get_line_reader()
     readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits,
                           propose=propose)
     k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
     return (*found[k], readings[k])
 
 
-def read_expression(source, name: str = "image", model=None, max_side: int | None = None, propose=None) -> dict:
-    """One written expression ("468*59+79", "7+5+3=15") in any image: text, confidence, alternatives,
-    box, and the N-best readings (``propose``: see ``read_lines``). Working it out and judging a written
-    answer are the checker's (``arithmetic.calc``)."""
+def expression_reading(source, name: str, model, max_side: int | None = None, propose=None) -> dict:
+    """One written expression ("468*59+79", "7+5+3=15") in any image, read by ``model``: text,
+    confidence, alternatives, box, and the N-best readings (``propose``: see ``read_lines``). Working it
+    out and judging a written answer are ``arithmetic.calc``'s; ``predictor.read_expression`` builds it."""
     from ..digits.preprocess import NoDigitFound
     from .decode import EXPRESSION
 
@@ -366,13 +365,12 @@ def read_expression(source, name: str = "image", model=None, max_side: int | Non
             "alternatives": [t for t, _ in reading.nbest[1:4]], "bbox": line.bbox, "nbest": reading.nbest}
 
 
-def read_number(source, name: str = "image", model: LineReader | None = None, max_side: int | None = None,
-                profile=None) -> dict:
-    """A written number (one line of digits) in any image: text, confidence, alternatives, digit boxes."""
+def number_reading(source, name: str, model, max_side: int | None = None, profile=None) -> dict:
+    """A written number (one line of digits) in any image, read by ``model``: text, confidence,
+    alternatives, digit boxes (``predictor.read_number`` builds it)."""
     from ..digits.preprocess import NoDigitFound
     from .decode import NUMBER
 
-    model = model or get_line_reader()
     opinion = model.metadata.get("number_digit_opinion", NUMBER_DIGIT_OPINION)
     line, page, reading = _one_line(source, name, model, max_side, profile, NUMBER, opinion)
     if reading.text is None:

@@ -87,7 +87,7 @@ def visualize_work(raw: bytes | None, pixels: np.ndarray | None) -> dict:
 
 # -- heavy work, in a worker process ----------------------------------------------------------------
 def read_work(raw: bytes, profile: str | None = None) -> dict:
-    from ..reader.read import read_number
+    from ..predictor import read_number
 
     adapted = _profile_model(profile)
     source, grey, scale = load_grey(raw, PAGE_SIDE)
@@ -100,7 +100,7 @@ def read_work(raw: bytes, profile: str | None = None) -> dict:
 
 
 def calc_work(raw: bytes) -> dict:
-    from ..arithmetic.calc import calculate
+    from ..predictor import calculate
 
     source, grey, scale = load_grey(raw, PAGE_SIDE)
     count_marks(grey, MAX_MARKS)

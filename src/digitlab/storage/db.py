@@ -140,7 +140,7 @@ class Database:
     # -- gradings -------------------------------------------------------------------------------------
     def add_grading(self, result: dict, name_png: bytes | None = None, crops: dict | None = None,
                     pupil_name: str | None = None, key: dict | None = None) -> int:
-        """Store a graded photo (``grade.grade_photo``'s result) with its crops, in one transaction.
+        """Store a graded photo (``predictor.grade_photo``'s result) with its crops, in one transaction.
 
         ``key`` is stored too when the sheet is not in the database yet (graded with ``--key FILE``).
         """

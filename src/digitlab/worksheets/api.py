@@ -218,7 +218,8 @@ def grade_job(raw: bytes, filename: str, db_path: str) -> tuple[dict, bytes | No
     The worker only reads the database (the sheet's key); the grading is stored by the server.
     """
     from ..storage import open_db
-    from .grade import annotate, grade_photo
+    from ..predictor import grade_photo
+    from .grade import annotate
 
     g = grade_photo(raw, name=filename, lookup=open_db(db_path).sheet_key)
     return g.result, g.name_png, g.crops, annotate(g, max_side=1400)

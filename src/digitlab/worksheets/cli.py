@@ -43,7 +43,8 @@ def _annotate_path(out: str, photo: str, many: bool) -> Path:
 def cmd_grade(args) -> int:
     from ..io.files import expand_paths
     from ..reader.read import get_line_reader
-    from .grade import annotate, grade_photo
+    from ..predictor import grade_photo
+    from .grade import annotate
     from .layout import load_key
 
     key = load_key(args.key) if args.key else None

@@ -231,9 +231,10 @@ def _check_pixels(source, label: str) -> None:
                          "million): send it at a phone camera's usual size")
 
 
-def grade_photo(source, name: str | None = None, key: dict | None = None, lookup=None, model=None,
-                keep_crops: bool = True, overflow: bool = True) -> Graded:
-    """Grade one photo. ``key``: the answer key to use; else ``lookup(sheet_id)`` gives it (the database).
+def grade_sheet(source, name: str | None, key: dict | None, lookup, model, keep_crops: bool = True,
+                overflow: bool = True) -> Graded:
+    """Grade one photo, its boxes read by ``model`` (``predictor.grade_photo`` builds it). ``key``: the
+    answer key to use; else ``lookup(sheet_id)`` gives it (the database).
     ``overflow=False`` reads each box's inside alone, not the writing that runs over its edge
     (``_with_overflow``): what the grader did before, kept so that the two can be compared.
 
@@ -242,7 +243,7 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
     from ..io.images import load_rgb
     from ..page.ink import darkness, flatten_light
     from ..reader.decode import NUMBER
-    from ..reader.read import get_line_reader, read_lines
+    from ..reader.read import read_lines
 
     t0 = time.perf_counter()
     label = name or (str(source) if isinstance(source, (str, Path)) else "photo")
@@ -294,7 +295,7 @@ def grade_photo(source, name: str | None = None, key: dict | None = None, lookup
                 crops[(p["id"], k)] = _png(ink if has else np.zeros((4, 4), np.float32))
     # The default reader, as ``read`` and ``check`` read (no test-time augmentation: with the CRNN it
     # left more answers unsure on validation sheets, benchmarks/printed_sheets.py --bank val).
-    readings = read_lines(inks, NUMBER, model=model or get_line_reader(), tta=False) if inks else []
+    readings = read_lines(inks, NUMBER, model=model, tta=False) if inks else []
     it = iter(readings)
     per_problem: dict[int, list] = {}
     readings: dict[int, list] = {}
