@@ -847,6 +847,7 @@ def test_a_read_only_database_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_a_grading_batch_reports_every_failure_and_finishes(tmp_path, monkeypatch, capsys):
     from digitlab.cli import main
+    from digitlab.predictor import Predictor
     from digitlab.reader import read as reader
     from digitlab.worksheets import grade
 
@@ -855,7 +856,7 @@ def test_a_grading_batch_reports_every_failure_and_finishes(tmp_path, monkeypatc
             self.result = {"file": name, "sheet_id": "WS-1", "score": 1, "total": 1, "problems": []}
             self.name_png, self.crops, self.key = None, {}, {"sheet_id": "WS-1", "title": "T"}
 
-    monkeypatch.setattr(grade, "grade_photo", lambda photo, **kw: Graded(photo))
+    monkeypatch.setattr(Predictor, "grade", lambda self, photo, **kw: Graded(photo))
     monkeypatch.setattr(grade, "annotate", lambda g, **kw: b"png")
     monkeypatch.setattr(reader, "get_line_reader", lambda *a, **kw: None)
     photos = tmp_path / "photos"

@@ -42,8 +42,7 @@ def _annotate_path(out: str, photo: str, many: bool) -> Path:
 
 def cmd_grade(args) -> int:
     from ..io.files import expand_paths
-    from ..reader.read import get_line_reader
-    from ..predictor import grade_photo
+    from ..predictor import Predictor
     from .grade import annotate
     from .layout import load_key
 
@@ -53,7 +52,7 @@ def cmd_grade(args) -> int:
     names = args.name or []
     if len(names) > len(photos):
         raise DigitlabError(f"{len(names)} --name for {len(photos)} photo(s)")
-    model = get_line_reader()
+    predictor = Predictor()  # the models loaded once for the batch
     failures = 0
 
     def failed(photo: str, msg: str) -> None:
@@ -68,7 +67,7 @@ def cmd_grade(args) -> int:
     # Every photo is tried, whatever happened to the ones before: each failure is one line, exit 2.
     for i, photo in enumerate(photos):
         try:
-            g = grade_photo(photo, name=photo, key=key, lookup=db.sheet_key if db else None, model=model)
+            g = predictor.grade(photo, name=photo, key=key, lookup=db.sheet_key if db else None)
         except (DigitlabError, OSError) as exc:
             failed(photo, str(exc))
             continue
