@@ -40,9 +40,12 @@ class Predictor:
 
         return PageChecker(self.reader, self.profile, self.max_side, self.low_confidence)
 
-    @property
+    @functools.cached_property
     def calibration(self):
-        return self.checker.calibration
+        """How readings become verdicts for this reader (``arithmetic.verdicts.Calibration``)."""
+        from .arithmetic.verdicts import Calibration
+
+        return Calibration.of(self.reader)
 
     def check(self, source, name: str = "image"):
         """Every arithmetic line and column sum of a photo, scan or drawing, with its verdict (``PageResult``)."""

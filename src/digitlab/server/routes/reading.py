@@ -21,6 +21,15 @@ from ..workers import run_bounded
 router = APIRouter()
 
 
+async def _in_heavy_worker(request: Request, work, refusal: str, profiled: bool = True):
+    """``work(image bytes[, profile])`` in a heavy worker process; 28x28 pixels are refused (``refusal``)."""
+    raw, _, fields = await image_input(request)
+    if raw is None:
+        raise ApiError(422, refusal)
+    extra = (profile_field(request, fields),) if profiled else ()
+    return await request.app.state.heavy.run(work, raw, *extra)
+
+
 @router.post("/api/predict", response_model=PredictResponse, responses=ERRORS,
              openapi_extra=two_bodies(PredictForm, PredictJSON),
              summary="Recognise one digit (multipart 'file', JSON base64 'image', or JSON 28x28 'pixels')")
@@ -36,29 +45,20 @@ async def predict(request: Request,
 @router.post("/api/read", response_model=ReadResponse, responses=ERRORS, openapi_extra=two_bodies(FileForm, ImageJSON),
              summary="Read a written number: digits left to right with boxes and confidences")
 async def read(request: Request):
-    raw, pixels, fields = await image_input(request)
-    if raw is None:
-        raise ApiError(422, "give an image, not 28x28 pixels, to read a number")
-    return await request.app.state.heavy.run(read_work, raw, profile_field(request, fields))
+    return await _in_heavy_worker(request, read_work, "give an image, not 28x28 pixels, to read a number")
 
 
 @router.post("/api/calc", response_model=CalcResponse, responses=ERRORS, openapi_extra=two_bodies(FileForm, ImageJSON),
              summary="Read a written expression (468x59+79, (7+9x3)/2, 7+5+3=15) and work it out exactly")
 async def calc(request: Request):
-    raw, _, _ = await image_input(request)
-    if raw is None:
-        raise ApiError(422, "give an image of a written expression")
-    return await request.app.state.heavy.run(calc_work, raw)
+    return await _in_heavy_worker(request, calc_work, "give an image of a written expression", profiled=False)
 
 
 @router.post("/api/check", response_model=CheckResponse, response_model_exclude_unset=True, responses=ERRORS,
              openapi_extra=two_bodies(FileForm, ImageJSON),
              summary="Check handwritten arithmetic lines (a op b = c) on a page")
 async def check(request: Request):
-    raw, _, fields = await image_input(request)
-    if raw is None:
-        raise ApiError(422, "give an image of arithmetic lines")
-    return await request.app.state.heavy.run(check_work, raw, profile_field(request, fields))
+    return await _in_heavy_worker(request, check_work, "give an image of arithmetic lines")
 
 
 @router.post("/api/visualize", response_model=VisualizeResponse, responses=ERRORS,
