@@ -14,7 +14,7 @@ handwriting profile, and runs every task on them. A pixel's way, stage by stage:
     verdicts     arithmetic.verdicts (lines), arithmetic.columns (column sums), arithmetic.calc
                  (an expression), worksheets.grade.mark_part (a box against its key)
 
-``check_page``, ``read_number``, ``read_expression``, ``calculate`` and ``grade_photo`` each build a
+``check_page``, ``read_number``, ``calculate`` and ``grade_photo`` each build a
 Predictor for one image; a server or a batch builds one and reuses it.
 """
 
@@ -89,11 +89,6 @@ def check_page(source, name: str = "image", max_side: int | None = None, model=N
 def read_number(source, name: str = "image", model=None, max_side: int | None = None, profile=None) -> dict:
     """A written number in one image (``Predictor.number``)."""
     return Predictor(model, profile, max_side).number(source, name)
-
-
-def read_expression(source, name: str = "image", model=None, max_side: int | None = None) -> dict:
-    """A written expression in one image, as read (``Predictor.expression``)."""
-    return Predictor(model, None, max_side).expression(source, name)
 
 
 def calculate(source, name: str = "image", model=None, max_side: int | None = None) -> dict:

@@ -354,7 +354,7 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
 def expression_reading(source, name: str, model, max_side: int | None = None, propose=None) -> dict:
     """One written expression ("468*59+79", "7+5+3=15") in any image, read by ``model``: text,
     confidence, alternatives, box, and the N-best readings (``propose``: see ``read_lines``). Working it
-    out and judging a written answer are ``arithmetic.calc``'s; ``predictor.read_expression`` builds it."""
+    out and judging a written answer are ``arithmetic.calc``'s (``predictor.Predictor.calc``)."""
     from ..digits.preprocess import NoDigitFound
     from .decode import EXPRESSION
 
