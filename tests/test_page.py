@@ -383,3 +383,51 @@ def test_the_whole_picture_is_a_hypothesis_unless_the_sheet_lies_on_a_coloured_t
     grey[table] = 0.4  # the same sheet on a grey desk: the surround might be paper in shadow
     outlines = list(sheet_outlines(grey))
     assert outlines[0] is not None and outlines[-1] is None
+
+
+# -- crops cut along a table's or a form's cell --------------------------------------------------------------
+def _framed(ink: np.ndarray, gap: int = 3, width: int = 2) -> np.ndarray:
+    """``ink`` (1 = ink) inside a cell's four borders ``gap`` px away, ``width`` px thick."""
+    out = np.pad(ink, gap + width)
+    out[:width], out[-width:], out[:, :width], out[:, -width:] = 1, 1, 1, 1
+    return out
+
+
+def test_a_light_crop_with_dark_borders_is_not_taken_for_a_board():
+    from digitlab.page.ink import dark_on_light
+
+    crop = 1 - 0.8 * _framed(_strokes(40, 60, np.random.default_rng(3), n=6))
+    rgb = np.repeat(crop[..., None], 3, 2).astype(np.float32)
+    assert dark_on_light(rgb) is rgb
+
+
+def test_a_cells_borders_are_erased_and_the_writing_kept():
+    from digitlab.page.ink import remove_frame
+
+    writing = np.zeros((40, 60), np.float32)
+    cv2.circle(writing, (20, 20), 14, 1.0, 3)  # a "0"
+    cv2.line(writing, (45, 3), (45, 37), 1.0, 3)  # a "1"
+    writing[18:23, :3] = 1  # touching the left border
+    framed = _framed(writing, gap=0)
+    kept = remove_frame(framed)
+    inner = (slice(2, -2), slice(2, -2))
+    assert kept[:2].max() == kept[-2:].max() == kept[:, :2].max() == kept[:, -2:].max() == 0
+    assert (kept[inner] == writing).mean() > 0.99
+
+
+@pytest.mark.parametrize("shape", ["one", "seven", "two"])
+def test_a_tight_crop_has_no_frame_to_lose(shape):
+    """A 1's stem runs a tight crop's whole height, a 7's bar or a 2's foot its whole width: alone,
+    along one side, they are writing, not a cell's borders."""
+    from digitlab.page.ink import remove_frame
+
+    ink = np.zeros((48, 30), np.float32)
+    if shape in ("one", "seven"):
+        cv2.line(ink, (27, 0), (27 if shape == "one" else 8, 47), 1.0, 3)
+    if shape == "seven":
+        ink[:3] = 1
+    if shape == "two":
+        cv2.ellipse(ink, (15, 14), (13, 13), 0, 180, 360, 1.0, 3)
+        cv2.line(ink, (28, 14), (0, 46), 1.0, 3)
+        ink[-3:] = 1
+    assert np.array_equal(remove_frame(ink), ink)

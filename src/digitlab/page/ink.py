@@ -4,6 +4,8 @@
   strokes (they are thin), and the image is divided by it, so shadows and gradients vanish.
 - **Colour**: darkness is taken from the *darkest* channel, so a blue pen is as dark as a black
   one while light-blue or grey rulings stay light.
+- **Frames**: a crop cut along a table's or a form's cell keeps the cell's borders; they are fitted
+  as straight lines and erased, the digits touching them kept (``remove_frame``).
 - **Rulings**: long thin straight runs (longer than any handwritten stroke) are found by
   morphological openings along rows and columns and subtracted; a stroke that crosses a ruling
   keeps the darkness it has above the ruling's, so it is dimmed, never cut.
@@ -42,7 +44,9 @@ def dark_on_light(rgb: np.ndarray) -> np.ndarray:
     departures from the ground (a median far wider than a stroke) are lighter than it on a board.
     """
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
-    if np.median(border.mean(axis=1)) >= 0.45:
+    # Light ground at the edges, or over most of the picture: a crop cut along a table's or a box's
+    # borders has dark edges round light paper.
+    if max(np.median(border.mean(axis=1)), np.median(rgb.mean(axis=2))) >= 0.45:
         return rgb
     h, w = rgb.shape[:2]
     s = min(1.0, 400 / max(h, w))
@@ -131,4 +135,82 @@ def whole_image_ink(rgb: np.ndarray, margin: int = 8) -> np.ndarray:
     if dark - paper < 0.1:
         raise NoDigitFound("no writing found in the image")
     ink = np.clip((d - paper - 0.08) / max(dark - paper - 0.08, 0.1), 0, 1).astype(np.float32)
-    return np.pad(ink, margin)
+    return np.pad(remove_frame(ink), margin)
+
+
+def remove_frame(ink: np.ndarray, edge: float = 0.25, cover: float = 0.85, faint: float = 0.08) -> np.ndarray:
+    """A crop's ink map without the borders of the cell it was cut from (a register's row number, a
+    form's box): straight lines near both the crop's top and its bottom along which ink runs almost
+    all the way (``cover``), and, only between such lines, the like near its left or right (a tight
+    crop's "1" runs its whole height too, but never between two rules).
+
+    Each line is fitted as a straight line of its own thickness (its thinnest tenth of rows: where
+    a digit touches it the run is wider), and only those pixels go: a digit that merely touches a
+    border keeps its stroke.
+    """
+    on = ink > faint
+    ys, xs = np.nonzero(on)
+    if not len(ys):
+        return ink
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    if x1 - x0 < 0.5 * (y1 - y0):
+        return ink  # narrower than any cell: a lone "1", whose every row is "covered"
+    erase = np.zeros(on.shape, bool)
+    for axis in (0, 1):  # 0: rows (the top and bottom borders), 1: columns (the sides)
+        # A 3-px window along the line tolerates a border tilted by a pixel or two.
+        grown = cv2.dilate(on.astype(np.uint8), np.ones((3, 1) if axis == 0 else (1, 3), np.uint8))
+        cover_of = grown[y0:y1, x0:x1].mean(1 if axis == 0 else 0)
+        n, off = (y1 - y0, y0) if axis == 0 else (x1 - x0, x0)
+        full = np.flatnonzero(cover_of >= cover)
+        # A ruling may cross a wide crop at a slant, so rows are looked for in its outer quarters;
+        # a cell's side is the crop's edge itself (a "1" may stand a few pixels inside it).
+        near = edge * n if axis == 0 else max(5.0, 0.06 * n)
+        first_side, second_side = full[full < near], full[full >= n - near]
+        if axis == 0 and not (len(first_side) and len(second_side)):
+            # Both the top and the bottom, as a cell or a ruled register has them: a 7's bar or a 2's
+            # foot is a straight line across a tight crop too, but only along one side.
+            return ink
+        for first, last in _runs_of([int(i) for i in (*first_side, *second_side)]):
+            a, b = max(0, first + off - 2), last + off + 3
+            erase |= _straight_line(on.T, a, b).T if axis == 0 else _straight_line(on, a, b)
+    if not erase.any():
+        return ink
+    out = ink.copy()
+    out[erase] = 0
+    return out
+
+
+def _runs_of(idx: list[int]) -> list[tuple[int, int]]:
+    """Consecutive integers grouped: [3, 4, 5, 9] -> [(3, 5), (9, 9)]."""
+    runs: list[list[int]] = []
+    for i in idx:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return [(a, b) for a, b in runs]
+
+
+def _straight_line(on: np.ndarray, a: int, b: int) -> np.ndarray:
+    """The pixels of a straight, roughly vertical line running down ``on`` between columns a and b."""
+    h, w = on.shape
+    rows, centres, widths = [], [], []
+    guess = (a + b) / 2
+    for y in range(h):
+        row = on[y, a:b]
+        if not row.any():
+            continue
+        runs = np.flatnonzero(np.diff(np.r_[0, row.astype(np.int8), 0])).reshape(-1, 2)
+        mid = runs.mean(1) - 0.5 + a
+        k = int(np.argmin(abs(mid - guess)))
+        rows.append(y)
+        centres.append(mid[k])
+        widths.append(runs[k, 1] - runs[k, 0])
+    if len(rows) < 0.5 * h:
+        return np.zeros_like(on)
+    rows_, centres_, widths_ = (np.asarray(v, np.float32) for v in (rows, centres, widths))
+    t = float(np.percentile(widths_, 10))
+    alone = widths_ <= t + 1
+    slope, at0 = np.polyfit(rows_[alone], centres_[alone], 1) if alone.sum() >= 2 else (0.0, float(np.median(centres_)))
+    yy, xx = np.mgrid[0:h, 0:w]
+    return on & (np.abs(xx - (at0 + slope * yy)) <= t / 2 + 0.75)

@@ -344,7 +344,11 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
         found.append((max(page.lines, key=lambda l: float(l.ink.sum())), page))
     if page is None or not page.lines or max(page.size) <= WHOLE_IMAGE_SIDE:
         # A small image may be the line itself, cropped tightly: read it whole too, keep the likelier.
-        found.append(_whole_image(source, name, max_side))
+        try:
+            found.append(_whole_image(source, name, max_side))
+        except NoDigitFound:
+            if not found:
+                raise
     readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits,
                           propose=propose)
     k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
