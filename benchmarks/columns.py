@@ -7,7 +7,7 @@ Each problem is a column addition (two or three operands) or subtraction of 2-4 
 of the results a pupil's slip (``digitlab.datasets.pens.column_problem``), written by one real writer
 (UCI pendigits pen trajectories; the operator and the rule drawn in the same pen) with the carry or
 borrow marks a pupil writes above the top number on 70% of them (``compose_column``), rendered on
-paper. ``--times P``: that share are long multiplications instead (a 2-3 digit number times a 1-2
+paper (``--squared``: squared paper, grey or blue squares about a digit high). ``--times P``: that share are long multiplications instead (a 2-3 digit number times a 1-2
 digit one, the partial products written between two rules, ``partial_products``; half of a wrong
 result's slips are in a partial product). ``single``: one
 problem per image, as a photo of one exercise; ``row``: three problems side
@@ -41,6 +41,7 @@ def score_columns(found: list[list[tuple[str, str, str]]], truths: list[list[str
     each problem checked, ``truths`` per image the problems written ("78+99=177"), left to right."""
     n = sum(len(t) for t in truths)
     got = exact = right = unsure = false_tick = false_cross = 0
+    ticked = 0  # right results ticked
     for lines, truth in zip(found, truths):
         cols = [l for l in lines if l[2] == "column"]
         if len(cols) != len(truth):
@@ -53,11 +54,17 @@ def score_columns(found: list[list[tuple[str, str, str]]], truths: list[list[str
             unsure += status in ("unsure", "unreadable")
             false_tick += status == "correct" and not ok
             false_cross += status == "wrong" and ok
+            ticked += ok and status == "correct"
+    n_wrong = sum(not adds_up(t) for truth in truths for t in truth)
     return {"problems": n, "found": got / n, "exact": exact / n, "right_verdicts": right / n, "unsure": unsure / n,
-            "false_ticks": false_tick, "false_crosses": false_cross}
+            "false_ticks": false_tick, "false_crosses": false_cross,
+            # a pupil's page holds mostly right results: how each kind fares, apart
+            "right_results_ticked": ticked / max(1, sum(adds_up(t) for truth in truths for t in truth)),
+            "wrong_results_crossed": (right - ticked) / max(1, n_wrong)}
 
 
-def make(pens, n_images: int, per_image: int, seed: int, times: float = 0.0) -> tuple[list[np.ndarray], list[list[str]]]:
+def make(pens, n_images: int, per_image: int, seed: int, times: float = 0.0,
+         squared: bool = False) -> tuple[list[np.ndarray], list[list[str]]]:
     rng = np.random.default_rng(seed)
     writers = sorted(pens.by_writer)
     imgs, truths = [], []
@@ -78,7 +85,7 @@ def make(pens, n_images: int, per_image: int, seed: int, times: float = 0.0) -> 
         for ink in inks:
             top = int(rng.integers(0, h - ink.shape[0] + 1))
             parts += [np.pad(ink, ((top, h - ink.shape[0] - top), (0, 0))), np.zeros((h, gap), np.float32)]
-        imgs.append(as_paper(np.pad(np.hstack(parts[:-1]), 30), rng))
+        imgs.append(as_paper(np.pad(np.hstack(parts[:-1]), 30), rng, squared=squared))
         truths.append(texts)
     return imgs, truths
 
@@ -105,6 +112,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--pages", type=int, default=40, help="images of three problems side by side")
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--times", type=float, default=0.0, help="share of long multiplications (partial products)")
+    ap.add_argument("--squared", action="store_true", help="on squared paper (grey or blue squares about a digit high)")
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/columns.json")
     ap.add_argument("--row-sure", help="comma-separated values of arithmetic.columns.ROW_SURE to compare "
@@ -118,11 +126,11 @@ def main(argv=None) -> dict:
     for setting, values in (("ROW_SURE", args.row_sure), ("PARTIAL_SLIP", args.partial_slip)):
         sweep = [(setting, float(v)) for v in values.split(",")] if values else sweep
     pens = load_pendigits(args.split)
-    sets = {"single": make(pens, args.problems, 1, args.seed, args.times),
-            "row": make(pens, args.pages, 3, args.seed + 1, args.times)}
+    sets = {"single": make(pens, args.problems, 1, args.seed, args.times, args.squared),
+            "row": make(pens, args.pages, 3, args.seed + 1, args.times, args.squared)}
     sets = {k: v for k, v in sets.items() if v[0]}
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
-    kind = f", {args.times:.0%} long multiplications" if args.times else ""
+    kind = (f", {args.times:.0%} long multiplications" if args.times else "") + (", squared paper" if args.squared else "")
     report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed column sums{kind}, seed {args.seed}",
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):

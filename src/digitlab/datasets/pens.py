@@ -229,12 +229,28 @@ def compose_line(text: str, pens: PenSet, writer_id: str, rng: np.random.Generat
     return canvas.astype(np.float32) / 255.0
 
 
-def as_paper(ink: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-    """An ink map as a greyscale scan (uint8, dark ink on light paper, a little noise)."""
+def as_paper(ink: np.ndarray, rng: np.random.Generator | None = None, squared: bool = False) -> np.ndarray:
+    """An ink map as a greyscale scan (uint8, dark ink on light paper, a little noise); ``squared``:
+    as a colour scan (BGR) of squared paper, as European pupils do their sums on, the squares about
+    a digit's height, the lines grey or blue, under the ink."""
     rng = rng or np.random.default_rng(0)
     paper = rng.uniform(215, 250)
     ink_tone = rng.uniform(10, 80)
-    img = paper - (paper - ink_tone) * np.clip(ink, 0, 1) + rng.normal(0, 3, ink.shape)
+    a = np.clip(ink, 0, 1)
+    if not squared:
+        img = paper - (paper - ink_tone) * a + rng.normal(0, 3, ink.shape)
+        return np.clip(img, 0, 255).astype(np.uint8)
+    h, w = ink.shape
+    side, (ox, oy) = rng.uniform(36, 50), rng.uniform(0, 36, 2)
+    grid = np.zeros((h, w), np.float32)
+    for x in np.arange(ox, w, side):
+        cv2.line(grid, (int(x), 0), (int(x), h - 1), 1.0, 1)
+    for y in np.arange(oy, h, side):
+        cv2.line(grid, (0, int(y)), (w - 1, int(y)), 1.0, 1)
+    # Grey lines darken every channel; blue ones (BGR) the red and green channels most.
+    tint = np.float32([1, 1, 1]) if rng.random() < 0.5 else np.float32([0.2, 0.6, 0.9])
+    sheet = paper - rng.uniform(25, 90) * grid[..., None] * tint
+    img = sheet * (1 - a[..., None]) + ink_tone * a[..., None] + rng.normal(0, 3, (h, w, 1))
     return np.clip(img, 0, 255).astype(np.uint8)
 
 

@@ -7,8 +7,8 @@
 - **Frames**: a crop cut along a table's or a form's cell keeps the cell's borders; they are fitted
   as straight lines and erased, the digits touching them kept (``remove_frame``).
 - **Rulings**: long thin straight runs (longer than any handwritten stroke) are found by
-  morphological openings along rows and columns and subtracted; a stroke that crosses a ruling
-  keeps the darkness it has above the ruling's, so it is dimmed, never cut.
+  morphological openings along rows and columns and subtracted; ink lies over a ruling, so where a
+  stroke crosses one or runs along it, what is clearly darker than the ruling stays as it is.
 """
 
 from __future__ import annotations
@@ -100,8 +100,15 @@ def _rulings(d: np.ndarray, min_len: int, min_span: float, widen: bool, covered:
             seen = np.bincount(labels.ravel(), weights=(on & covered).ravel(), minlength=n)
             keep &= seen < 0.5 * np.bincount(labels.ravel(), weights=on.ravel(), minlength=n)
         if keep.any():
+            # A ruling is about as dark all along, and ink lies over it: where a stroke crosses a
+            # ruling, or runs along it for longer than ``min_len`` (a 1's stem on a squared page's
+            # line, which the opening takes whole), what is clearly darker than the ruling is the
+            # stroke's and stays as it is; elsewhere a line takes no more than its own darkness.
+            level = (np.bincount(labels.ravel(), weights=(opened * on).ravel(), minlength=n) /
+                     np.maximum(np.bincount(labels.ravel(), weights=on.ravel(), minlength=n), 1))[labels]
+            taken = np.where(d > level + 0.15, 0, np.minimum(cv2.dilate(opened, grow), level + 0.05))
             # Widened by a pixel so the rulings' anti-aliased edges go too.
-            found = np.maximum(found, np.where(keep[labels], cv2.dilate(opened, grow), 0))
+            found = np.maximum(found, np.where(keep[labels], taken, 0))
     return found
 
 
