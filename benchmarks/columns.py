@@ -4,7 +4,7 @@
                                  [--json PATH]
 
 Each problem is a column addition (two or three operands) or subtraction of 2-4 digit numbers, half
-of the results a pupil's slip (``digitlab.datasets.pens.column_problem``), written by one real writer
+of the results a pupil's slip (``digitlab.datasets.pen_columns.column_problem``), written by one real writer
 (UCI pendigits pen trajectories; the operator and the rule drawn in the same pen) with the carry or
 borrow marks a pupil writes above the top number on 70% of them (``compose_column``), rendered on
 paper (``--squared``: squared paper, grey or blue squares about a digit high). ``--times P``: that share are long multiplications instead (a 2-3 digit number times a 1-2
@@ -30,7 +30,8 @@ import numpy as np
 
 from digitlab.arithmetic.check import adds_up
 from digitlab.predictor import check_page
-from digitlab.datasets.pens import as_paper, column_problem, compose_column, load_pendigits, partial_products
+from digitlab.datasets.pen_columns import column_problem, compose_column, partial_products
+from digitlab.datasets.pens import as_paper, load_pendigits
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
 from digitlab.reader.read import get_line_reader

@@ -6,7 +6,8 @@ Each sample is one image, as a user would send it: a line "a op b = c" (about ha
 wrong, 20% of those any number at all) or a number of 1-6 digits, composed from the real pen
 trajectories of one writer (``digitlab.datasets.pens``: UCI pendigits; the operators are drawn in the
 same pen; ``--messy 0.4``: written as people write when nothing rules the line, each symbol up to 0.4
-of its height off the baseline, the "=" lower, the answer climbing or falling), rendered on paper and read by ``check_page`` / ``read_number`` with
+of its height off the baseline, the "=" lower, the answer climbing or falling), rendered on paper
+(``--squared``: squared paper, the squares about a digit high) and read by ``check_page`` / ``read_number`` with
 
 - ``new``: the default reader (PP-OCRv6 fused with the two CRNNs, ``reader/ppocr.py``), and
 - ``old``: the CRNN pair alone (``line_reader`` with its partner, test-time augmentation and the
@@ -56,9 +57,9 @@ def score_lines(results: list[tuple[list[str], list[str]]], texts: list[str]) ->
             "false_ticks": false_tick, "false_crosses": false_cross, "not_one_line": missed}
 
 
-def images(inks: list[np.ndarray], seed: int) -> list[np.ndarray]:
+def images(inks: list[np.ndarray], seed: int, squared: bool = False) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [as_paper(np.pad(ink, 24), rng) for ink in inks]
+    return [as_paper(np.pad(ink, 24), rng, squared=squared) for ink in inks]
 
 
 def run(reader, line_imgs, line_texts, number_imgs, number_texts) -> dict:
@@ -94,6 +95,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--numbers", type=int, default=400)
     ap.add_argument("--seed", type=int, default=99)
     ap.add_argument("--messy", type=float, default=0.0, help="symbols off the baseline, in heights (see pens.compose_line)")
+    ap.add_argument("--squared", action="store_true", help="on squared paper (see pens.as_paper)")
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/real_pens.json")
     args = ap.parse_args(argv)
@@ -102,12 +104,12 @@ def main(argv=None) -> dict:
     else:
         pens, x_from, source = load_pendigits(args.split), None, f"pendigits-orig.{args.split}"
     inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed, messy=args.messy, x_from=x_from)
-    line_imgs = images(inks, args.seed)
+    line_imgs = images(inks, args.seed, args.squared)
     inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number", messy=args.messy)
-    number_imgs = images(inks, args.seed + 1)
+    number_imgs = images(inks, args.seed + 1, args.squared)
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
     report = {"data": f"{source} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}"
-                        + (f", messy {args.messy}" if args.messy else ""),
+                        + (f", messy {args.messy}" if args.messy else "") + (", squared paper" if args.squared else ""),
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):
         r = run(readers[name](), line_imgs, line_texts, number_imgs, number_texts)

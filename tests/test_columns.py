@@ -8,7 +8,8 @@ import pytest
 from digitlab.arithmetic import columns as col
 from digitlab.arithmetic.check import adds_up
 from digitlab.predictor import check_page
-from digitlab.datasets.pens import as_paper, carries_of, column_problem, compose_column, load_pendigits
+from digitlab.datasets.pen_columns import carries_of, column_problem, compose_column
+from digitlab.datasets.pens import as_paper, load_pendigits
 from digitlab.page.layout import analyse_page
 
 
@@ -49,7 +50,7 @@ def test_partial_products_tell_which_operand_was_written():
 
 
 def test_long_multiplication_with_partial_products_is_drawn_as_a_pupil_writes_it():
-    from digitlab.datasets.pens import partial_products
+    from digitlab.datasets.pen_columns import partial_products
 
     assert partial_products(["979", "31"]) == ["979", "29370"]
     assert partial_products(["979", "3"]) == []
