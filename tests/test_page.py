@@ -91,6 +91,18 @@ def test_rulings_removed_pen_kept(blue_pen):
     assert np.mean(clean[strokes] > 0.4) > 0.9  # ... and the writing, crossing them, is not
 
 
+def test_a_stroke_along_a_squares_line_is_kept_whole():
+    """A 1's stem written on a squared page's line runs along it for longer than any opening's
+    length: the line goes, the stem stays as dark as the rest of the writing."""
+    d = np.zeros((300, 300), np.float32)
+    d[::40, :] = d[:, ::40] = 0.25  # 1-px grey squares, 40 px apart
+    d[60:130, 119:122] = 0.85  # a stem on the line x = 120
+    d[200, 30:60] = 0.85  # and a bar crossing x = 40
+    clean, _ = remove_rulings(d, min_len=25)
+    assert clean[60:130, 120].min() > 0.8 and clean[200, 30:60].min() > 0.8
+    assert clean[20, :].max() < 0.1 and clean[250:290, 80].max() < 0.1
+
+
 def test_short_strokes_are_not_rulings():
     d = np.zeros((200, 300), np.float32)
     cv2.line(d, (40, 100), (110, 100), 1.0, 3)  # a minus sign, longer than min_len
