@@ -443,3 +443,18 @@ def test_a_tight_crop_has_no_frame_to_lose(shape):
         cv2.line(ink, (28, 14), (0, 46), 1.0, 3)
         ink[-3:] = 1
     assert np.array_equal(remove_frame(ink), ink)
+
+
+def test_a_forms_comb_of_boxes_loses_its_separators_not_its_digits():
+    from digitlab.page.ink import remove_frame
+
+    comb = np.zeros((44, 3 * 40 + 2), np.float32)
+    comb[:2], comb[-2:] = 1, 1
+    for x in (0, 40, 80, 120):
+        comb[:, x : x + 2] = 1  # the boxes' sides
+    writing = np.zeros_like(comb)
+    for x in (20, 60, 100):
+        cv2.line(writing, (x + 3, 8), (x - 3, 36), 1.0, 3)  # a "1" in each box, clear of its borders
+    kept = remove_frame(np.maximum(comb, writing))
+    assert kept[comb > 0].max() == 0
+    assert np.array_equal(kept > 0, writing > 0)

@@ -149,7 +149,8 @@ def remove_frame(ink: np.ndarray, edge: float = 0.25, cover: float = 0.85, faint
     """A crop's ink map without the borders of the cell it was cut from (a register's row number, a
     form's box): straight lines near both the crop's top and its bottom along which ink runs almost
     all the way (``cover``), and, only between such lines, the like near its left or right (a tight
-    crop's "1" runs its whole height too, but never between two rules).
+    crop's "1" runs its whole height too, but never between two rules) and the separators of a comb
+    of equal boxes, unbroken from the top line to the bottom one.
 
     Each line is fitted as a straight line of its own thickness (its thinnest tenth of rows: where
     a digit touches it the run is wider), and only those pixels go: a digit that merely touches a
@@ -177,7 +178,23 @@ def remove_frame(ink: np.ndarray, edge: float = 0.25, cover: float = 0.85, faint
             # Both the top and the bottom, as a cell or a ruled register has them: a 7's bar or a 2's
             # foot is a straight line across a tight crop too, but only along one side.
             return ink
-        for first, last in _runs_of([int(i) for i in (*first_side, *second_side)]):
+        between = []
+        if axis == 1:
+            # A form's comb of boxes, one digit to a box: a separator runs unbroken from the top
+            # border to the bottom one, which a digit, smaller than its box, does not.
+            inside = grown[top + 1 : bottom, x0:x1]
+            seps = _runs_of([int(i) for i in np.flatnonzero(inside.mean(0) >= 0.97)]) if len(inside) else []
+            seps = [(a, b) for a, b in seps if near <= a and b < n - near]
+            # ... and the boxes are as wide as each other: a "1" that happens to touch both borders
+            # does not cut its cell into equal boxes.
+            if seps and len(first_side) and len(second_side):
+                centres = [first_side.mean(), *[(a + b) / 2 for a, b in seps], second_side.mean()]
+                gaps = np.diff(centres)
+                if np.abs(gaps - np.median(gaps)).max() <= 0.2 * np.median(gaps):
+                    between = [i for a, b in seps for i in range(a, b + 1)]
+        else:
+            top, bottom = int(first_side.max()) + off + 1, int(second_side.min()) + off - 1
+        for first, last in _runs_of(sorted({int(i) for i in (*first_side, *second_side, *between)})):
             a, b = max(0, first + off - 2), last + off + 3
             erase |= _straight_line(on.T, a, b).T if axis == 0 else _straight_line(on, a, b)
     if not erase.any():
