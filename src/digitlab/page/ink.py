@@ -236,5 +236,9 @@ def _straight_line(on: np.ndarray, a: int, b: int) -> np.ndarray:
     t = float(np.percentile(widths_, 10))
     alone = widths_ <= t + 1
     slope, at0 = np.polyfit(rows_[alone], centres_[alone], 1) if alone.sum() >= 2 else (0.0, float(np.median(centres_)))
-    yy, xx = np.mgrid[0:h, 0:w]
-    return on & (np.abs(xx - (at0 + slope * yy)) <= t / 2 + 0.75)
+    # Only the band's columns (and a pixel or three beyond): a large image's full grid would not do.
+    lo, hi = max(0, a - 3), min(w, b + 3)
+    near_line = np.abs(np.arange(lo, hi)[None] - (at0 + slope * np.arange(h)[:, None])) <= t / 2 + 0.75
+    out = np.zeros_like(on)
+    out[:, lo:hi] = on[:, lo:hi] & near_line
+    return out
