@@ -212,3 +212,18 @@ def test_a_number_cut_along_a_cells_borders_is_read():
     # measured: 24 of 30 (20 with the borders left in the ink, 0 when such a crop was taken for chalk
     # on a board); the misreadings are mostly 7s read as 2s, as on lines.
     assert right >= 22, right
+
+
+def test_a_long_number_squeezed_into_a_fixed_size_crop_is_read():
+    """Some data sets store every number at 130x120 px, whatever its width: a 4- or 5-digit number's
+    digits then stand much narrower than anyone writes them, and are read widened too."""
+    from digitlab.datasets.pens import as_paper, load_pendigits, pen_lines
+
+    inks, texts, _ = pen_lines(load_pendigits("tes"), 20, seed=36,
+                               make_text=lambda r: str(int(r.integers(1000, 100000))))
+    right = 0
+    for i, (ink, text) in enumerate(zip(inks, texts)):
+        ys, xs = np.nonzero(ink > 0.2)
+        crop = as_paper(np.pad(ink[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1], 2), np.random.default_rng(i))
+        right += read_number(cv2.resize(crop, (130, 120), interpolation=cv2.INTER_AREA))["text"] == text
+    assert right >= 13, right  # measured: 15 of 20; read as they come, 9

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -328,9 +328,10 @@ def _whole_image(source, name: str, max_side: int | None):
 
 
 def _one_line(source, name: str, model, max_side: int | None, profile, grammar: Grammar, digits,
-              propose=None) -> tuple:
+              propose=None, unsquash: bool = False) -> tuple:
     """(line, page, reading): the likeliest reading under ``grammar`` of the band with the most
-    writing, or of the whole image when it is small (a tight crop) or shows no band."""
+    writing, or of the whole image when it is small (a tight crop) or shows no band; ``unsquash``:
+    writing squeezed narrower than hands write is read widened too (``_squashed``)."""
     from ..page import analyse_page
     from ..digits.preprocess import NoDigitFound
 
@@ -352,7 +353,28 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
     readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits,
                           propose=propose)
     k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
-    return (*found[k], readings[k])
+    reading = readings[k]
+    if unsquash and _squashed(found[k][0].ink, reading.text):
+        # A crop stored at a fixed size (130x120 whatever the number's width) squeezes its digits
+        # narrower than any hand writes them: read it widened too, and keep the likelier.
+        wide = cv2.resize(found[k][0].ink, (int(found[k][0].ink.shape[1] * UNSQUASH), found[k][0].ink.shape[0]),
+                          interpolation=cv2.INTER_LINEAR)
+        again = read_lines([wide], grammar, model=model, profile=profile, digits=digits, propose=propose)[0]
+        if again.text and again.probability > reading.probability:
+            reading = replace(again, spans=[(int(a / UNSQUASH), int(b / UNSQUASH)) for a, b in again.spans])
+    return (*found[k], reading)
+
+
+SQUASHED = 0.4  # width per symbol / height below which writing is squeezed (handwritten digits: 0.5-0.8)
+UNSQUASH = 1.6  # how much wider such writing is read again (validation crops: 1.6 and 2.0 alike)
+
+
+def _squashed(ink: np.ndarray, text: str | None) -> bool:
+    """Whether ``text``, read from ``ink``, stands narrower than anyone writes its symbols."""
+    ys, xs = np.nonzero(ink > 0.25)
+    if not text or not len(ys):
+        return False
+    return (np.ptp(xs) + 1) / (len(text) * (np.ptp(ys) + 1)) < SQUASHED
 
 
 def expression_reading(source, name: str, model, max_side: int | None = None, propose=None) -> dict:
@@ -376,7 +398,7 @@ def number_reading(source, name: str, model, max_side: int | None = None, profil
     from .decode import NUMBER
 
     opinion = model.metadata.get("number_digit_opinion", NUMBER_DIGIT_OPINION)
-    line, page, reading = _one_line(source, name, model, max_side, profile, NUMBER, opinion)
+    line, page, reading = _one_line(source, name, model, max_side, profile, NUMBER, opinion, unsquash=True)
     if reading.text is None:
         raise NoDigitFound(f"{name}: no number found")
     left, top = line.origin
