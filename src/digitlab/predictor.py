@@ -6,8 +6,9 @@ handwriting profile, and runs every task on them. A pixel's way, stage by stage:
 
     image        io.images.load_rgb (EXIF turns, size limits)
     page         page.layout: sheet, flattening, rulings, lines and column sums (check); the band
-                 with the most writing, or the whole image (number, expression); a worksheet's
-                 markers and boxes (grade: worksheets.markers, worksheets.grade)
+                 with the most writing, or the whole image, its cell's borders erased (number,
+                 expression: reader.single); a worksheet's markers and boxes (grade:
+                 worksheets.markers, worksheets.grade)
     recogniser   reader.read.read_lines: frames of CTC log-probabilities from each member
     decoder      reader.decode: the task's grammar (ARITHMETIC, EXPRESSION, NUMBER, ROW), N-best
     rescorers    near misses, the arithmetic prior, the digit CNN's opinion, a profile
@@ -53,13 +54,13 @@ class Predictor:
 
     def number(self, source, name: str = "image") -> dict:
         """A written number: text, confidence, alternatives, digit boxes."""
-        from .reader.read import number_reading
+        from .reader.single import number_reading
 
         return number_reading(source, name, self.reader, self.max_side, self.profile)
 
     def expression(self, source, name: str = "image", propose=None) -> dict:
         """A written expression as read: text, confidence, alternatives, box, N-best."""
-        from .reader.read import expression_reading
+        from .reader.single import expression_reading
 
         return expression_reading(source, name, self.reader, self.max_side, propose)
 

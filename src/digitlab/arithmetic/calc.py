@@ -1,6 +1,6 @@
 """A calculator for handwriting: one written expression read and worked out.
 
-``predictor.calculate``: the likeliest expression in an image (``reader.read.expression_reading``: any number of
+``predictor.calculate``: the likeliest expression in an image (``reader.single.expression_reading``: any number of
 + - x ÷, with or without "= answer"), its exact value (``grammar.work_out``: precedence, fractions
 kept exact), and, when an answer is written, the verdict ``check`` would give that line (the
 reader's calibration: unsure unless the readings are sure). Used by ``digitlab calc``, ``/api/calc``
@@ -15,7 +15,7 @@ from .verdicts import Calibration, alternatives
 
 def calculate_reading(read: dict, cal: Calibration) -> dict:
     """{expression, value, value_exact, written_answer, status, confidence, alternatives, bbox} of an
-    expression's reading (``reader.read.expression_reading``, near misses proposed when ``cal`` says so).
+    expression's reading (``reader.single.expression_reading``, near misses proposed when ``cal`` says so).
 
     ``status``: "computed" (no answer written; ``confidence``: the reading's probability), "correct",
     "wrong" or "unsure" (an answer written: judged as ``check`` judges a line, ``confidence`` the share
