@@ -174,14 +174,16 @@ def remove_frame(ink: np.ndarray, edge: float = 0.25, cover: float = 0.85, faint
         # a cell's side is the crop's edge itself (a "1" may stand a few pixels inside it).
         near = edge * n if axis == 0 else max(5.0, 0.06 * n)
         first_side, second_side = full[full < near], full[full >= n - near]
-        if axis == 0 and not (len(first_side) and len(second_side)):
-            # Both the top and the bottom, as a cell or a ruled register has them: a 7's bar or a 2's
-            # foot is a straight line across a tight crop too, but only along one side.
-            return ink
-        between = []
-        if axis == 1:
+        between: list[int] = []
+        if axis == 0:
+            if not (len(first_side) and len(second_side)):
+                # Both the top and the bottom, as a cell or a ruled register has them: a 7's bar or
+                # a 2's foot is a straight line across a tight crop too, but only along one side.
+                return ink
+            top, bottom = int(first_side.max()) + off + 1, int(second_side.min()) + off - 1
+        else:
             # A form's comb of boxes, one digit to a box: a separator runs unbroken from the top
-            # border to the bottom one, which a digit, smaller than its box, does not.
+            # border to the bottom one, which a digit, smaller than its box, does not ...
             inside = grown[top + 1 : bottom, x0:x1]
             seps = _runs_of([int(i) for i in np.flatnonzero(inside.mean(0) >= 0.97)]) if len(inside) else []
             seps = [(a, b) for a, b in seps if near <= a and b < n - near]
@@ -192,8 +194,6 @@ def remove_frame(ink: np.ndarray, edge: float = 0.25, cover: float = 0.85, faint
                 gaps = np.diff(centres)
                 if np.abs(gaps - np.median(gaps)).max() <= 0.2 * np.median(gaps):
                     between = [i for a, b in seps for i in range(a, b + 1)]
-        else:
-            top, bottom = int(first_side.max()) + off + 1, int(second_side.min()) + off - 1
         for first, last in _runs_of(sorted({int(i) for i in (*first_side, *second_side, *between)})):
             a, b = max(0, first + off - 2), last + off + 3
             erase |= _straight_line(on.T, a, b).T if axis == 0 else _straight_line(on, a, b)

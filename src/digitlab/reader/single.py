@@ -79,12 +79,11 @@ def _one_line(source, name: str, model, max_side: int | None, profile, grammar: 
     readings = read_lines([l.ink for l, _ in found], grammar, model=model, profile=profile, digits=digits,
                           propose=propose)
     k = max(range(len(found)), key=lambda i: readings[i].probability if readings[i].text else -1.0)
-    reading = readings[k]
-    if unsquash and _squashed(found[k][0].ink, reading.text):
+    reading, ink = readings[k], found[k][0].ink
+    if unsquash and _squashed(ink, reading.text):
         # A crop stored at a fixed size (130x120 whatever the number's width) squeezes its digits
         # narrower than any hand writes them: read it widened too, and keep the likelier.
-        wide = cv2.resize(found[k][0].ink, (int(found[k][0].ink.shape[1] * UNSQUASH), found[k][0].ink.shape[0]),
-                          interpolation=cv2.INTER_LINEAR)
+        wide = cv2.resize(ink, (int(ink.shape[1] * UNSQUASH), ink.shape[0]), interpolation=cv2.INTER_LINEAR)
         again = read_lines([wide], grammar, model=model, profile=profile, digits=digits, propose=propose)[0]
         if again.text and again.probability > reading.probability:
             reading = replace(again, spans=[(int(a / UNSQUASH), int(b / UNSQUASH)) for a, b in again.spans])
