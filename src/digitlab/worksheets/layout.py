@@ -270,7 +270,7 @@ def _column_cells(problems: list[Problem]) -> list:
                  ["text", right - text_width_mm(b, size_pt), top + 2 * line_h, size_pt, b, 0.0],
                  ["text", op_x, top + 2 * line_h, size_pt, sym, 0.0],
                  ["fill", round(op_x - 1.0, 2), round(rule_y, 2), round(right + 1.5, 2), round(rule_y + 0.5, 2)]]
-        # clear of the rule by more than the grader's search for the border (grade.SEARCH_MM), which would take it for one
+        # clear of the rule by more than the grader's search for the border (boxes.SEARCH_MM), which would take it for one
         box = [round(right + 1.5 - box_w, 2), round(rule_y + 3.5, 2), round(right + 1.5, 2), round(rule_y + 15.5, 2)]
         items.append(["rect", *box])
         placed.append((p, items, [box], [round(x0 + 1.0, 2), round(top, 2), box[2], box[3]]))
