@@ -1,8 +1,8 @@
 """Grade a photographed worksheet: markers -> flat page -> sheet id -> key -> each answer box read and marked.
 
 Each box is cropped just inside its printed border (found in the photo near where the key puts
-it, since rectification is good to about a millimetre), its ink is
-counted (too little: the box is blank), and all boxes of a page are read in one batch by the line
+it, since rectification is good to about a millimetre), with what the pupil wrote over its edge
+(``boxes.box_ink``), its ink is counted (too little: the box is blank), and all boxes of a page are read in one batch by the line
 reader under the digits-only grammar. A box is marked:
 
 - **correct**: the best reading is the expected answer and its probability is at least ``T_CORRECT``;
