@@ -386,3 +386,18 @@ def test_a_stroke_across_the_box_border_is_read_joined(over_the_edge):
     over the right edge cut along the line reads as "()" or "11", and the answer is left unsure."""
     marks = _marks(*over_the_edge)
     assert marks.count("correct") >= 60, marks.count("correct")  # measured: 71 of 80; 37 before strokes were bridged over the border
+
+
+def test_the_print_is_placed_on_the_photo_around_a_box():
+    """The sheet's print, off by the rectification's error of a few pixels, is moved onto the photo's
+    print, so that a pupil's stroke beside it keeps its pixels (a fixed wide margin took them)."""
+    from digitlab.worksheets.boxes import _placed
+
+    printed = np.zeros((200, 200), bool)
+    printed[100:103, 80:120] = True  # an "=" bar as the key draws it
+    raw = np.zeros((60, 80), np.uint8)  # the photo's ink in the window 70:130, 60:140
+    raw[33:36, 23:63] = 1  # the bar, 3 px lower and right in the photo
+    raw[:, 18] = 1  # a pupil's stroke 5 px before the bar's start, 2 px before where the key has it
+    here = _placed(printed, raw, 70, 130, 60, 140)
+    assert here[33:36, 23:63].all()  # the bar is covered where the photo has it
+    assert not here[:, 18].any()  # the stroke beside it is not (widened by 4 px in place, it was)

@@ -108,8 +108,8 @@ def _with_overflow(dark: np.ndarray, d: np.ndarray, inside: np.ndarray, y0: int,
 
     When there is ink near a side inside the box, the ink beside the box that joins it (a gap
     narrower than a digit's spacing) is kept, less the box's border (long straight runs in the photo)
-    and the sheet's printed text (``printed()``: a mask in ``dark``'s pixels, widened by the
-    rectification's error), so the question's "=" stays out. A stroke that runs along the border
+    and the sheet's printed text (``printed()``: a mask in ``dark``'s pixels, placed on the photo by
+    ``_placed``), so the question's "=" stays out. A stroke that runs along the border
     itself (a "1" written on it) loses what lies on the line."""
     bh, bw = d.shape
     reach = round(0.9 * bh)  # most of a digit either side
@@ -129,7 +129,7 @@ def _with_overflow(dark: np.ndarray, d: np.ndarray, inside: np.ndarray, y0: int,
     across = cv2.dilate(cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((1, max(3, round(0.5 * bw))), np.uint8)), grow) > 0
     upright = cv2.dilate(cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((max(3, round(0.7 * bh)), 1), np.uint8)), grow) > 0
     rules = across | upright
-    print_ = printed()[wy0:wy1, wx0:wx1]
+    print_ = _placed(printed(), raw, wy0, wy1, wx0, wx1)
     ink = (raw.astype(bool) & ~rules & ~print_).astype(np.uint8)
     ink[iy : iy + bh, ix : ix + bw] = raw[iy : iy + bh, ix : ix + bw] | inside
     # A stroke that crosses the border or the print has lost the piece on it: bridged where there is
@@ -137,7 +137,7 @@ def _with_overflow(dark: np.ndarray, d: np.ndarray, inside: np.ndarray, y0: int,
     span = max(5, round(0.12 * bh))  # the border's width in the photo, with its dilation
     ink = _bridged(ink, raw & upright, (1, span))
     ink = _bridged(ink, raw & across, (span, 1))
-    wide = 2 * span + 3  # the print's strokes, widened by the rectification's error
+    wide = 2 * span + 3  # across a printed stroke, with its pixel of margin either side
     ink = _bridged(_bridged(ink, raw & print_, (1, wide)), raw & print_, (wide, 1))
     # a gap as wide as the border with its margin of error, or as digits leave between them
     joined = cv2.dilate(ink, np.ones((5, max(7, round(0.3 * bh))), np.uint8))
@@ -154,6 +154,32 @@ def _with_overflow(dark: np.ndarray, d: np.ndarray, inside: np.ndarray, y0: int,
     whole = np.where(keep, win, whole)
     rows, cols = (np.nonzero(whole.max(axis=k) > 0.25)[0] for k in (1, 0))
     return whole[max(0, rows[0] - 3) : rows[-1] + 4, max(0, cols[0] - 3) : cols[-1] + 4]
+
+
+SHIFT = 4  # px: the rectification's error around a box, within which the print is placed
+
+
+def _placed(printed: np.ndarray, raw: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """The sheet's print in the window ``y0:y1, x0:x1`` of the photo, moved by the few pixels that put
+    it best on the photo's ink there, and widened by a pixel: a pen stroke over the print loses only
+    what lies on the print itself (with a fixed margin for the error, a "2" begun over the "=" lost
+    its top), and the bridging puts that back."""
+    H, W = printed.shape
+    k = SHIFT
+    big = np.zeros((y1 - y0 + 2 * k, x1 - x0 + 2 * k), bool)
+    a, b, c, d = max(0, y0 - k), min(H, y1 + k), max(0, x0 - k), min(W, x1 + k)
+    big[a - (y0 - k) : b - (y0 - k), c - (x0 - k) : d - (x0 - k)] = printed[a:b, c:d]
+    if not big.any():
+        return np.zeros(raw.shape, bool)
+    best, at = -1, (k, k)
+    for dy in range(2 * k + 1):
+        for dx in range(2 * k + 1):
+            hit = int(np.count_nonzero(big[dy : dy + raw.shape[0], dx : dx + raw.shape[1]] & (raw > 0)))
+            if hit > best:
+                best, at = hit, (dy, dx)
+    dy, dx = at
+    here = big[dy : dy + raw.shape[0], dx : dx + raw.shape[1]].astype(np.uint8)
+    return cv2.dilate(here, np.ones((3, 3), np.uint8)) > 0
 
 
 def _bridged(ink: np.ndarray, gaps: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -156,7 +156,7 @@ def grade_sheet(source, name: str | None, key: dict | None, lookup, model, keep_
         sheet = redraw(key)  # its print less the boxes, whose borders are found in the photo, exactly
         sheet["draw"] = [d for d in sheet["draw"] if d[0] != "rect"]
         mask = (to_raster(sheet, PNG_DPI).min(axis=2) < 160).astype(np.uint8)
-        mask = cv2.dilate(mask, np.ones((9, 9), np.uint8)) > 0  # about the rectification's error
+        mask = mask > 0  # where exactly: ``boxes`` places it in the photo around each box
         out = np.zeros(dark.shape, bool)
         h, w = min(out.shape[0], mask.shape[0]), min(out.shape[1], mask.shape[1])
         out[:h, :w] = mask[:h, :w]
