@@ -85,18 +85,18 @@ def box_ink(dark: np.ndarray, box_mm, dpi: float = PNG_DPI, search_mm: float = S
     W = d.shape[1]
     keep &= ~((cw <= 3) & (ch >= 0.5 * h) & ((x <= 1) | (x + cw >= W - 1)))
     keep &= ~((ch <= 3) & (cw >= 0.5 * W) & ((y <= 1) | (y + ch >= h - 1)))
+    at = top + max(0, rt), left + max(0, cl)  # the crop's corner in the page
     if not keep.any() or stats[keep, cv2.CC_STAT_AREA].sum() < 0.004 * d.size:
         # Nothing inside but maybe the sliver of an answer written over the border, mostly outside.
-        whole = None if printed is None else _with_overflow(dark, np.zeros_like(d), mask > 0, top + max(0, rt),
-                                                            left + max(0, cl), printed)
+        whole = None if printed is None else _with_overflow(dark, np.zeros_like(d), mask > 0, *at, printed)
         if whole is None or whole.shape == d.shape or (whole > 0.25).any(axis=1).sum() < 0.4 * h:
             return np.zeros_like(d), False
-        hi = float(np.percentile(whole[whole > 0.25], 95))
-        return np.clip(whole / max(hi, 0.3), 0, 1).astype(np.float32), True
-    near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    d = np.where(near, d, 0)
-    if printed is not None:
-        d = _with_overflow(dark, d, keep[labels], top + max(0, rt), left + max(0, cl), printed)
+        d = whole
+    else:
+        near = cv2.dilate(keep[labels].astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        d = np.where(near, d, 0)
+        if printed is not None:
+            d = _with_overflow(dark, d, keep[labels], *at, printed)
     hi = float(np.percentile(d[d > 0.25], 95))
     return np.clip(d / max(hi, 0.3), 0, 1).astype(np.float32), True
 
@@ -171,13 +171,9 @@ def _placed(printed: np.ndarray, raw: np.ndarray, y0: int, y1: int, x0: int, x1:
     big[a - (y0 - k) : b - (y0 - k), c - (x0 - k) : d - (x0 - k)] = printed[a:b, c:d]
     if not big.any():
         return np.zeros(raw.shape, bool)
-    best, at = -1, (k, k)
-    for dy in range(2 * k + 1):
-        for dx in range(2 * k + 1):
-            hit = int(np.count_nonzero(big[dy : dy + raw.shape[0], dx : dx + raw.shape[1]] & (raw > 0)))
-            if hit > best:
-                best, at = hit, (dy, dx)
-    dy, dx = at
+    # the ink the print covers at each shift: a correlation of two 0/1 maps
+    hits = cv2.matchTemplate(big.astype(np.float32), (raw > 0).astype(np.float32), cv2.TM_CCORR)
+    dy, dx = np.unravel_index(int(np.argmax(hits)), hits.shape)
     here = big[dy : dy + raw.shape[0], dx : dx + raw.shape[1]].astype(np.uint8)
     return cv2.dilate(here, np.ones((3, 3), np.uint8)) > 0
 

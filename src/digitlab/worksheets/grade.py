@@ -2,8 +2,8 @@
 
 Each box is cropped just inside its printed border (found in the photo near where the key puts
 it, since rectification is good to about a millimetre), with what the pupil wrote over its edge
-(``boxes.box_ink``), its ink is counted (too little: the box is blank), and all boxes of a page are read in one batch by the line
-reader under the digits-only grammar. A box is marked:
+(``boxes.box_ink``); its ink is counted (too little: the box is blank), and all boxes of a page
+are read in one batch by the line reader under the digits-only grammar. A box is marked:
 
 - **correct**: the best reading is the expected answer and its probability is at least ``T_CORRECT``;
 - **wrong**: the best reading is another number with probability at least ``T_WRONG`` *and* the
@@ -155,8 +155,7 @@ def grade_sheet(source, name: str | None, key: dict | None, lookup, model, keep_
     def printed() -> np.ndarray:  # drawn only for a page where some answer runs over its box
         sheet = redraw(key)  # its print less the boxes, whose borders are found in the photo, exactly
         sheet["draw"] = [d for d in sheet["draw"] if d[0] != "rect"]
-        mask = (to_raster(sheet, PNG_DPI).min(axis=2) < 160).astype(np.uint8)
-        mask = mask > 0  # where exactly: ``boxes`` places it in the photo around each box
+        mask = to_raster(sheet, PNG_DPI).min(axis=2) < 160  # exactly: ``boxes`` places it around each box
         out = np.zeros(dark.shape, bool)
         h, w = min(out.shape[0], mask.shape[0]), min(out.shape[1], mask.shape[1])
         out[:h, :w] = mask[:h, :w]
