@@ -261,7 +261,7 @@ def read_lines(inks: list[np.ndarray], grammar: Grammar = ARITHMETIC, model=None
         nbests, logps = _nbest_single(model, inks, grammar, beam, tta, propose, plain)
     geometry = [model.geometry(ink) for ink in inks]
     slash = model.metadata.get("slash")
-    if slash and slash.get("weight"):  # a slash told from a "1" by its lean (``slash``)
+    if slash and slash.get("weight") and grammar.name in slash.get("grammars", ()):  # by its lean (``slash``)
         from .slash import slash_rescore
 
         nbests = [slash_rescore(ink, lp, nb, g, slash) for ink, lp, nb, g in zip(inks, logps, nbests, geometry)]

@@ -69,7 +69,8 @@ def slash_rescore(ink: np.ndarray, logp: np.ndarray, nbest: list[tuple[str, floa
         return nbest  # no digit of the writer's to compare with
     slant, height = float(np.median([m[0] for m in refs])), float(np.median([m[1] for m in refs]))
     w, b0, b1, c = (float(settings[k]) for k in ("weight", "lean", "relative", "intercept"))
-    strokes = [(x, w * float(np.clip(c + b0 * m[0] + b1 * (m[0] - slant), -CLIP, CLIP)))
+    least = float(settings.get("least", -CLIP))
+    strokes = [(x, w * float(np.clip(c + b0 * m[0] + b1 * (m[0] - slant), least, CLIP)))
                for ch, x, m in measured if ch in "1/" and m is not None and m[1] >= TALL * height]
     if not strokes:
         return nbest
