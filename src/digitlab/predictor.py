@@ -11,7 +11,8 @@ handwriting profile, and runs every task on them. A pixel's way, stage by stage:
                  worksheets.markers, worksheets.grade)
     recogniser   reader.read.read_lines: frames of CTC log-probabilities from each member
     decoder      reader.decode: the task's grammar (ARITHMETIC, EXPRESSION, NUMBER, ROW), N-best
-    rescorers    near misses, the arithmetic prior, the digit CNN's opinion, a profile
+    rescorers    near misses, the arithmetic prior, a slash's lean (reader.slash), the digit CNN's
+                 opinion, a profile
     verdicts     arithmetic.verdicts (lines), arithmetic.columns (column sums), arithmetic.calc
                  (an expression), worksheets.grade.mark_part (a box against its key)
 
