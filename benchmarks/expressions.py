@@ -1,11 +1,12 @@
 """Written expressions (`digitlab calc`) in real pen strokes: read exactly, and worked out right.
 
-    python benchmarks/expressions.py [--split tes] [--n 200] [--seed 99] [--parens 0.3] [--json PATH]
+    python benchmarks/expressions.py [--split tes|tra|uji] [--n 200] [--seed 99] [--parens 0.3] [--without-slash] [--json PATH]
 
 Each image is one writer's expression of 2 to 4 operations on numbers of 1 or 2 digits ("21*3+41*7-61"),
 a third of them with an answer written after "=" (right or a slip), composed from the pen
 trajectories of UCI pendigits' writers (``--split tes``: the 14 test writers, never used to choose
-anything; ``tra``: the 30 training writers) as ``benchmarks/real_pens.py`` composes lines, and read
+anything; ``tra``: the 30 training writers; ``uji``: UJI Pen Characters' 11 writers, their own "x" for
+a times sign) as ``benchmarks/real_pens.py`` composes lines, and read
 by ``predictor.calculate`` (what `digitlab calc` prints) with the default reader: with an answer
 written, the reading is the one its verdict stands on (the arithmetic prior, as ``check``). Reported:
 expressions read exactly, values right (the reading may differ and still give the value), and
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.arithmetic.grammar import ParseError, evaluate
-from digitlab.datasets.pens import load_pendigits, pen_lines
+from digitlab.datasets.pens import load_pendigits, load_uji, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
 from digitlab.predictor import calculate
@@ -60,16 +61,22 @@ def expression(rng: np.random.Generator, parens: float = 0.0) -> str:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--split", choices=["tes", "tra"], default="tes")
+    ap.add_argument("--split", choices=["tes", "tra", "uji"], default="tes")
     ap.add_argument("--n", type=int, default=200)
     ap.add_argument("--seed", type=int, default=99)
     ap.add_argument("--parens", type=float, default=0.0, help="share of expressions with parentheses")
+    ap.add_argument("--without-slash", action="store_true", help="read without the slash's lean (reader/slash.py)")
     ap.add_argument("--json", default="benchmarks/results/expressions.json")
     args = ap.parse_args(argv)
-    pens = load_pendigits(args.split)
+    if args.split == "uji":
+        pens, x_from, source = load_uji(chars="0123456789"), load_uji(chars="x"), "UJI Pen Characters v1"
+    else:
+        pens, x_from, source = load_pendigits(args.split), None, f"pendigits-orig.{args.split}"
     writers = sorted(pens.by_writer)
-    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, make_text=lambda rng: expression(rng, args.parens))
+    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, x_from=x_from, make_text=lambda rng: expression(rng, args.parens))
     reader = get_line_reader()
+    if args.without_slash:
+        reader.metadata["slash"] = dict(reader.metadata.get("slash") or {}, weight=0.0)
     exact = value_right = none = 0
     misread, with_parens = [], []  # (read exactly) for the expressions with parentheses
     t0 = time.perf_counter()
@@ -89,7 +96,8 @@ def main(argv=None) -> dict:
         if got != text and len(misread) < 20:
             misread.append({"truth": text, "read": got})
     seconds = (time.perf_counter() - t0) / len(texts)
-    report = {"data": f"pendigits-orig.{args.split} ({len(writers)} writers), {args.n} expressions, seed {args.seed}",
+    report = {"data": f"{source} ({len(writers)} writers), {args.n} expressions, seed {args.seed}"
+                      + (", read without the slash's lean" if args.without_slash else ""),
               "machine": f"{platform.machine()}, {platform.system()}", "exact": exact / len(texts),
               "value_right": value_right / len(texts), "none_found": none, "seconds_per_image": seconds,
               **({"parentheses": {"expressions": len(with_parens), "exact": sum(with_parens) / len(with_parens)}}
