@@ -43,7 +43,8 @@ def _centres(logp: np.ndarray, text: str, geometry: tuple[float, float]) -> np.n
 
 def _slices(ink: np.ndarray, centres: np.ndarray) -> list[tuple[int, int]]:
     """Each symbol's column range in the line's ink: CTC peaks are narrow, so a symbol reaches halfway
-    to its neighbours' centres (as ``rescore.symbol_images`` cuts them)."""
+    to its neighbours' centres, the first and last to the ink's ends (``rescore.symbol_images`` cuts
+    the same way within the CRNN's crop; the slash's model was fitted on these slices)."""
     cols = np.flatnonzero(ink.max(0) > 0.2)
     bounds = [cols[0], *((a + b) / 2 for a, b in zip(centres, centres[1:])), cols[-1] + 1]
     return [(int(a), int(np.ceil(b))) for a, b in zip(bounds, bounds[1:])]
