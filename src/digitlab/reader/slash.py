@@ -4,10 +4,12 @@ Line recognisers read most handwritten slashes as a "1" ("10/55*22" as "10155*22
 and a "/" differ by a few degrees, and a hand's slant moves both. A person tells them apart by how
 far the stroke leans *beside that writer's other digits*. This rescorer measures it: each "/" of a
 reading is cut out of the line by the CTC alignment, its lean (dx per dy of its ink, top to the
-right) is compared with the median lean of the line's other digits, and the reading's probability
-is multiplied by ``exp(weight * logit)``, a logistic model's log-odds of "/" over "1" for that
-stroke; a reading with "1" there keeps its probability. A short "/" (an obelus, a bar with dots)
-is left to the recogniser.
+right) is compared with the median lean of the line's other digits, and a reading that reads the
+stroke "/" has its probability multiplied by ``exp(weight * logit)``, a logistic model's log-odds
+of "/" over "1" for that stroke (floored at ``least``: shipped at 0, so a lean argues only for a
+slash, never against the recogniser's own "/"); a reading with "1" there keeps its probability. A
+short "/" (an obelus, a bar with dots) is left to the recogniser. Used under the grammars the
+settings name (expressions: on "a op b = c" lines the grammar already places the one operator).
 
 The model's coefficients and weight are settings of the reader (``weights/ppocr.json``:
 ``metadata.slash``), fitted on validation writers (``benchmarks/expressions.py``).
@@ -52,8 +54,8 @@ def _slices(ink: np.ndarray, centres: np.ndarray) -> list[tuple[int, int]]:
 
 def slash_rescore(ink: np.ndarray, logp: np.ndarray, nbest: list[tuple[str, float]],
                   geometry: tuple[float, float], settings: dict) -> list[tuple[str, float]]:
-    """``nbest`` re-ranked by how far the strokes its readings disagree on lean (``settings``:
-    ``intercept``, ``lean``, ``relative`` coefficients and ``weight``); the N-best's mass is kept.
+    """``nbest`` re-ranked by how far the strokes lean that its readings read "1" or "/" (``settings``:
+    ``intercept``, ``lean``, ``relative`` coefficients, ``weight``, ``least``); the N-best's mass is kept.
 
     The strokes are those the best reading reads "1" or "/", measured once: each reading then gains
     the stroke's log-odds where it reads that stroke (its symbol nearest the stroke's centre) as "/",
