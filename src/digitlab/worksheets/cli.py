@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..errors import DigitlabError, ImageError, without_name
+from ..errors import DigitlabError, without_name
 
 EXIT_USAGE = 2
 
