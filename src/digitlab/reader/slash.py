@@ -80,7 +80,7 @@ def slash_rescore(ink: np.ndarray, logp: np.ndarray, nbest: list[tuple[str, floa
     log_r = np.zeros(len(nbest))
     for k, (text, _) in enumerate(nbest):
         if "/" in text:
-            at = _centres(logp, text, geometry)
+            at = centres if text == top else _centres(logp, text, geometry)
             log_r[k] = sum(s for x, s in strokes if text[int(np.abs(at - x).argmin())] == "/")
     if not log_r.any():
         return nbest
