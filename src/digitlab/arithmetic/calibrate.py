@@ -36,24 +36,24 @@ FARS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # weights of readings whose answer no w
 # Share of wrong answers in the validation lines that are any number at all rather than a slip: the
 # far-answer weight must not be chosen on lines where every wrong answer is near the right one.
 CARELESS = 0.2
+GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
+TOPS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # floors on the best reading's own probability
 
 
 def choose(support, target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS) -> dict | None:
     """The loosest thresholds on ``support`` rows (right, wrong, best, top, truth[, twin]) meeting both
     bounds; ``twin``: the best reading would add up with its 1s and 7s swapped, so gets no cross
     whatever the thresholds (``check.shape_twin``)."""
-    grid = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999]
-    tops = [0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, twin) for r, w, b, top, want, *rest in support
                   for twin in [bool(rest and rest[0])]], float)
     if not len(s):
         return None
     right, wrong, best, top, want, twin = s.T
     n, best_choice = len(s), None
-    for tc in grid:
+    for tc in GRID:
         correct = (best == 1) & (right >= tc)
-        for tw in grid:
-            for tt in tops:
+        for tw in GRID:
+            for tt in TOPS:
                 crossed = (best == 0) & (wrong >= tw) & (top >= tt) & (twin == 0)
                 decided = int(correct.sum() + crossed.sum())
                 if not decided:
@@ -65,6 +65,33 @@ def choose(support, target: float = 0.995, max_false_cross: float = MAX_FALSE_CR
                     best_choice = {"correct": tc, "wrong": tw, "top": tt, "decided": decided,
                                    "accuracy": good / decided, "false_crosses": false_cross}
     return best_choice
+
+
+def choose_sure(support, first: dict, target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS) -> dict | None:
+    """A second route to a cross (``verdicts.verdict``'s ``sure``) beside the ``first`` thresholds
+    (``choose``'s): a wrong share above theirs with a lower floor on the best reading, the pair that
+    crosses the most lines while the verdicts still meet both bounds; None when none adds a cross.
+    Chosen after the first pair, on the same rows: lines whose readings all say wrong but spread
+    their mass over how the line is written ("62-32=29" beside "602-32=29", "162-32=29")."""
+    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, bool(rest and rest[0]))
+                  for r, w, b, top, want, *rest in support], float)
+    if not len(s):
+        return None
+    right, wrong, best, top, want, twin = s.T
+    n = len(s)
+    correct = (best == 1) & (right >= first["correct"])
+    crossed = (best == 0) & (wrong >= first["wrong"]) & (top >= first["top"]) & (twin == 0)
+    found = None
+    for tw in sorted((g for g in GRID if g > first["wrong"]), reverse=True):  # strictest first: ties keep it
+        for tt in sorted((t for t in TOPS if t < first["top"]), reverse=True):
+            more = crossed | ((best == 0) & (wrong >= tw) & (top >= tt) & (twin == 0))
+            decided = int(correct.sum() + more.sum())
+            good = int((correct & (want == 1)).sum() + (more & (want == 0)).sum())
+            false_cross = int((more & (want == 1)).sum())
+            if (decided > (found or first)["decided"] and good / decided >= target
+                    and false_cross <= max_false_cross * n):
+                found = {"sure": [tw, tt], "decided": decided, "accuracy": good / decided, "false_crosses": false_cross}
+    return found
 
 
 def validation_problems(n: int, seed: int = 7, photo: float = 0.0, data_dir=None, careless: float = 0.0,
@@ -125,9 +152,11 @@ def read_validation(model, data_dir=None, n: int = 12000, seed: int = 7, progres
     return nbests
 
 
-def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS) -> dict | None:
+def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS,
+                   sure: bool = True) -> dict | None:
     """The arithmetic prior and far-answer weight (``check.with_prior``) leaving the fewest lines
-    unsure, with their thresholds (``choose``); None when no choice meets the bounds."""
+    unsure, with their thresholds (``choose``, then ``choose_sure`` unless ``sure`` is False); None
+    when no choice meets the bounds."""
     best = None
     for prior in PRIORS:
         for far in FARS:
@@ -137,6 +166,8 @@ def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_f
                 support.append(verdict_support(nbest) + (nbest[0][1] if nbest else 0.0, w,
                                                          bool(nbest) and shape_twin(nbest[0][0]) is not None))
             found = choose(support, target, max_false_cross)
+            if found and sure:
+                found.update(choose_sure(support, found, target, max_false_cross) or {})
             if found and (best is None or found["decided"] > best["decided"]):  # ties: the milder weights
                 best = dict(found, prior=prior, far=far)
     return best

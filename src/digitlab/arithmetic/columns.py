@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 
 from .grammar import check_expression
-from .verdicts import Calibration, LineResult, alternatives, verdict, verdict_support
+from .verdicts import Calibration, LineResult, alternatives, verdict_support
 
 KEEP = 12  # combined readings kept per problem
 PER_ROW = 4  # each row's readings combined
@@ -163,7 +163,7 @@ def check_columns(columns: list, model, profile, cal: Calibration) -> list[LineR
             out.append(LineResult("", None, None, None, "unreadable", 0.0, c.bbox, c.polygon, c.column,
                                   error="no operator found beside the numbers", layout="column"))
             continue
-        status, support = verdict(nbest, *cal.bounds)
+        status, support = cal.verdict(nbest)
         # A cross needs every row of the verdict read clearly (operands and result; partial products do
         # not enter it): a problem's rows are read one by one, so its chances of a misread digit add up,
         # and a misread operand looks just like a pupil's slip.

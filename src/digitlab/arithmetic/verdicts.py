@@ -5,7 +5,10 @@ readings the grammar allows: a line is **correct** when the readings that make i
 least ``CORRECT_MIN`` of that mass, **wrong** when the readings that make it wrong hold ``WRONG_MIN``
 of it *and* the best reading alone has at least ``TOP_MIN`` of all the probability (a cross on a
 right answer is the worst mistake a checker can make: an unsure reader must not give one), and
-**unsure** otherwise, for the teacher to look at; also when the line would add up with some of its
+**unsure** otherwise, for the teacher to look at; a calibration may open a second route to a cross
+(``Calibration.sure``): a wrong share closer still to 1 with a lower floor on the best reading, for
+lines whose readings all agree that the answer is wrong but spread their mass over how it is written
+("62-32=29" beside "602-32=29"); also when the line would add up with some of its
 1s read as 7s or 7s as 1s (``shape_twin``: a flagged 1 and a 7 are one shape in many hands).
 The mass is normalised because the CTC reader also puts probability on strings that are no arithmetic
 line at all (a stroke between two symbols read as a blank or an extra symbol); those say nothing about
@@ -216,10 +219,12 @@ def alternatives(nbest: list[tuple[str, float]], status: str, n: int = 3) -> lis
 
 
 def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
-            wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN, twins: bool = True) -> tuple[str, float]:
+            wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN, twins: bool = True,
+            sure: tuple[float, float] | None = None) -> tuple[str, float]:
     """(status, support) from N-best readings [(text, probability)], best first.
 
     ``support`` is the share of the grammatical readings' probability that backs the status.
+    ``sure``: (wrong share, best reading's floor), a second pair of bounds that also gives a cross.
     ``twins=False``: a cross even where the line would add up with its 1s and 7s swapped (``shape_twin``);
     how clearly a line reads, not what it may be told.
     """
@@ -230,7 +235,9 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
         return "unreadable", 0.0
     if best is True and right >= correct_min:
         return "correct", right
-    if best is False and wrong >= wrong_min and nbest[0][1] >= top_min and not (twins and shape_twin(nbest[0][0])):
+    top = nbest[0][1]
+    crossed = (wrong >= wrong_min and top >= top_min) or (sure is not None and wrong >= sure[0] and top >= sure[1])
+    if best is False and crossed and not (twins and shape_twin(nbest[0][0])):
         return "wrong", wrong
     return "unsure", max(right, wrong)
 
@@ -246,6 +253,7 @@ class Calibration:
     top: float = TOP_MIN
     prior: float = PRIOR
     far: float = FAR
+    sure: tuple[float, float] | None = None  # a second route to a cross (``verdict``), when calibrated
     limits: dict = field(default_factory=dict)  # the stored calibration: its "digits", "near_misses"
 
     @classmethod
@@ -253,15 +261,16 @@ class Calibration:
         limits = reader.metadata.get("verdict_thresholds", {})
         if limits.get("rule") != RULE:  # chosen for another way of measuring support: not comparable
             limits = {}
+        sure = limits.get("sure")
         return cls(limits.get("correct", CORRECT_MIN), limits.get("wrong", WRONG_MIN), limits.get("top", TOP_MIN),
-                   limits.get("prior", PRIOR), limits.get("far", FAR), limits)
+                   limits.get("prior", PRIOR), limits.get("far", FAR), tuple(sure) if sure else None, limits)
 
     @property
     def bounds(self) -> tuple[float, float, float]:
         return self.correct, self.wrong, self.top
 
     def verdict(self, nbest, twins: bool = True) -> tuple[str, float]:
-        return verdict(nbest, *self.bounds, twins=twins)
+        return verdict(nbest, *self.bounds, twins=twins, sure=self.sure)
 
     def rerank(self, nbest):
         return with_prior(nbest, self.prior, self.far)
