@@ -29,6 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from .check import DIGIT_OPINION, NEAR_MISSES, RULE, read_for_verdicts, shape_twin, verdict_support, with_prior
+from .verdicts import best_share
 
 MAX_FALSE_CROSS = 0.001  # share of the validation lines that may be a false cross (see above)
 PRIORS = (1.0, 2.0, 3.0, 5.0, 10.0, 20.0)
@@ -38,6 +39,11 @@ FARS = (1.0, 0.5, 0.2, 0.1, 0.05, 0.02)  # weights of readings whose answer no w
 CARELESS = 0.2
 GRID = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9995, 0.9999)
 TOPS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # floors on the best reading's own probability
+SHARES = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # floors on its share of the grammatical mass (second route)
+# The second route keeps a floor on the best reading's own probability: a line whose reader gives
+# over 95% of it to strings that are no arithmetic line is not read well enough for a cross, however
+# its few arithmetic readings agree.
+SURE_TOPS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def choose(support, target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS) -> dict | None:
@@ -69,28 +75,32 @@ def choose(support, target: float = 0.995, max_false_cross: float = MAX_FALSE_CR
 
 def choose_sure(support, first: dict, target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS) -> dict | None:
     """A second route to a cross (``verdicts.verdict``'s ``sure``) beside the ``first`` thresholds
-    (``choose``'s): a wrong share above theirs with a lower floor on the best reading, the pair that
-    crosses the most lines while the verdicts still meet both bounds; None when none adds a cross.
-    Chosen after the first pair, on the same rows: lines whose readings all say wrong but spread
-    their mass over how the line is written ("62-32=29" beside "602-32=29", "162-32=29")."""
-    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, bool(rest and rest[0]))
-                  for r, w, b, top, want, *rest in support], float)
+    (``choose``'s), on rows (right, wrong, best, top, truth, twin, share): a wrong share at least
+    theirs, a floor on the best reading's share of the grammatical mass (``verdicts.best_share``) and a
+    lower floor on its own probability, the triple that crosses the most lines while the verdicts
+    still meet both bounds; None when none adds a cross. The lines it is for: the reader put much of
+    its probability on strings that are no arithmetic line, but of the lines it could be, it is sure."""
+    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, bool(rest and rest[0]),
+                   rest[1] if len(rest) > 1 else top) for r, w, b, top, want, *rest in support], float)
     if not len(s):
         return None
-    right, wrong, best, top, want, twin = s.T
+    right, wrong, best, top, want, twin, share = s.T
     n = len(s)
     correct = (best == 1) & (right >= first["correct"])
     crossed = (best == 0) & (wrong >= first["wrong"]) & (top >= first["top"]) & (twin == 0)
     found = None
-    for tw in sorted((g for g in GRID if g > first["wrong"]), reverse=True):  # strictest first: ties keep it
-        for tt in sorted((t for t in TOPS if t < first["top"]), reverse=True):
-            more = crossed | ((best == 0) & (wrong >= tw) & (top >= tt) & (twin == 0))
-            decided = int(correct.sum() + more.sum())
-            good = int((correct & (want == 1)).sum() + (more & (want == 0)).sum())
-            false_cross = int((more & (want == 1)).sum())
-            if (decided > (found or first)["decided"] and good / decided >= target
-                    and false_cross <= max_false_cross * n):
-                found = {"sure": [tw, tt], "decided": decided, "accuracy": good / decided, "false_crosses": false_cross}
+    # strictest first, so that of choices crossing as many lines the strictest is kept
+    for tw in sorted((g for g in GRID if g >= first["wrong"]), reverse=True):
+        for ts in sorted(SHARES, reverse=True):
+            for tt in sorted((t for t in SURE_TOPS if t < first["top"]), reverse=True):
+                more = crossed | ((best == 0) & (wrong >= tw) & (share >= ts) & (top >= tt) & (twin == 0))
+                decided = int(correct.sum() + more.sum())
+                good = int((correct & (want == 1)).sum() + (more & (want == 0)).sum())
+                false_cross = int((more & (want == 1)).sum())
+                if (decided > (found or first)["decided"] and good / decided >= target
+                        and false_cross <= max_false_cross * n):
+                    found = {"sure": [tw, ts, tt], "decided": decided, "accuracy": good / decided,
+                             "false_crosses": false_cross}
     return found
 
 
@@ -164,7 +174,8 @@ def choose_weights(nbests: list[tuple[list, bool]], target: float = 0.995, max_f
             for nbest, w in nbests:
                 nbest = with_prior(nbest, prior, far)
                 support.append(verdict_support(nbest) + (nbest[0][1] if nbest else 0.0, w,
-                                                         bool(nbest) and shape_twin(nbest[0][0]) is not None))
+                                                         bool(nbest) and shape_twin(nbest[0][0]) is not None,
+                                                         best_share(nbest)))
             found = choose(support, target, max_false_cross)
             if found and sure:
                 found.update(choose_sure(support, found, target, max_false_cross) or {})

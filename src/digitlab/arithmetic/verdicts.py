@@ -210,6 +210,12 @@ def verdict_support(nbest: list[tuple[str, float]]) -> tuple[float, float, bool 
     return p_right / mass, p_wrong / mass, best
 
 
+def best_share(nbest: list[tuple[str, float]]) -> float:
+    """The best reading's share of the grammatical readings' mass (0 when it is no arithmetic line)."""
+    mass = sum(p for t, p in nbest if adds_up(t) is not None)
+    return nbest[0][1] / mass if nbest and mass > 0 and adds_up(nbest[0][0]) is not None else 0.0
+
+
 def alternatives(nbest: list[tuple[str, float]], status: str, n: int = 3) -> list[str]:
     """The readings to offer beside the best one: the next ``n``, after the look-alike reading that
     adds up when that is what left the line unsure (``shape_twin``)."""
@@ -220,11 +226,12 @@ def alternatives(nbest: list[tuple[str, float]], status: str, n: int = 3) -> lis
 
 def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
             wrong_min: float = WRONG_MIN, top_min: float = TOP_MIN, twins: bool = True,
-            sure: tuple[float, float] | None = None) -> tuple[str, float]:
+            sure: tuple[float, float, float] | None = None) -> tuple[str, float]:
     """(status, support) from N-best readings [(text, probability)], best first.
 
     ``support`` is the share of the grammatical readings' probability that backs the status.
-    ``sure``: (wrong share, best reading's floor), a second pair of bounds that also gives a cross.
+    ``sure``: (wrong share, ``best_share``, floor on the best reading's probability), a second set of
+    bounds that also gives a cross.
     ``twins=False``: a cross even where the line would add up with its 1s and 7s swapped (``shape_twin``);
     how clearly a line reads, not what it may be told.
     """
@@ -236,7 +243,8 @@ def verdict(nbest: list[tuple[str, float]], correct_min: float = CORRECT_MIN,
     if best is True and right >= correct_min:
         return "correct", right
     top = nbest[0][1]
-    crossed = (wrong >= wrong_min and top >= top_min) or (sure is not None and wrong >= sure[0] and top >= sure[1])
+    crossed = (wrong >= wrong_min and top >= top_min) or (
+        sure is not None and wrong >= sure[0] and top >= sure[2] and best_share(nbest) >= sure[1])
     if best is False and crossed and not (twins and shape_twin(nbest[0][0])):
         return "wrong", wrong
     return "unsure", max(right, wrong)
@@ -253,7 +261,7 @@ class Calibration:
     top: float = TOP_MIN
     prior: float = PRIOR
     far: float = FAR
-    sure: tuple[float, float] | None = None  # a second route to a cross (``verdict``), when calibrated
+    sure: tuple[float, float, float] | None = None  # a second route to a cross (``verdict``), when calibrated
     limits: dict = field(default_factory=dict)  # the stored calibration: its "digits", "near_misses"
 
     @classmethod
