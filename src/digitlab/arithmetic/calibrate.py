@@ -255,7 +255,7 @@ def main(argv=None) -> None:
                                        args.photo, args.out)
         except (DigitlabError, OSError) as exc:
             ap.exit(2, f"calibrate: error: {exc}\n")
-        print({k: result.get(k) for k in ("prior", "far", "correct", "wrong", "top", "unsure", "accuracy", "false_crosses",
+        print({k: result.get(k) for k in ("prior", "far", "correct", "wrong", "top", "sure", "unsure", "accuracy", "false_crosses",
                                           "lines", "near_misses")})
         return
     try:
