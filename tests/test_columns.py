@@ -216,7 +216,7 @@ def test_exercises_in_two_columns_are_not_taken_for_a_column_sum():
 
 def test_a_broken_marker_is_caught(problems, monkeypatch):
     """A grader that crosses every problem (or ticks every one) fails the truth comparison."""
-    monkeypatch.setattr(col, "verdict", lambda nbest, *a: ("wrong", 1.0))
+    monkeypatch.setattr(col.Calibration, "verdict", lambda self, nbest, twins=True: ("wrong", 1.0))
     monkeypatch.setattr(col, "ROW_SURE", 0.0)
     crossed_right = sum(adds_up(t) and any(l.status == "wrong" for l in check_page(img).lines)
                         for img, t in problems[:6])
