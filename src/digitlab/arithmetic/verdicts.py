@@ -6,9 +6,11 @@ least ``CORRECT_MIN`` of that mass, **wrong** when the readings that make it wro
 of it *and* the best reading alone has at least ``TOP_MIN`` of all the probability (a cross on a
 right answer is the worst mistake a checker can make: an unsure reader must not give one), and
 **unsure** otherwise, for the teacher to look at; a calibration may open a second route to a cross
-(``Calibration.sure``): a wrong share closer still to 1 with a lower floor on the best reading, for
-lines whose readings all agree that the answer is wrong but spread their mass over how it is written
-("62-32=29" beside "602-32=29"); also when the line would add up with some of its
+(``Calibration.sure``): a wrong share closer still to 1 and the best reading holding most of the
+grammatical readings' mass (``best_share``), whatever its share of all the probability, for lines
+whose reader put most of its probability on strings that are no arithmetic line but is sure among
+those that are (a small "x" it hardly sees: "5x7=34" read "57=34" but for the grammar). Unsure
+also when the line would add up with some of its
 1s read as 7s or 7s as 1s (``shape_twin``: a flagged 1 and a 7 are one shape in many hands).
 The mass is normalised because the CTC reader also puts probability on strings that are no arithmetic
 line at all (a stroke between two symbols read as a blank or an extra symbol); those say nothing about
