@@ -119,6 +119,9 @@ def test_settings_carry_the_verdict_calibration():
     cal = settings()["metadata"].get("verdict_thresholds")
     assert cal is not None and cal["rule"] == "normalised"
     assert cal["pen_lines"] > 0 and cal["false_crosses"] is not None
+    # the second route to a cross (verdicts.verdict's ``sure``) asks for more of the wrong share than the first
+    wrong, share, floor = cal["sure"]
+    assert wrong >= cal["wrong"] and 0.5 <= share <= 1 and 0 <= floor < cal["top"]
     json.dumps(cal)
 
 
