@@ -50,15 +50,22 @@ SHARES = (0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # floors on its share of the grammati
 SURE_TOPS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
+def _columns(support) -> np.ndarray:
+    """``support`` rows (right, wrong, best, top, truth[, twin[, share]]) as an array of 7 columns: best
+    1 / 0 / -1 for right / wrong / no arithmetic line, twin False and share the best reading's
+    probability where a row has none."""
+    return np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, bool(rest and rest[0]),
+                      rest[1] if len(rest) > 1 else top) for r, w, b, top, want, *rest in support], float).reshape(-1, 7)
+
+
 def choose(support, target: float = 0.995, max_false_cross: float = MAX_FALSE_CROSS) -> dict | None:
     """The loosest thresholds on ``support`` rows (right, wrong, best, top, truth[, twin]) meeting both
     bounds; ``twin``: the best reading would add up with its 1s and 7s swapped, so gets no cross
     whatever the thresholds (``check.shape_twin``)."""
-    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, twin) for r, w, b, top, want, *rest in support
-                  for twin in [bool(rest and rest[0])]], float)
+    s = _columns(support)
     if not len(s):
         return None
-    right, wrong, best, top, want, twin = s.T
+    right, wrong, best, top, want, twin, _ = s.T
     n, best_choice = len(s), None
     for tc in GRID:
         correct = (best == 1) & (right >= tc)
@@ -84,8 +91,7 @@ def choose_sure(support, first: dict, target: float = 0.995, max_false_cross: fl
     lower floor on its own probability, the triple that crosses the most lines while the verdicts
     still meet both bounds; None when none adds a cross. The lines it is for: the reader put much of
     its probability on strings that are no arithmetic line, but of the lines it could be, it is sure."""
-    s = np.array([(r, w, {True: 1, False: 0, None: -1}[b], top, want, bool(rest and rest[0]),
-                   rest[1] if len(rest) > 1 else top) for r, w, b, top, want, *rest in support], float)
+    s = _columns(support)
     if not len(s):
         return None
     right, wrong, best, top, want, twin, share = s.T
