@@ -328,6 +328,22 @@ def test_a_line_that_adds_up_with_its_1s_read_as_7s_gets_no_cross():
     assert verdict([("9*12=108", 0.9995)])[0] == "correct"
 
 
+def test_a_line_that_adds_up_with_a_1_doubled_gets_no_cross():
+    """A CTC reader writes two equal symbols only with a blank frame between them, so two thin 1s
+    written close together read as one, surely: "1*12=132" for "11*12=132" must get no cross, and
+    the line as written is offered first."""
+    from digitlab.arithmetic.check import alternatives, shape_twin, verdict
+
+    assert shape_twin("1*12=132") == "11*12=132"
+    assert shape_twin("1+1=12") == "11+1=12"
+    assert shape_twin("12+1=14") is None  # neither a 1 doubled nor 1s and 7s swapped adds up
+    nbest = [("1*12=132", 0.9995), ("1*12=1332", 0.0005)]
+    status, _ = verdict(nbest)
+    assert status == "unsure"
+    assert alternatives(nbest, status)[0] == "11*12=132"
+    assert verdict([("2*12=132", 0.9995)])[0] == "wrong"  # no 1 to double there: still a cross
+
+
 def test_a_misread_operator_gives_a_far_answer_and_the_written_line_is_proposed():
     from digitlab.arithmetic.check import answer_kind, near_misses, with_prior
 
