@@ -1,13 +1,16 @@
 """Lines and numbers written with real pen strokes, read through the whole product, old and new reader.
 
-    python benchmarks/real_pens.py [--split tes] [--lines 600] [--numbers 400] [--seed 99] [--messy 0] [--json PATH]
+    python benchmarks/real_pens.py [--split tes] [--lines 600] [--numbers 400] [--seed 99] [--messy 0]
+                                   [--squared] [--tablet] [--no-thickening] [--json PATH]
 
 Each sample is one image, as a user would send it: a line "a op b = c" (about half of the answers
 wrong, 20% of those any number at all) or a number of 1-6 digits, composed from the real pen
 trajectories of one writer (``digitlab.datasets.pens``: UCI pendigits; the operators are drawn in the
 same pen; ``--messy 0.4``: written as people write when nothing rules the line, each symbol up to 0.4
 of its height off the baseline, the "=" lower, the answer climbing or falling), rendered on paper
-(``--squared``: squared paper, the squares about a digit high) and read by ``check_page`` / ``read_number`` with
+(``--squared``: squared paper, the squares about a digit high; ``--tablet``: written large in a fine
+line, symbols 100-300 px high in a 1-3 px pen, as pen tablets export them) and read by
+``check_page`` / ``read_number`` with
 
 - ``new``: the default reader (PP-OCRv6 fused with the two CRNNs, ``reader/ppocr.py``), and
 - ``old``: the CRNN pair alone (``line_reader`` with its partner, test-time augmentation and the
@@ -34,6 +37,7 @@ from digitlab.predictor import check_page
 from digitlab.datasets.pens import as_paper, load_pendigits, load_uji, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
+from digitlab.page import ink as page_ink
 from digitlab.predictor import read_number
 from digitlab.reader.read import get_line_reader
 
@@ -96,20 +100,28 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=99)
     ap.add_argument("--messy", type=float, default=0.0, help="symbols off the baseline, in heights (see pens.compose_line)")
     ap.add_argument("--squared", action="store_true", help="on squared paper (see pens.as_paper)")
+    ap.add_argument("--tablet", action="store_true",
+                    help="written large in a fine line, as pen tablets export them (see pens.Writer.tablet)")
+    ap.add_argument("--no-thickening", action="store_true",
+                    help="never widen thin strokes (page.ink.THIN = 0), as the page was read before it did")
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/real_pens.json")
     args = ap.parse_args(argv)
+    if args.no_thickening:
+        page_ink.THIN = 0.0
     if args.split == "uji":  # European hands; a "*" is the writer's own "x"
         pens, x_from, source = load_uji(chars="0123456789"), load_uji(chars="x"), "UJI Pen Characters v1"
     else:
         pens, x_from, source = load_pendigits(args.split), None, f"pendigits-orig.{args.split}"
-    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed, messy=args.messy, x_from=x_from)
+    inks, line_texts, _ = pen_lines(pens, args.lines, seed=args.seed, messy=args.messy, x_from=x_from, tablet=args.tablet)
     line_imgs = images(inks, args.seed, args.squared)
-    inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number", messy=args.messy)
+    inks, number_texts, _ = pen_lines(pens, args.numbers, seed=args.seed + 1, kind="number", messy=args.messy,
+                                      tablet=args.tablet)
     number_imgs = images(inks, args.seed + 1, args.squared)
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
     report = {"data": f"{source} ({len(pens.by_writer)} writers), composed lines and numbers, seed {args.seed}"
-                        + (f", messy {args.messy}" if args.messy else "") + (", squared paper" if args.squared else ""),
+                        + (f", messy {args.messy}" if args.messy else "") + (", squared paper" if args.squared else "")
+                        + (", pen tablet" if args.tablet else "") + (", no thickening" if args.no_thickening else ""),
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):
         r = run(readers[name](), line_imgs, line_texts, number_imgs, number_texts)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digitlab.page.ink import darkness, flatten_light, remove_rulings
+from digitlab.page.ink import THICK, THIN, darkness, flatten_light, remove_rulings, stroke_width, thickened
 from digitlab.page.layout import analyse_page, estimate_skew, find_columns, find_lines
 from digitlab.page.sheet import find_sheet, order_corners, rectify
 
@@ -458,3 +458,26 @@ def test_a_forms_comb_of_boxes_loses_its_separators_not_its_digits():
     kept = remove_frame(np.maximum(comb, writing))
     assert kept[comb > 0].max() == 0
     assert np.array_equal(kept > 0, writing > 0)
+
+
+@pytest.mark.parametrize("pen", [1, 2, 4, 7, 12])
+def test_stroke_width_is_the_pens(pen):
+    ink = np.zeros((300, 500), np.uint8)
+    pts = np.int32([[20, 250], [120, 30], [250, 270], [480, 40]])
+    cv2.polylines(ink, [pts.reshape(-1, 1, 2)], False, 1, pen)
+    drawn = ink.sum() / np.linalg.norm(np.diff(pts, axis=0), axis=1).sum()  # the width cv2 drew: area / length
+    assert abs(stroke_width(ink) - drawn) <= 0.25 * drawn + 0.5
+
+
+def test_only_strokes_thin_for_their_size_are_thickened():
+    """A 2 px line on symbols 300 px high (a pen tablet's export) is widened to a paper pen's share of
+    the height; a pen of a tenth of the height is left as it is, the very same array."""
+    thin = np.zeros((400, 400), np.float32)
+    cv2.polylines(thin, [np.int32([[50, 50], [200, 350], [350, 60]]).reshape(-1, 1, 2)], False, 1.0, 2)
+    fat = thickened(thin, 300.0)
+    assert fat is not thin and abs(stroke_width(fat > 0.3) - THICK * 300) <= 0.2 * THICK * 300
+    assert fat.max() == 1.0 and (fat[thin > 0] == 1.0).all()  # the stroke's own darkness, only wider
+    paper = np.zeros((400, 400), np.float32)
+    cv2.polylines(paper, [np.int32([[50, 50], [200, 350], [350, 60]]).reshape(-1, 1, 2)], False, 1.0, 30)
+    assert thickened(paper, 300.0) is paper
+    assert thickened(thin, 2 / (THIN * 1.5)) is thin  # thin for 300 px, not for ~33

@@ -110,3 +110,19 @@ def test_messy_lines_stay_one_line():
     for i, ink in enumerate(messy):
         page = check_page(as_paper(np.pad(ink, 24), np.random.default_rng(i)))
         assert len(page.lines) == 1
+
+
+def test_lines_from_a_pen_tablet_are_read():
+    """Written large in a fine line, as pen tablets export them (symbols 100-300 px high, a 1-3 px
+    pen): every line is found as one line, and read. The page's measures of ink (specks, a band's
+    amount of writing) once assumed paper's strokes, and found no line in most such images."""
+    from digitlab.predictor import check_page
+
+    inks, texts, _ = pen_lines(load_pendigits("tes"), 6, seed=5, tablet=True)
+    assert min(i.shape[0] for i in inks) >= 150
+    read = []
+    for i, ink in enumerate(inks):
+        page = check_page(as_paper(np.pad(ink, 24), np.random.default_rng(i)))
+        assert len(page.lines) == 1
+        read.append(page.lines[0].expression)
+    assert sum(r == t for r, t in zip(read, texts)) >= 5, list(zip(read, texts))

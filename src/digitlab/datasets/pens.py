@@ -177,6 +177,12 @@ class Writer:
         return cls(height * rng.uniform(0.8, 1.2), rng.uniform(-0.25, 0.15), rng.uniform(0.05, 0.45),
                    int(rng.integers(2, 6)), rng.normal(0, 0.03))
 
+    @classmethod
+    def tablet(cls, rng: np.random.Generator) -> "Writer":
+        """A writer as a pen tablet's export draws them: symbols 100-300 px high in a 1-3 px line."""
+        w = cls.draw(rng, float(rng.uniform(100, 300)))
+        return cls(w.height, w.slant, w.gap, int(rng.integers(1, 4)), w.drift)
+
 
 def compose_line(text: str, pens: PenSet, writer_id: str, rng: np.random.Generator,
                  writer: Writer | None = None, margin: int = 12, x_from: PenSet | None = None,
@@ -261,10 +267,12 @@ def number_text(rng: np.random.Generator, low: int = 1, high: int = 6) -> str:
 
 
 def pen_lines(pens: PenSet, n: int, seed: int = 0, kind: str = "line", x_from: PenSet | None = None,
-              careless: float = 0.2, messy: float = 0.0, make_text=None) -> tuple[list[np.ndarray], list[str], list[str]]:
+              careless: float = 0.2, messy: float = 0.0, make_text=None,
+              tablet: bool = False) -> tuple[list[np.ndarray], list[str], list[str]]:
     """``n`` ink maps of real writers' digits composed as ``kind`` "line" ("a op b = c", half of them
     wrong, as ``synthetic.pagegen.school_problem`` draws them) or "number", or as ``make_text(rng)``
-    writes; (inks, texts, writers). ``messy``: see ``compose_line``."""
+    writes; (inks, texts, writers). ``messy``: see ``compose_line``; ``tablet``: written large in a fine
+    line, as pen tablets export them (``Writer.tablet``)."""
     from ..synthetic.pagegen import school_problem
 
     rng = np.random.default_rng(seed)
@@ -275,7 +283,8 @@ def pen_lines(pens: PenSet, n: int, seed: int = 0, kind: str = "line", x_from: P
         text = make_text(rng) if make_text else school_problem(rng, careless) if kind == "line" else number_text(rng)
         if any(ch.isdigit() and ch not in pens.by_writer[wid] for ch in text):
             continue  # a writer with no sample of a digit
-        inks.append(compose_line(text, pens, wid, rng, x_from=x_from, messy=messy))
+        writer = Writer.tablet(rng) if tablet else None
+        inks.append(compose_line(text, pens, wid, rng, writer=writer, x_from=x_from, messy=messy))
         texts.append(text)
         who.append(wid)
     return inks, texts, who
