@@ -6,10 +6,11 @@ The default reader reads the calibration's lines as ``check`` does (``calibrate.
 ``--lines`` of validation glyphs and ``--pens`` in pendigits' 30 training writers' pens, seed 7) and
 ``--more`` pen lines of the same writers (seed 21). The writers are split in ``--folds``; for each
 fold the verdicts are calibrated (``calibrate.choose_weights``) on the glyph lines and the other
-writers' pen lines, and scored on that fold's writers' lines (both seeds), three ways: without the
-second route to a cross, with it and a floor of 5% on the best reading's probability, and with it
-and no floor (as shipped). Reported per fold and in total: right verdicts, unsure, false crosses
-(a right answer marked wrong) and false ticks.
+writers' pen lines, and scored on that fold's writers' lines (both seeds), four ways: without the
+second route to a cross, with it and a floor of 5% on the best reading's probability, with it and no
+floor but crossing lines that add up with a 1 doubled (``verdicts.DOUBLED`` empty), and as shipped.
+Reported per fold and in total: right verdicts, unsure, false crosses (a right answer marked wrong)
+and false ticks.
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ import platform
 
 import numpy as np
 
-from digitlab.arithmetic import calibrate
+from digitlab.arithmetic import calibrate, verdicts
 from digitlab.arithmetic.verdicts import verdict, with_prior
 from digitlab.datasets.pens import load_pendigits, pen_lines
 from digitlab.io.files import atomic_write
 from digitlab.reader.read import get_line_reader
 
-VARIANTS = {"without the second route": None, "second route, floor 0.05": 0.05, "second route, no floor": 0.0}
+# name: (floor on the best reading's probability, None for no second route; whether a 1 doubled is a twin)
+VARIANTS = {"without the second route": (None, True), "second route, floor 0.05": (0.05, True),
+            "no floor, doubled 1s crossed": (0.0, False), "second route, no floor": (0.0, True)}
 
 
 def score(lines, chosen: dict) -> dict:
@@ -65,7 +68,7 @@ def main(argv=None) -> dict:
     writers = sorted(set(who))
     np.random.default_rng(0).shuffle(writers)
     folds = [set(writers[k :: args.folds]) for k in range(args.folds)]
-    shipped = calibrate.SURE_TOPS
+    shipped, doubled = calibrate.SURE_TOPS, verdicts.DOUBLED
     report = {"data": f"{args.lines} validation-glyph lines and {args.pens} + {args.more} pen lines of pendigits' "
                       f"{len(writers)} training writers, {args.folds} folds of writers",
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "folds": [], "total": {}}
@@ -74,7 +77,9 @@ def main(argv=None) -> dict:
         train = glyphs + [x for x, m, c in zip(pens, mine, calib) if c and not m]
         test = [x for x, m in zip(pens, mine) if m]
         entry = {"writers": sorted(map(str, fold))}
-        for name, floor in VARIANTS.items():
+        for name, (floor, twin) in VARIANTS.items():
+            verdicts.DOUBLED = doubled if twin else ()
+            verdicts.shape_twin.cache_clear()
             calibrate.SURE_TOPS = tuple(t for t in sorted({0.0, *shipped}) if floor is not None and t >= floor)
             chosen = calibrate.choose_weights(train, sure=floor is not None)
             got = score(test, chosen)
@@ -82,13 +87,14 @@ def main(argv=None) -> dict:
             total = report["total"].setdefault(name, dict.fromkeys(got, 0))
             for key, v in got.items():
                 total[key] += v
-            print(f"fold {k} {name:26s} {got['lines']} lines: right verdicts {got['right_verdicts'] / got['lines']:.1%}, "
+            print(f"fold {k} {name:28s} {got['lines']} lines: right verdicts {got['right_verdicts'] / got['lines']:.1%}, "
                   f"unsure {got['unsure'] / got['lines']:.1%}, false crosses {got['false_crosses']}, "
                   f"false ticks {got['false_ticks']}", flush=True)
         report["folds"].append(entry)
-    calibrate.SURE_TOPS = shipped
+    calibrate.SURE_TOPS, verdicts.DOUBLED = shipped, doubled
+    verdicts.shape_twin.cache_clear()
     for name, t in report["total"].items():
-        print(f"total  {name:26s} {t['lines']} lines: right verdicts {t['right_verdicts'] / t['lines']:.2%}, "
+        print(f"total  {name:28s} {t['lines']} lines: right verdicts {t['right_verdicts'] / t['lines']:.2%}, "
               f"unsure {t['unsure'] / t['lines']:.2%}, false crosses {t['false_crosses']}, false ticks {t['false_ticks']}")
     if args.json:
         atomic_write(args.json, (json.dumps(report, indent=1, default=str) + "\n").encode())
