@@ -1,13 +1,14 @@
 """Column sums written with real pen strokes, checked through the whole product.
 
     python benchmarks/columns.py [--split tes] [--problems 300] [--pages 40] [--seed 5] [--times 0] [--row-sure 0,0.9,0.98]
-                                 [--json PATH]
+                                 [--squared] [--tablet] [--no-thickening] [--json PATH]
 
 Each problem is a column addition (two or three operands) or subtraction of 2-4 digit numbers, half
 of the results a pupil's slip (``digitlab.datasets.pen_columns.column_problem``), written by one real writer
 (UCI pendigits pen trajectories; the operator and the rule drawn in the same pen) with the carry or
 borrow marks a pupil writes above the top number on 70% of them (``compose_column``), rendered on
-paper (``--squared``: squared paper, grey or blue squares about a digit high). ``--times P``: that share are long multiplications instead (a 2-3 digit number times a 1-2
+paper (``--squared``: squared paper, grey or blue squares about a digit high; ``--tablet``: written
+large in a fine line, as pen tablets export them). ``--times P``: that share are long multiplications instead (a 2-3 digit number times a 1-2
 digit one, the partial products written between two rules, ``partial_products``; half of a wrong
 result's slips are in a partial product). ``single``: one
 problem per image, as a photo of one exercise; ``row``: three problems side
@@ -34,6 +35,7 @@ from digitlab.datasets.pen_columns import column_problem, compose_column, partia
 from digitlab.datasets.pens import as_paper, load_pendigits
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
+from digitlab.page import ink as page_ink
 from digitlab.reader.read import get_line_reader
 
 
@@ -65,7 +67,7 @@ def score_columns(found: list[list[tuple[str, str, str]]], truths: list[list[str
 
 
 def make(pens, n_images: int, per_image: int, seed: int, times: float = 0.0,
-         squared: bool = False) -> tuple[list[np.ndarray], list[list[str]]]:
+         squared: bool = False, tablet: bool = False) -> tuple[list[np.ndarray], list[list[str]]]:
     rng = np.random.default_rng(seed)
     writers = sorted(pens.by_writer)
     imgs, truths = [], []
@@ -78,10 +80,10 @@ def make(pens, n_images: int, per_image: int, seed: int, times: float = 0.0,
             if any(ch not in pens.by_writer[wid] for ch in "".join(operands + partials) + result):
                 continue
             inks.append(compose_column(operands, op, result, pens, wid, rng, carries=rng.random() < 0.7,
-                                       partials=partials))
+                                       partials=partials, tablet=tablet))
             texts.append(op.join(operands) + "=" + result)
         h = max(i.shape[0] for i in inks)
-        gap = int(rng.uniform(60, 140))
+        gap = int(rng.uniform(60, 140) * (5 if tablet else 1))  # a tablet's symbols are ~5 times as high
         parts = []
         for ink in inks:
             top = int(rng.integers(0, h - ink.shape[0] + 1))
@@ -114,6 +116,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=5)
     ap.add_argument("--times", type=float, default=0.0, help="share of long multiplications (partial products)")
     ap.add_argument("--squared", action="store_true", help="on squared paper (grey or blue squares about a digit high)")
+    ap.add_argument("--tablet", action="store_true",
+                    help="written large in a fine line, as pen tablets export them (see pens.Writer.tablet)")
+    ap.add_argument("--no-thickening", action="store_true", help="never widen thin strokes (page.ink.THIN = 0)")
     ap.add_argument("--readers", default="new,old")
     ap.add_argument("--json", default="benchmarks/results/columns.json")
     ap.add_argument("--row-sure", help="comma-separated values of arithmetic.columns.ROW_SURE to compare "
@@ -127,11 +132,14 @@ def main(argv=None) -> dict:
     for setting, values in (("ROW_SURE", args.row_sure), ("PARTIAL_SLIP", args.partial_slip)):
         sweep = [(setting, float(v)) for v in values.split(",")] if values else sweep
     pens = load_pendigits(args.split)
-    sets = {"single": make(pens, args.problems, 1, args.seed, args.times, args.squared),
-            "row": make(pens, args.pages, 3, args.seed + 1, args.times, args.squared)}
+    if args.no_thickening:
+        page_ink.THIN = 0.0
+    sets = {"single": make(pens, args.problems, 1, args.seed, args.times, args.squared, args.tablet),
+            "row": make(pens, args.pages, 3, args.seed + 1, args.times, args.squared, args.tablet)}
     sets = {k: v for k, v in sets.items() if v[0]}
     readers = {"new": lambda: get_line_reader(), "old": lambda: get_line_reader("line_reader")}
-    kind = (f", {args.times:.0%} long multiplications" if args.times else "") + (", squared paper" if args.squared else "")
+    kind = (f", {args.times:.0%} long multiplications" if args.times else "") + (", squared paper" if args.squared else "") \
+        + (", pen tablet" if args.tablet else "") + (", no thickening" if args.no_thickening else "")
     report = {"data": f"pendigits-orig.{args.split} ({len(pens.by_writer)} writers), composed column sums{kind}, seed {args.seed}",
               "machine": f"{platform.machine()}, {platform.processor() or platform.system()}", "results": {}}
     for name in args.readers.split(","):

@@ -1,12 +1,13 @@
 """Written expressions (`digitlab calc`) in real pen strokes: read exactly, and worked out right.
 
-    python benchmarks/expressions.py [--split tes|tra|uji] [--n 200] [--seed 99] [--parens 0.3] [--without-slash] [--json PATH]
+    python benchmarks/expressions.py [--split tes|tra|uji] [--n 200] [--seed 99] [--parens 0.3] [--without-slash]
+                                     [--tablet] [--no-thickening] [--json PATH]
 
 Each image is one writer's expression of 2 to 4 operations on numbers of 1 or 2 digits ("21*3+41*7-61"),
 a third of them with an answer written after "=" (right or a slip), composed from the pen
 trajectories of UCI pendigits' writers (``--split tes``: the 14 test writers, never used to choose
 anything; ``tra``: the 30 training writers; ``uji``: UJI Pen Characters' 11 writers, their own "x" for
-a times sign) as ``benchmarks/real_pens.py`` composes lines, and read
+a times sign; ``--tablet``: written large in a fine line) as ``benchmarks/real_pens.py`` composes lines, and read
 by ``predictor.calculate`` (what `digitlab calc` prints) with the default reader: with an answer
 written, the reading is the one its verdict stands on (the arithmetic prior, as ``check``). Reported:
 expressions read exactly, values right (the reading may differ and still give the value), and
@@ -28,6 +29,7 @@ from digitlab.arithmetic.grammar import ParseError, evaluate
 from digitlab.datasets.pens import load_pendigits, load_uji, pen_lines
 from digitlab.digits.preprocess import NoDigitFound
 from digitlab.io.files import atomic_write
+from digitlab.page import ink as page_ink
 from digitlab.predictor import calculate
 from digitlab.reader.read import get_line_reader
 
@@ -66,14 +68,20 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=99)
     ap.add_argument("--parens", type=float, default=0.0, help="share of expressions with parentheses")
     ap.add_argument("--without-slash", action="store_true", help="read without the slash's lean (reader/slash.py)")
+    ap.add_argument("--tablet", action="store_true",
+                    help="written large in a fine line, as pen tablets export them (see pens.Writer.tablet)")
+    ap.add_argument("--no-thickening", action="store_true", help="never widen thin strokes (page.ink.THIN = 0)")
     ap.add_argument("--json", default="benchmarks/results/expressions.json")
     args = ap.parse_args(argv)
+    if args.no_thickening:
+        page_ink.THIN = 0.0
     if args.split == "uji":
         pens, x_from, source = load_uji(chars="0123456789"), load_uji(chars="x"), "UJI Pen Characters v1"
     else:
         pens, x_from, source = load_pendigits(args.split), None, f"pendigits-orig.{args.split}"
     writers = sorted(pens.by_writer)
-    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, x_from=x_from, make_text=lambda rng: expression(rng, args.parens))
+    inks, texts, _ = pen_lines(pens, args.n, seed=args.seed, x_from=x_from, make_text=lambda rng: expression(rng, args.parens),
+                              tablet=args.tablet)
     reader = get_line_reader()
     if args.without_slash:
         reader.metadata["slash"] = dict(reader.metadata.get("slash") or {}, weight=0.0)
@@ -97,7 +105,8 @@ def main(argv=None) -> dict:
             misread.append({"truth": text, "read": got})
     seconds = (time.perf_counter() - t0) / len(texts)
     report = {"data": f"{source} ({len(writers)} writers), {args.n} expressions, seed {args.seed}"
-                      + (", read without the slash's lean" if args.without_slash else ""),
+                      + (", read without the slash's lean" if args.without_slash else "")
+                      + (", pen tablet" if args.tablet else "") + (", no thickening" if args.no_thickening else ""),
               "machine": f"{platform.machine()}, {platform.system()}", "exact": exact / len(texts),
               "value_right": value_right / len(texts), "none_found": none, "seconds_per_image": seconds,
               **({"parentheses": {"expressions": len(with_parens), "exact": sum(with_parens) / len(with_parens)}}

@@ -78,12 +78,13 @@ def carries_of(operands: list[str], op: str) -> list[tuple[int, str]]:
 
 def compose_column(operands: list[str], op: str, result: str, pens: PenSet, writer_id: str,
                    rng: np.random.Generator, carries: bool = True, margin: int = 14,
-                   partials: list[str] | None = None) -> np.ndarray:
+                   partials: list[str] | None = None, tablet: bool = False) -> np.ndarray:
     """An ink map (float32, 1 = ink) of a column sum in ``writer_id``'s digits: operands right-aligned by
     place value, the operator left of the last one, a ruled line drawn by hand, the result under it, and
     (``carries``) the small carry or borrow marks above the top operand. ``partials`` (a multiplication's
-    partial products) are written under the first rule, with a second rule under them."""
-    w = Writer.draw(rng)
+    partial products) are written under the first rule, with a second rule under them. ``tablet``:
+    written large in a fine line, as pen tablets export them (``Writer.tablet``)."""
+    w = Writer.tablet(rng) if tablet else Writer.draw(rng)
     w = Writer(w.height, w.slant * 0.5, w.gap, w.pen, 0.0)  # a column is written upright and level
     partials = partials or []
     carries = carries and op in "+-"  # a multiplication's carries are written elsewhere, if at all
