@@ -129,9 +129,10 @@ def clean_ink(d: np.ndarray, rulings: bool = True) -> np.ndarray:
     return np.clip(d / max(hi, 0.35), 0, 1).astype(np.float32)
 
 
-# A pen's stroke is a twelfth to a fifth of a symbol's height on paper; a pen tablet's export or a
-# big scan of a fine pen draws it under a twentieth (a 2 px line on digits 300 px high). What the page
-# and the reader measure in ink (specks, a band's amount of writing, a line at 48 px) assumes paper's.
+# On paper a pen's stroke is 6-16% of a symbol's height (pendigits' lines as the benchmarks draw them:
+# never under 5.7% in 300); a pen tablet's export or a big scan of a fine pen draws it under 2% (a 2 px
+# line on digits 300 px high). What the page and the reader measure in ink (specks, a band's amount of
+# writing, a line at 48 px) assumes paper's.
 THIN = 0.04  # stroke width / symbol height below which strokes are thickened
 THICK = 0.08  # ... to this
 
