@@ -335,6 +335,7 @@ def test_a_line_that_adds_up_with_a_1_doubled_gets_no_cross():
     from digitlab.arithmetic.check import alternatives, shape_twin, verdict
 
     assert shape_twin("1*12=132") == "11*12=132"
+    assert shape_twin("1*12=132", doubled=False) is None  # what the calibration counts on: look-alikes only
     assert shape_twin("1+1=12") == "11+1=12"
     assert shape_twin("12+1=14") is None  # neither a 1 doubled nor 1s and 7s swapped adds up
     nbest = [("1*12=132", 0.9995), ("1*12=1332", 0.0005)]

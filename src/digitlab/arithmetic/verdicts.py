@@ -180,16 +180,18 @@ _MAX_TWIN_SYMBOLS = 8  # look-alike symbols considered in one line (2^8 readings
 # A CTC reader writes two equal symbols only with a blank frame between them, so two thin 1s written
 # close together read as one, surely ("1*12=132" for "11*12=132"). On the calibration's 12,000 lines
 # and 3,500 other validation lines, a line that adds up with one of its 1s doubled was 4 of the 15
-# false crosses and 11 of 6,628 true crosses.
+# false crosses (all in validation glyphs) and 11 of 6,628 true crosses. The calibration does not
+# count on it (``shape_twin(doubled=False)``): spent on looser bounds, it gave more false crosses on
+# pen writers the calibration never saw (``benchmarks/verdict_routes.py``).
 DOUBLED = ("1",)
 
 
 @functools.lru_cache(maxsize=16384)
-def shape_twin(text: str) -> str | None:
+def shape_twin(text: str, doubled: bool = True) -> str | None:
     """The reading of ``text`` with the fewest of its look-alike digits (``SHAPE_TWINS``) read as their
     twin that adds up, else with one of its 1s doubled (``DOUBLED``) that adds up, or None. A line that
     would be right if some of its 1s were 7s gets no cross: which of them the writer meant is the
-    teacher's to see."""
+    teacher's to see. ``doubled=False``: the look-alikes only."""
     import itertools
 
     for a, b in SHAPE_TWINS:
@@ -202,7 +204,7 @@ def shape_twin(text: str) -> str | None:
                 twin = "".join(t)
                 if answer_kind(twin) == "right":
                     return twin
-    for i, ch in enumerate(text):
+    for i, ch in enumerate(text if doubled else ""):
         if ch in DOUBLED and answer_kind(twin := text[:i] + ch + text[i:]) == "right":
             return twin
     return None
