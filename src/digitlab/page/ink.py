@@ -171,9 +171,10 @@ def whole_image_ink(rgb: np.ndarray, margin: int = 8) -> np.ndarray:
     if dark - paper < 0.1:
         raise NoDigitFound("no writing found in the image")
     ink = remove_frame(np.clip((d - paper - 0.08) / max(dark - paper - 0.08, 0.1), 0, 1).astype(np.float32))
-    rows = np.flatnonzero((ink > 0.3).any(1))
-    if len(rows):  # the line's height stands for a symbol's
-        ink = thickened(ink, float(rows[-1] - rows[0] + 1))
+    n, _, stats, _ = cv2.connectedComponentsWithStats((ink > 0.3).astype(np.uint8), connectivity=8)
+    if n > 1:  # a symbol's height: the marks that carry the writing (a line's own height can be twice it)
+        areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
+        ink = thickened(ink, float(np.median(heights[areas >= 0.2 * areas.max()])))
     return np.pad(ink, margin)
 
 
