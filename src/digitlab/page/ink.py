@@ -170,12 +170,10 @@ def whole_image_ink(rgb: np.ndarray, margin: int = 8) -> np.ndarray:
     paper, dark = float(np.percentile(d, 50)), float(np.percentile(d, 99.5))
     if dark - paper < 0.1:
         raise NoDigitFound("no writing found in the image")
-    ink = remove_frame(np.clip((d - paper - 0.08) / max(dark - paper - 0.08, 0.1), 0, 1).astype(np.float32))
-    n, _, stats, _ = cv2.connectedComponentsWithStats((ink > 0.3).astype(np.uint8), connectivity=8)
-    if n > 1:  # a symbol's height: the marks that carry the writing (a line's own height can be twice it)
-        areas, heights = stats[1:, cv2.CC_STAT_AREA], stats[1:, cv2.CC_STAT_HEIGHT]
-        ink = thickened(ink, float(np.median(heights[areas >= 0.2 * areas.max()])))
-    return np.pad(ink, margin)
+    # Not widened when thin (``thickened``): here a squared page's grid is still in the ink, and on
+    # validation numbers on squared paper widening cost 2 points (96.7% to 94.7% read exactly).
+    ink = np.clip((d - paper - 0.08) / max(dark - paper - 0.08, 0.1), 0, 1).astype(np.float32)
+    return np.pad(remove_frame(ink), margin)
 
 
 def remove_frame(ink: np.ndarray, edge: float = 0.25, cover: float = 0.85, faint: float = 0.08) -> np.ndarray:
