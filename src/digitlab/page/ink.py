@@ -148,14 +148,21 @@ def stroke_width(mask: np.ndarray) -> float:
     return float(2 * np.median(d[ridge]) - 1)
 
 
-def thickened(ink: np.ndarray, symbol_h: float, mask: np.ndarray | None = None) -> np.ndarray:
-    """``ink`` with strokes thinner than ``THIN`` of ``symbol_h`` widened to ``THICK`` of it (a grey
-    dilation: the stroke's own darkness, a disc's width more); as it is otherwise."""
-    width = stroke_width(ink > 0.3 if mask is None else mask)
+def widening(mask: np.ndarray, symbol_h: float) -> np.ndarray | None:
+    """The disc that widens strokes thinner than ``THIN`` of ``symbol_h`` to ``THICK`` of it, or None
+    when the strokes of ``mask`` are not that thin."""
+    width = stroke_width(mask)
     if not width or width >= THIN * symbol_h:
-        return ink
+        return None
     k = int(round(THICK * symbol_h - width)) | 1
-    return cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+
+
+def thickened(ink: np.ndarray, symbol_h: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """``ink`` with thin strokes widened (``widening``; a grey dilation: the stroke's own darkness, a
+    disc's width more); as it is otherwise."""
+    disc = widening(ink > 0.3 if mask is None else mask, symbol_h)
+    return ink if disc is None else cv2.dilate(ink, disc)
 
 
 def whole_image_ink(rgb: np.ndarray, margin: int = 8) -> np.ndarray:

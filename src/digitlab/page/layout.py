@@ -17,7 +17,7 @@ from ..digits.preprocess import NoDigitFound, otsu_mask
 from ..io.images import load_rgb
 from .bands import estimate_skew, find_columns, find_lines, rotation_matrix  # noqa: F401  (also the page's API)
 from .columns import ColumnBlock, find_column_problems, find_rules
-from .ink import clean_ink, page_darkness, thickened
+from .ink import clean_ink, page_darkness, widening
 from .sheet import find_sheet, rectify, sheet_outlines
 
 WORK_SIDE = 1600  # px: the page is read at most this size (enough for 5 mm squares to be ~25 px)
@@ -232,9 +232,10 @@ def _analyse(rgb: np.ndarray, small: np.ndarray, s: float, corners: np.ndarray |
     mask, symbol_h = _clean_mask(ink)
     # A column sum's rule is long and thin like a ruling, so it is looked for before rulings go.
     raw = clean_ink(d, rulings=False) if rulings else ink
-    fat = thickened(ink, symbol_h, mask)
-    if fat is not ink:  # a fine pen on big writing: measured as paper's strokes from here on
-        ink, raw = fat, thickened(raw, symbol_h, mask) if rulings else fat
+    disc = widening(mask, symbol_h)
+    if disc is not None:  # a fine pen on big writing: measured as paper's strokes from here on
+        ink = cv2.dilate(ink, disc)
+        raw = cv2.dilate(raw, disc) if rulings else ink
         mask, symbol_h = _clean_mask(ink)
     # ... then what is left of the writing's own slant.
     fine = estimate_skew(mask, max_angle=3.0, coarse=0.25)
