@@ -177,7 +177,7 @@ def whole_image_ink(rgb: np.ndarray, margin: int = 8) -> np.ndarray:
     paper, dark = float(np.percentile(d, 50)), float(np.percentile(d, 99.5))
     if dark - paper < 0.1:
         raise NoDigitFound("no writing found in the image")
-    # Not widened when thin (``thickened``): here a squared page's grid is still in the ink, and on
+    # Not widened when thin (``widening``): here a squared page's grid is still in the ink, and on
     # validation numbers on squared paper widening cost 2 points (96.7% to 94.7% read exactly).
     ink = np.clip((d - paper - 0.08) / max(dark - paper - 0.08, 0.1), 0, 1).astype(np.float32)
     return np.pad(remove_frame(ink), margin)
